@@ -1,4 +1,5 @@
 //! Portcullis shared library: the `lifecycle.keptn.sh/v1` API types, metadata resolution and
 //! everything the webhook and the gate service both need.
 
+pub mod crd;
 pub mod resolve;

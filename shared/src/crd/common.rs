@@ -1,0 +1,218 @@
+//! Types shared by several kinds: the phase state, per-item status, durations, and the schema
+//! helpers the kinds' derives refer to.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Pattern Keptn validates every duration string against (kept verbatim, including its loose
+/// alternation, so that exactly the same objects are accepted).
+pub const DURATION_PATTERN: &str = r"^0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$";
+
+/// State of a phase, a task, an evaluation or a whole version.
+///
+/// On the wire a plain string; the schema has no enum validation, so any string can be stored.
+/// A value this version does not know is kept verbatim in [`KeptnState::Other`], so reading and
+/// writing an object back never loses it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum KeptnState {
+    #[default]
+    Pending,
+    Progressing,
+    Succeeded,
+    Failed,
+    Unknown,
+    Deprecated,
+    Warning,
+    /// A string that is none of the above (including the empty string).
+    Other(String),
+}
+
+impl KeptnState {
+    /// The wire form.
+    pub fn as_str(&self) -> &str {
+        match self {
+            KeptnState::Pending => "Pending",
+            KeptnState::Progressing => "Progressing",
+            KeptnState::Succeeded => "Succeeded",
+            KeptnState::Failed => "Failed",
+            KeptnState::Unknown => "Unknown",
+            KeptnState::Deprecated => "Deprecated",
+            KeptnState::Warning => "Warning",
+            KeptnState::Other(s) => s,
+        }
+    }
+
+    /// Parses the wire form; never fails.
+    pub fn parse(s: &str) -> KeptnState {
+        match s {
+            "Pending" => KeptnState::Pending,
+            "Progressing" => KeptnState::Progressing,
+            "Succeeded" => KeptnState::Succeeded,
+            "Failed" => KeptnState::Failed,
+            "Unknown" => KeptnState::Unknown,
+            "Deprecated" => KeptnState::Deprecated,
+            "Warning" => KeptnState::Warning,
+            other => KeptnState::Other(other.to_owned()),
+        }
+    }
+
+    /// Keptn's notion of "done": Succeeded, Failed, Deprecated or Warning.
+    pub fn is_completed(&self) -> bool {
+        matches!(
+            self,
+            KeptnState::Succeeded
+                | KeptnState::Failed
+                | KeptnState::Deprecated
+                | KeptnState::Warning
+        )
+    }
+
+    /// Succeeded, or Warning when deployments are not blocking (`blockDeployment: false`).
+    pub fn is_succeeded(&self, blocking: bool) -> bool {
+        match self {
+            KeptnState::Succeeded => true,
+            KeptnState::Warning => !blocking,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for KeptnState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for KeptnState {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for KeptnState {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = Cow::<'de, str>::deserialize(deserializer)?;
+        Ok(KeptnState::parse(&s))
+    }
+}
+
+impl JsonSchema for KeptnState {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        "KeptnState".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "string" })
+    }
+}
+
+/// A Go-style duration string (`"5m"`, `"1h30m"`, `"500ms"`), kept verbatim.
+///
+/// The schema carries Keptn's [`DURATION_PATTERN`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Duration(pub String);
+
+impl Duration {
+    /// Wraps a duration string without checking it.
+    pub fn new(s: impl Into<String>) -> Self {
+        Duration(s.into())
+    }
+
+    /// The string as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl JsonSchema for Duration {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "string", "pattern": DURATION_PATTERN })
+    }
+}
+
+/// Status of one task or evaluation of a phase (KeptnAppVersion / KeptnWorkloadVersion status).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemStatus {
+    /// Name of the KeptnTaskDefinition / KeptnEvaluationDefinition.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub definition_name: String,
+    #[serde(default)]
+    pub status: KeptnState,
+    /// Name of the KeptnTask / KeptnEvaluation.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<Time>,
+}
+
+/// Schema transform for fields that serde defaults when absent but whose CRD field has no
+/// `default` in Keptn (the API server must not materialise them).
+pub(crate) fn no_schema_default(schema: &mut Schema) {
+    schema.remove("default");
+}
+
+/// Returns a schema transform that lists `fields` as required even though serde defaults them
+/// (a serde default otherwise makes schemars drop the field from `required`).
+pub(crate) fn require(schema: &mut Schema, fields: &[&str]) {
+    let obj = schema.ensure_object();
+    let required = obj
+        .entry("required")
+        .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+    if let serde_json::Value::Array(list) = required {
+        for f in fields {
+            if !list.iter().any(|v| v == f) {
+                list.push(serde_json::Value::String((*f).to_owned()));
+            }
+        }
+    }
+}
+
+pub(crate) fn default_revision() -> i64 {
+    1
+}
+
+pub(crate) fn default_retries_i32() -> i32 {
+    10
+}
+
+pub(crate) fn default_retries() -> i64 {
+    10
+}
+
+pub(crate) fn default_timeout() -> Duration {
+    Duration::new("5m")
+}
+
+pub(crate) fn default_retry_interval() -> Duration {
+    Duration::new("5s")
+}
+
+pub(crate) fn default_true() -> bool {
+    true
+}

@@ -1,0 +1,89 @@
+//! The custom resources Portcullis reads and writes, wire-compatible with Keptn:
+//! `lifecycle.keptn.sh/v1` (ten kinds), `options.keptn.sh/v1alpha1` KeptnConfig and
+//! `metrics.keptn.sh/v1` KeptnMetric.
+//!
+//! Optional fields follow Go's `omitempty`: absent and empty are the same, and empty is never
+//! written. Fields with a CRD default carry it both as a serde default and as a schema `default`.
+//! [`all`] returns the CustomResourceDefinitions to install; use it rather than the derived
+//! `Kind::crd()`, which lacks the adjustments described there.
+
+// Repeated `printcolumn(type_ = "string", priority = 1)` items inside `#[kube(..)]` are separate
+// columns, not duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
+mod app;
+mod common;
+mod config;
+mod evaluation;
+mod metric;
+mod task;
+mod workload;
+
+pub use app::*;
+pub use common::{DURATION_PATTERN, Duration, ItemStatus, KeptnState};
+pub use config::*;
+pub use evaluation::*;
+pub use metric::*;
+pub use task::*;
+pub use workload::*;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps,
+};
+use kube::CustomResourceExt;
+
+/// Every CRD Portcullis installs, in a fixed order.
+///
+/// Adjustment to kube's derived CRD: for kinds whose spec has no required field (KeptnAppContext,
+/// KeptnTaskDefinition, KeptnConfig) `spec` is not required but defaults to `{}`, so an object
+/// written without a spec is accepted as by Keptn and is stored with the spec defaults applied.
+pub fn all() -> Vec<CustomResourceDefinition> {
+    vec![
+        KeptnApp::crd(),
+        spec_defaults_to_empty(KeptnAppContext::crd()),
+        KeptnAppCreationRequest::crd(),
+        KeptnAppVersion::crd(),
+        KeptnWorkload::crd(),
+        KeptnWorkloadVersion::crd(),
+        spec_defaults_to_empty(KeptnTaskDefinition::crd()),
+        KeptnTask::crd(),
+        KeptnEvaluationDefinition::crd(),
+        KeptnEvaluation::crd(),
+        spec_defaults_to_empty(KeptnConfig::crd()),
+        KeptnMetric::crd(),
+    ]
+}
+
+/// The file name a CRD is written to: `<plural>.<group>.yaml`.
+pub fn file_name(crd: &CustomResourceDefinition) -> String {
+    format!("{}.{}.yaml", crd.spec.names.plural, crd.spec.group)
+}
+
+fn spec_defaults_to_empty(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    for version in &mut crd.spec.versions {
+        let Some(root) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        else {
+            continue;
+        };
+        if let Some(required) = root.required.as_mut() {
+            required.retain(|f| f != "spec");
+            if required.is_empty() {
+                root.required = None;
+            }
+        }
+        if let Some(spec) = root.properties.as_mut().and_then(|p| p.get_mut("spec")) {
+            *spec = JSONSchemaProps {
+                default: Some(
+                    k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSON(
+                        serde_json::json!({}),
+                    ),
+                ),
+                ..std::mem::take(spec)
+            };
+        }
+    }
+    crd
+}
