@@ -15,6 +15,7 @@ use super::common::{ItemStatus, KeptnState, default_revision};
     group = "lifecycle.keptn.sh",
     version = "v1",
     kind = "KeptnApp",
+    doc = "A deployable application: the workloads (name and version) that make up one version of it.",
     namespaced,
     status = "KeptnAppStatus",
     derive = "PartialEq"
@@ -50,6 +51,7 @@ pub struct KeptnAppStatus {
     group = "lifecycle.keptn.sh",
     version = "v1",
     kind = "KeptnAppContext",
+    doc = "Checks and metadata of a KeptnApp (same name and namespace).",
     namespaced,
     status = "KeptnAppContextStatus",
     derive = "PartialEq"
@@ -91,6 +93,7 @@ pub struct KeptnAppContextStatus {
     group = "lifecycle.keptn.sh",
     version = "v1",
     kind = "KeptnAppCreationRequest",
+    doc = "Request to create a KeptnApp for workloads that name an app that does not exist.",
     namespaced,
     status = "String",
     derive = "PartialEq"
@@ -106,6 +109,7 @@ pub struct KeptnAppCreationRequestSpec {
     group = "lifecycle.keptn.sh",
     version = "v1",
     kind = "KeptnAppVersion",
+    doc = "One version and revision of a KeptnApp going through its lifecycle phases.",
     namespaced,
     status = "KeptnAppVersionStatus",
     derive = "PartialEq",
@@ -208,8 +212,9 @@ pub struct KeptnAppVersionStatus {
     pub start_time: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<Time>,
-    /// Portcullis addition (SPEC A19): standard `Ready` / `Progressing` conditions.
+    /// Portcullis addition (SPEC A19): standard `Ready` / `Progressing` conditions, one per type.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// Portcullis addition (SPEC A19): the generation the conditions describe.
     #[serde(default, skip_serializing_if = "Option::is_none")]

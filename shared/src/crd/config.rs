@@ -12,6 +12,7 @@ use super::common::{Duration, default_timeout, default_true};
     group = "options.keptn.sh",
     version = "v1alpha1",
     kind = "KeptnConfig",
+    doc = "Runtime options of the Keptn lifecycle operator.",
     namespaced,
     status = "String",
     derive = "PartialEq"

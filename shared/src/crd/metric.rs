@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
     group = "metrics.keptn.sh",
     version = "v1",
     kind = "KeptnMetric",
+    doc = "A query against a metrics provider and its latest result.",
     namespaced,
     status = "KeptnMetricStatus",
     derive = "PartialEq",

@@ -20,6 +20,7 @@ use super::common::{
     group = "lifecycle.keptn.sh",
     version = "v1",
     kind = "KeptnTaskDefinition",
+    doc = "What a KeptnTask runs: a Deno or Python function, or a container.",
     namespaced,
     status = "KeptnTaskDefinitionStatus",
     derive = "PartialEq"
@@ -167,6 +168,7 @@ pub struct FunctionStatus {
     group = "lifecycle.keptn.sh",
     version = "v1",
     kind = "KeptnTask",
+    doc = "One run of a KeptnTaskDefinition for an app or workload version.",
     namespaced,
     status = "KeptnTaskStatus",
     derive = "PartialEq",

@@ -15,6 +15,7 @@ use super::common::{ItemStatus, KeptnState};
     group = "lifecycle.keptn.sh",
     version = "v1",
     kind = "KeptnWorkload",
+    doc = "A workload of a KeptnApp and the checks around its deployment.",
     namespaced,
     status = "KeptnWorkloadStatus",
     derive = "PartialEq",
@@ -64,6 +65,7 @@ pub struct KeptnWorkloadStatus {
     group = "lifecycle.keptn.sh",
     version = "v1",
     kind = "KeptnWorkloadVersion",
+    doc = "One version of a KeptnWorkload going through its lifecycle phases.",
     namespaced,
     status = "KeptnWorkloadVersionStatus",
     derive = "PartialEq",
@@ -165,8 +167,9 @@ pub struct KeptnWorkloadVersionStatus {
     pub app_context_metadata: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment_start_time: Option<Time>,
-    /// Portcullis addition (SPEC A19): standard `Ready` / `Progressing` conditions.
+    /// Portcullis addition (SPEC A19): standard `Ready` / `Progressing` conditions, one per type.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// Portcullis addition (SPEC A19): the generation the conditions describe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
