@@ -1407,3 +1407,47 @@ fn read_dir(dir: &std::path::Path) -> Vec<(String, String)> {
     files.sort();
     files
 }
+
+// ---------------------------------------------------------------------------------------------
+// durations
+
+#[test]
+fn durations_parse_as_go_does() {
+    use std::time::Duration as Std;
+    let ok = |s: &str| Duration::new(s).to_std();
+    assert_eq!(ok("5m"), Ok(Std::from_secs(300)));
+    assert_eq!(ok("5s"), Ok(Std::from_secs(5)));
+    assert_eq!(ok("0"), Ok(Std::ZERO));
+    assert_eq!(ok("1h30m"), Ok(Std::from_secs(5400)));
+    assert_eq!(ok("1.5h"), Ok(Std::from_secs(5400)));
+    assert_eq!(ok("2m3.5s"), Ok(Std::from_millis(123_500)));
+    assert_eq!(ok(".5s"), Ok(Std::from_millis(500)));
+    assert_eq!(ok("300ms"), Ok(Std::from_millis(300)));
+    assert_eq!(ok("7us"), Ok(Std::from_micros(7)));
+    assert_eq!(ok("7µs"), Ok(Std::from_micros(7)));
+    assert_eq!(ok("9ns"), Ok(Std::from_nanos(9)));
+    assert_eq!(ok("+10s"), Ok(Std::from_secs(10)));
+    assert_eq!(
+        ok("1.0000000001s"),
+        Ok(Std::from_secs(1)),
+        "sub-nanosecond digits truncate"
+    );
+    assert_eq!(ok("-0s"), Ok(Std::ZERO));
+
+    assert!(matches!(ok(""), Err(DurationError::Invalid(_))));
+    assert!(matches!(ok("."), Err(DurationError::Invalid(_))));
+    assert!(matches!(ok("5"), Err(DurationError::MissingUnit(_))));
+    assert!(
+        matches!(ok("0abc"), Err(DurationError::UnknownUnit { .. })),
+        "passes the CRD pattern"
+    );
+    assert!(matches!(ok("5d"), Err(DurationError::UnknownUnit { .. })));
+    assert!(matches!(ok("-5s"), Err(DurationError::Negative(_))));
+    assert!(matches!(ok("9999999999h"), Err(DurationError::Overflow(_))));
+    assert!(ok("2562047h").is_ok(), "just below Go's limit");
+    assert!(matches!(ok("2562048h"), Err(DurationError::Overflow(_))));
+    assert_eq!(
+        ok("1s2x").map_err(|e| e.to_string()),
+        Err(r#"unknown unit "x" in duration "1s2x""#.to_owned())
+    );
+}

@@ -131,6 +131,120 @@ impl Duration {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Parses the string as Go's `time.ParseDuration` does (the operator reads these fields with
+    /// it), limited to non-negative values. The schema pattern is looser than the parser (it
+    /// accepts anything starting with `0`), so a stored value can still fail here.
+    pub fn to_std(&self) -> Result<std::time::Duration, DurationError> {
+        parse_go_duration(&self.0)
+    }
+}
+
+/// A duration string that Go's `time.ParseDuration` would reject, or a negative one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("invalid duration {0:?}")]
+    Invalid(String),
+    #[error("negative duration {0:?}")]
+    Negative(String),
+    #[error("missing unit in duration {0:?}")]
+    MissingUnit(String),
+    #[error("unknown unit {unit:?} in duration {input:?}")]
+    UnknownUnit { unit: String, input: String },
+    #[error("duration {0:?} out of range")]
+    Overflow(String),
+}
+
+/// Nanoseconds per unit, as Go's `time` package names them.
+fn unit_nanos(unit: &str) -> Option<u128> {
+    Some(match unit {
+        "ns" => 1,
+        "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60 * 1_000_000_000,
+        "h" => 3_600 * 1_000_000_000,
+        _ => return None,
+    })
+}
+
+fn parse_go_duration(input: &str) -> Result<std::time::Duration, DurationError> {
+    let invalid = || DurationError::Invalid(input.to_owned());
+    let mut rest = input;
+    let mut negative = false;
+    if let Some(r) = rest.strip_prefix('-') {
+        negative = true;
+        rest = r;
+    } else if let Some(r) = rest.strip_prefix('+') {
+        rest = r;
+    }
+    if rest == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    // Go rejects anything beyond i64 nanoseconds.
+    const MAX_NANOS: u128 = i64::MAX as u128;
+    let mut total: u128 = 0;
+    while !rest.is_empty() {
+        let int_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let (int_digits, after) = rest.split_at(int_len);
+        let (frac_digits, after) = match after.strip_prefix('.') {
+            Some(a) => {
+                let n = a.bytes().take_while(u8::is_ascii_digit).count();
+                a.split_at(n)
+            }
+            None => ("", after),
+        };
+        if int_digits.is_empty() && frac_digits.is_empty() {
+            return Err(invalid());
+        }
+        let unit_len = after
+            .char_indices()
+            .find(|(_, c)| *c == '.' || c.is_ascii_digit())
+            .map_or(after.len(), |(i, _)| i);
+        let (unit, after) = after.split_at(unit_len);
+        if unit.is_empty() {
+            return Err(DurationError::MissingUnit(input.to_owned()));
+        }
+        let per_unit = unit_nanos(unit).ok_or_else(|| DurationError::UnknownUnit {
+            unit: unit.to_owned(),
+            input: input.to_owned(),
+        })?;
+        let overflow = || DurationError::Overflow(input.to_owned());
+        let mut whole: u128 = 0;
+        for d in int_digits.bytes() {
+            whole = whole
+                .checked_mul(10)
+                .and_then(|w| w.checked_add(u128::from(d - b'0')))
+                .filter(|w| *w <= MAX_NANOS)
+                .ok_or_else(overflow)?;
+        }
+        let mut nanos = whole.checked_mul(per_unit).ok_or_else(overflow)?;
+        // Fractions beyond nanosecond precision are truncated, as in Go.
+        let mut scale: u128 = 1;
+        let mut frac: u128 = 0;
+        for d in frac_digits.bytes() {
+            if scale > MAX_NANOS {
+                break;
+            }
+            frac = frac * 10 + u128::from(d - b'0');
+            scale *= 10;
+        }
+        nanos += frac * per_unit / scale;
+        total = total
+            .checked_add(nanos)
+            .filter(|t| *t <= MAX_NANOS)
+            .ok_or_else(overflow)?;
+        rest = after;
+    }
+    if negative && total != 0 {
+        return Err(DurationError::Negative(input.to_owned()));
+    }
+    let secs = (total / 1_000_000_000) as u64;
+    let sub = (total % 1_000_000_000) as u32;
+    Ok(std::time::Duration::new(secs, sub))
 }
 
 impl fmt::Display for Duration {

@@ -20,7 +20,7 @@ mod task;
 mod workload;
 
 pub use app::*;
-pub use common::{DURATION_PATTERN, Duration, ItemStatus, KeptnState};
+pub use common::{DURATION_PATTERN, Duration, DurationError, ItemStatus, KeptnState};
 pub use config::*;
 pub use evaluation::*;
 pub use metric::*;
