@@ -291,8 +291,8 @@ pub(crate) fn no_schema_default(schema: &mut Schema) {
     schema.remove("default");
 }
 
-/// Returns a schema transform that lists `fields` as required even though serde defaults them
-/// (a serde default otherwise makes schemars drop the field from `required`).
+/// Lists `fields` as required in an object schema even though serde defaults them (a serde
+/// default otherwise makes schemars leave the field out of `required`).
 pub(crate) fn require(schema: &mut Schema, fields: &[&str]) {
     let obj = schema.ensure_object();
     let required = obj
