@@ -56,6 +56,13 @@ impl Operation {
             Self::Connect => "CONNECT",
         }
     }
+
+    /// Parses the wire spelling; `None` for anything else.
+    pub fn from_wire(s: &str) -> Option<Self> {
+        [Self::Create, Self::Update, Self::Delete, Self::Connect]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+    }
 }
 
 /// `metav1.GroupVersionKind` as sent in `request.kind` (group empty for the core group).
@@ -134,6 +141,7 @@ impl Reinvocation {
 }
 
 impl Admission {
+    /// Admission that reaches `clientConfig.service` webhooks through `resolver`.
     pub fn new(resolver: Arc<dyn ServiceResolver>) -> Self {
         Self { resolver }
     }

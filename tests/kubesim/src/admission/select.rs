@@ -263,6 +263,19 @@ mod unit {
     }
 
     #[test]
+    fn f16_operations_round_trip_their_wire_spelling() {
+        for op in [
+            Operation::Create,
+            Operation::Update,
+            Operation::Delete,
+            Operation::Connect,
+        ] {
+            assert_eq!(Operation::from_wire(op.as_str()), Some(op));
+        }
+        assert_eq!(Operation::from_wire("PATCH"), None);
+    }
+
+    #[test]
     fn f14_label_selector_operators() {
         let sel: LabelSelector = serde_json::from_value(json!({
             "matchLabels": {"a": "1"},
