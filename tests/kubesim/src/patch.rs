@@ -3,7 +3,16 @@
 //!
 //! Every function takes the stored object and the raw request body and returns the new object,
 //! which the core then runs through the ordinary update pipeline. No input makes them panic: the
-//! parsers bound nesting depth (128) and every walk below is over already-parsed values.
+//! parsers bound nesting depth (128; deeply nested YAML is refused before parsing) and every walk
+//! below is over already-parsed values.
+//!
+//! Deliberately less than the real server (each documented where it applies):
+//! - custom resources: every list is atomic for apply (`x-kubernetes-list-type: map` is not read);
+//! - `managedFields` entries carry no `subresource`: the core's `/status` writes are recorded like
+//!   main-resource writes;
+//! - apply ignores explicit `null`s in the applied configuration and tolerates duplicate or
+//!   missing key fields in associative lists (the real server rejects those);
+//! - JSON decoding errors carry serde's wording, not Go's.
 
 mod apply;
 mod merge_keys;
@@ -11,7 +20,10 @@ mod strategic;
 
 use serde_json::{Value, json};
 
-use crate::status::ApiError;
+use crate::status::{ApiError, FieldError};
+
+/// The most operations the API server accepts in one JSON Patch.
+const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
 
 pub use apply::{apply_server_side, record_update_manager};
 
@@ -65,6 +77,14 @@ pub enum PatchError {
     /// process (merge key missing from an element, unknown `$patch` value): 500.
     #[error("{0}")]
     Internal(String),
+    /// The patch options are invalid (apply without `fieldManager`): 422 on `PatchOptions`.
+    #[error("{0}")]
+    InvalidOptions(FieldError),
+    /// A JSON Patch with more operations than the server accepts: 413.
+    #[error(
+        "The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, got: {0}"
+    )]
+    TooManyOperations(usize),
     /// Server-side apply touched fields other managers own: 409 Conflict.
     #[error("{}", conflict_message(.0))]
     ApplyConflict(Vec<ApplyConflict>),
@@ -85,6 +105,14 @@ impl PatchError {
             ),
             Self::Internal(msg) => ApiError::internal(format!("Internal error occurred: {msg}"))
                 .with_details(json!({"causes": [{"message": msg}]})),
+            Self::InvalidOptions(e) => {
+                ApiError::invalid("meta.k8s.io", "PatchOptions", "", std::slice::from_ref(e))
+            }
+            Self::TooManyOperations(_) => ApiError::new(
+                413,
+                "RequestEntityTooLarge",
+                format!("Request entity too large: {self}"),
+            ),
             Self::ApplyConflict(conflicts) => {
                 let causes: Vec<Value> = conflicts
                     .iter()
@@ -132,6 +160,9 @@ fn conflict_message(conflicts: &[ApplyConflict]) -> String {
 pub fn apply_json_patch(doc: &Value, patch: &[u8]) -> Result<Value, PatchError> {
     let ops: json_patch::Patch =
         serde_json::from_slice(patch).map_err(|e| PatchError::BadRequest(e.to_string()))?;
+    if ops.0.len() > MAX_JSON_PATCH_OPERATIONS {
+        return Err(PatchError::TooManyOperations(ops.0.len()));
+    }
     let mut out = doc.clone();
     json_patch::patch(&mut out, &ops).map_err(|e| {
         let op = ops.0.get(e.operation);

@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::merge_keys::{self, Field, ListKind, Shape, key_default};
 use super::{ApplyConflict, Gvk, PatchError};
+use crate::status::{FieldError, FieldErrorKind};
 
 /// One step of a field path, as `FieldsV1` spells it (`f:`, `k:`, `v:`, `i:`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -473,29 +474,29 @@ pub fn apply_server_side(
     now: &str,
 ) -> Result<Value, PatchError> {
     if manager.is_empty() {
-        return Err(PatchError::BadRequest(
-            "PATCH requests with apply content type require a fieldManager".into(),
-        ));
+        return Err(PatchError::InvalidOptions(FieldError::new(
+            FieldErrorKind::Required,
+            "fieldManager",
+            "is required for apply patch",
+        )));
     }
     let applied = parse_apply_body(applied)?;
     let api_version = gvk.api_version();
-    for (field, want) in [
-        ("apiVersion", api_version.as_str()),
-        ("kind", gvk.kind.as_str()),
-    ] {
-        match applied.get(field).and_then(Value::as_str) {
-            Some(got) if got == want => {}
-            Some(got) => {
-                return Err(PatchError::BadRequest(format!(
-                    "the {field} of the apply configuration ({got}) does not match the {field} of the request ({want})"
-                )));
-            }
-            None => {
-                return Err(PatchError::BadRequest(format!(
-                    "Object '{field}' is missing in the apply configuration"
-                )));
-            }
-        }
+    let sent_version = applied
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if sent_version != api_version {
+        return Err(PatchError::BadRequest(format!(
+            "Incorrect version specified in apply patch. Specified patch version: {sent_version}, expected: {api_version}"
+        )));
+    }
+    let sent_kind = applied.get("kind").and_then(Value::as_str).unwrap_or("");
+    if sent_kind != gvk.kind {
+        return Err(PatchError::BadRequest(format!(
+            "Incorrect kind specified in apply patch. Specified patch kind: {sent_kind}, expected: {}",
+            gvk.kind
+        )));
     }
     if applied
         .get("metadata")

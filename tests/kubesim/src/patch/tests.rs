@@ -177,6 +177,24 @@ fn json_patch_malformed_is_400() {
 }
 
 #[test]
+fn json_patch_with_too_many_operations_is_413() {
+    let ops: Vec<Value> = (0..10_001)
+        .map(|_| json!({"op": "test", "path": "/a", "value": 1}))
+        .collect();
+    let err = apply_json_patch(&json!({"a": 1}), Value::Array(ops).to_string().as_bytes())
+        .expect_err("too many");
+    let api = err.to_api_error();
+    assert_eq!(
+        (api.code, api.reason.as_str()),
+        (413, "RequestEntityTooLarge")
+    );
+    assert_eq!(
+        api.message,
+        "Request entity too large: The allowed maximum operations in a JSON patch is 10000, got: 10001"
+    );
+}
+
+#[test]
 fn json_patch_replacing_the_whole_object_with_a_scalar_is_400() {
     let err = apply_json_patch(
         &json!({"a": 1}),
@@ -422,6 +440,25 @@ fn smp_finalizers_merge_as_set_and_delete_from_primitive_list() {
         &deploy_gvk(),
     );
     assert_eq!(got["metadata"]["finalizers"], json!(["b.example/y"]));
+}
+
+#[test]
+fn smp_empty_list_on_a_merge_list_changes_nothing_but_replace_and_null_clear_it() {
+    let doc = deployment();
+    let got = smp(&doc, json!({"metadata": {"finalizers": []}}), &deploy_gvk());
+    assert_eq!(got["metadata"]["finalizers"], json!(["a.example/x"]));
+    let got = smp(
+        &doc,
+        json!({"metadata": {"finalizers": [{"$patch": "replace"}]}}),
+        &deploy_gvk(),
+    );
+    assert_eq!(got["metadata"]["finalizers"], json!([]));
+    let got = smp(
+        &doc,
+        json!({"metadata": {"finalizers": null}}),
+        &deploy_gvk(),
+    );
+    assert!(got["metadata"].get("finalizers").is_none());
 }
 
 #[test]
@@ -1012,7 +1049,20 @@ fn apply_rejects_bad_bodies_with_400() {
         assert_eq!(err.to_api_error().code, 400, "{name}: {err}");
     }
     let err = apply(None, &applied_deployment(1, "a"), "", false, &gvk).expect_err("no manager");
-    assert_eq!(err.to_api_error().code, 400);
+    let api = err.to_api_error();
+    assert_eq!((api.code, api.reason.as_str()), (422, "Invalid"));
+    assert_eq!(
+        api.message,
+        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
+    );
+    let body = json!({"kind": "Deployment", "metadata": {"name": "web"}});
+    let err = apply(None, &body, "kubectl", false, &gvk).expect_err("no apiVersion");
+    assert_eq!(
+        err.to_string(),
+        "Incorrect version specified in apply patch. Specified patch version: , expected: apps/v1"
+    );
+    let err = apply(None, &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"managedFields": [{}]}}), "k", false, &gvk).expect_err("managedFields");
+    assert_eq!(err.to_string(), "metadata.managedFields must be nil");
 }
 
 #[test]
