@@ -1,11 +1,27 @@
 //! kubesim: an in-process Kubernetes API server emulator, the proving ground of Portcullis.
 //!
-//! Modules marked "(pending)" in their first line are being written; they are empty until they land.
+//! Start one with [`Sim::start`] (tests) or `kubesim serve` (the binary). Objects are kept as JSON
+//! (`serde_json::Value`) so any kind, custom resources included, is stored without typed structs.
+//!
+//! Modules marked "(pending)" in their first line are being written; the core reaches them only
+//! through `glue`, which keeps a loud fallback until they land.
 
 pub mod admission;
+pub mod api;
 pub mod defaults;
+pub mod discovery;
+pub mod events;
+pub mod gc;
+pub mod glue;
 pub mod patch;
+pub mod resources;
 pub mod schema;
+pub mod selectors;
+pub mod server;
+pub mod sim;
 pub mod status;
+pub mod store;
 pub mod table;
 pub mod validation;
+
+pub use sim::{Sim, SimConfig, SimError, SimHandle};
