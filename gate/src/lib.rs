@@ -1,0 +1,16 @@
+//! Portcullis gate service: the lifecycle controllers (B §3), the scheduling-gate release
+//! (A11–A14) and leader election.
+//!
+//! The decisions are pure functions over plain data ([`phase`], [`checks`], [`lifecycle`],
+//! [`deploy`], [`discovery`], [`versions`], [`release`], [`config`], [`events`]); the kube-facing
+//! shell ([`controllers`], [`lease`], [`admin`]) only reads caches and applies them.
+
+pub mod checks;
+pub mod config;
+pub mod deploy;
+pub mod discovery;
+pub mod events;
+pub mod lifecycle;
+pub mod phase;
+pub mod release;
+pub mod versions;
