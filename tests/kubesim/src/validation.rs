@@ -637,9 +637,11 @@ fn validate_workload_spec(kind: &str, spec: &Value) -> Vec<FieldError> {
             "`selector` does not match template `labels`",
         ));
     }
+    // Template label errors sit at `<path>.template.labels`; only the selector check names
+    // `metadata.labels`.
     errs.extend(validate_labels(
         &template["metadata"]["labels"],
-        "spec.template.metadata.labels",
+        "spec.template.labels",
     ));
     errs.extend(validate_pod_spec(&template["spec"], "spec.template.spec"));
     if let Some(policy) = template["spec"].get("restartPolicy")
@@ -713,7 +715,7 @@ fn validate_job_spec(spec: &Value, path: &str, is_job: bool) -> Vec<FieldError> 
     }
     errs.extend(validate_labels(
         &template["metadata"]["labels"],
-        &format!("{path}.template.metadata.labels"),
+        &format!("{path}.template.labels"),
     ));
     errs.extend(validate_pod_spec(
         &template["spec"],
@@ -882,7 +884,8 @@ pub fn validate_builtin_update(
 
 fn validate_meta_update(old: &Value, new: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
-    for key in ["name", "namespace", "uid", "creationTimestamp"] {
+    // `creationTimestamp` is reset from the old object by the API server rather than rejected.
+    for key in ["name", "namespace", "uid"] {
         let (o, n) = (str_at(old, key), str_at(new, key));
         if !o.is_empty() && !n.is_empty() && o != n {
             errs.push(FieldError::invalid(
@@ -1539,6 +1542,15 @@ mod tests {
             messages(&validate_builtin_create("apps", "Deployment", &d)),
             vec!["spec.template.spec.containers[0].image: Required value"]
         );
+    }
+
+    #[test]
+    fn template_label_errors_sit_on_template_labels() {
+        let mut d = deployment();
+        d["spec"]["template"]["metadata"]["labels"]["bad key"] = json!("x");
+        let errs = validate_builtin_create("apps", "Deployment", &d);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].field, "spec.template.labels");
     }
 
     #[test]
