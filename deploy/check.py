@@ -1,0 +1,338 @@
+#!/usr/bin/env python3
+"""Checks rendered Portcullis install manifests (called by deploy/check.sh).
+
+Usage: check.py --crds DIR NAME=FILE...   (NAME is `base` or `overlays/<overlay>`)
+Each check runs on every rendered target; one line per failure, then "N passed, M failed".
+"""
+import os
+import re
+import sys
+
+import yaml
+
+NS = "portcullis-system"
+SYSTEM_NAMESPACES = {NS, "kube-system", "kube-public", "kube-node-lease"}
+MUTATING_PATHS = {"/mutate-v1-pod", "/mutate-workloads"}
+WEBHOOK_SAN = [
+    "portcullis-webhook",
+    "portcullis-webhook.portcullis-system",
+    "portcullis-webhook.portcullis-system.svc",
+    "portcullis-webhook.portcullis-system.svc.cluster.local",
+]
+
+
+class Failed(Exception):
+    pass
+
+
+def expect(cond, msg):
+    if not cond:
+        raise Failed(msg)
+
+
+def find(docs, kind, name=None, namespace=None):
+    out = [
+        d for d in docs
+        if d.get("kind") == kind
+        and (name is None or d["metadata"].get("name") == name)
+        and (namespace is None or d["metadata"].get("namespace") == namespace)
+    ]
+    return out
+
+
+def one(docs, kind, name, namespace=None):
+    found = find(docs, kind, name, namespace)
+    expect(len(found) == 1, f"expected one {kind} {name}, found {len(found)}")
+    return found[0]
+
+
+def container(deploy, name):
+    for c in deploy["spec"]["template"]["spec"]["containers"]:
+        if c["name"] == name:
+            return c
+    raise Failed(f"Deployment {deploy['metadata']['name']} has no container {name}")
+
+
+def env_value(c, name):
+    for e in c.get("env", []):
+        if e["name"] == name:
+            return e
+    raise Failed(f"container {c['name']} has no env {name}")
+
+
+def webhooks_by_path(cfg):
+    return {w["clientConfig"]["service"]["path"]: w for w in cfg["webhooks"]}
+
+
+def exprs(w):
+    return w.get("namespaceSelector", {}).get("matchExpressions", [])
+
+
+# --- checks: each takes (target, docs, crd_files) and raises Failed ------------------------------
+
+def check_namespace_and_crds(target, docs, crd_files):
+    ns = one(docs, "Namespace", NS)
+    expect(ns["metadata"]["labels"].get("pod-security.kubernetes.io/enforce") == "restricted",
+           "install namespace should enforce the restricted Pod Security Standard")
+    have = {d["metadata"]["name"] for d in find(docs, "CustomResourceDefinition")}
+    want = set()
+    for f in crd_files:
+        with open(f) as fh:
+            for d in yaml.safe_load_all(fh):
+                if d:
+                    want.add(d["metadata"]["name"])
+    expect(want and want <= have, f"CRDs missing from the render: {sorted(want - have)}")
+
+
+def check_security_contexts(target, docs, crd_files):
+    for d in find(docs, "Deployment"):
+        name = d["metadata"]["name"]
+        spec = d["spec"]["template"]["spec"]
+        psc = spec.get("securityContext", {})
+        expect(psc.get("runAsNonRoot") is True, f"{name}: runAsNonRoot")
+        expect(psc.get("runAsUser") == 65532, f"{name}: runAsUser 65532")
+        expect(psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", f"{name}: seccomp RuntimeDefault")
+        expect(not spec.get("hostPID") and not spec.get("hostIPC"), f"{name}: host namespaces")
+        for c in spec["containers"] + spec.get("initContainers", []):
+            sc = c.get("securityContext", {})
+            cn = f"{name}/{c['name']}"
+            expect(sc.get("allowPrivilegeEscalation") is False, f"{cn}: allowPrivilegeEscalation false")
+            expect(sc.get("readOnlyRootFilesystem") is True, f"{cn}: readOnlyRootFilesystem")
+            expect(sc.get("capabilities", {}).get("drop") == ["ALL"], f"{cn}: drop ALL capabilities")
+            expect(not sc.get("capabilities", {}).get("add"), f"{cn}: adds capabilities")
+            expect(not sc.get("privileged"), f"{cn}: privileged")
+            expect("requests" in c.get("resources", {}), f"{cn}: resource requests")
+            expect("livenessProbe" in c and "readinessProbe" in c, f"{cn}: liveness and readiness probes")
+
+
+def check_webhook_deployment(target, docs, crd_files):
+    d = one(docs, "Deployment", "portcullis-webhook", NS)
+    spec = d["spec"]
+    expect(spec["replicas"] >= 2, "webhook: at least 2 replicas")
+    expect(spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0, "webhook: maxUnavailable 0")
+    pod = spec["template"]["spec"]
+    expect(pod["serviceAccountName"] == "portcullis-webhook", "webhook: own ServiceAccount")
+    expect(pod.get("terminationGracePeriodSeconds", 30) >= 15, "webhook: grace period covers the drain")
+    c = container(d, "webhook")
+    expect(re.match(r"^ghcr\.io/portcullis/portcullis-webhook:\S+$", c["image"]), f"webhook image {c['image']}")
+    args = c.get("args", [])
+    listen = [a for a in args if a.startswith("--listen=")]
+    expect(len(listen) == 1, "webhook: one --listen")
+    port = int(listen[0].rsplit(":", 1)[1])
+    expect(any(a.startswith("--tls-cert=") for a in args) and any(a.startswith("--tls-key=") for a in args),
+           "webhook: --tls-cert and --tls-key")
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    expect(ports.get("https") == port, f"webhook: container port https {ports.get('https')} != --listen {port}")
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        g = c[probe]["httpGet"]
+        expect(g["path"] == path and g.get("scheme") == "HTTPS", f"webhook: {probe} HTTPS {path}")
+        expect(g["port"] in ("https", port), f"webhook: {probe} on the webhook port")
+    mount = [m for m in c["volumeMounts"] if m["name"] == "tls"]
+    expect(len(mount) == 1 and "subPath" not in mount[0] and mount[0].get("readOnly"),
+           "webhook: certificate Secret mounted read-only without subPath (renewals must reach the pod)")
+    vol = [v for v in pod["volumes"] if v["name"] == "tls"]
+    expect(vol and vol[0]["secret"]["secretName"] == "portcullis-webhook-tls", "webhook: mounts portcullis-webhook-tls")
+    for a in ("--tls-cert=", "--tls-key="):
+        path = [x for x in args if x.startswith(a)][0].split("=", 1)[1]
+        expect(path.startswith(mount[0]["mountPath"].rstrip("/") + "/"), f"webhook: {a} inside the Secret mount")
+    pdb = one(docs, "PodDisruptionBudget", "portcullis-webhook", NS)
+    expect(pdb["spec"]["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items(),
+           "webhook PDB selects the webhook pods")
+    expect(pdb["spec"].get("minAvailable", 0) >= 1 or pdb["spec"].get("maxUnavailable") == 1, "webhook PDB keeps one")
+    svc = one(docs, "Service", "portcullis-webhook", NS)
+    sp = svc["spec"]["ports"][0]
+    expect(sp["port"] == 443 and sp["targetPort"] in ("https", port), "webhook Service 443 -> https")
+    expect(svc["spec"]["selector"].items() <= spec["template"]["metadata"]["labels"].items(),
+           "webhook Service selects the webhook pods")
+
+
+def check_gate_deployment(target, docs, crd_files):
+    d = one(docs, "Deployment", "portcullis-gate", NS)
+    pod = d["spec"]["template"]["spec"]
+    expect(pod["serviceAccountName"] == "portcullis-gate", "gate: own ServiceAccount")
+    c = container(d, "gate")
+    expect(re.match(r"^ghcr\.io/portcullis/portcullis-gate:\S+$", c["image"]), f"gate image {c['image']}")
+    expect("--leader-elect" in c.get("args", []), "gate: --leader-elect")
+    expect(env_value(c, "POD_NAMESPACE").get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+           == "metadata.namespace", "gate: POD_NAMESPACE from the downward API")
+    for name in ("FUNCTION_RUNNER_IMAGE", "PYTHON_RUNNER_IMAGE"):
+        expect(env_value(c, name).get("value"), f"gate: {name} set")
+    want = "true" if target == "overlays/promotion" else "false"
+    expect(env_value(c, "PROMOTION_TASKS_ENABLED").get("value") == want, f"gate: PROMOTION_TASKS_ENABLED={want}")
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        g = c[probe]["httpGet"]
+        expect(g["path"] == path and g["port"] in ("health", ports.get("health")), f"gate: {probe} {path} on the health port")
+
+
+def check_webhook_configurations(target, docs, crd_files):
+    m = one(docs, "MutatingWebhookConfiguration", "portcullis-webhook")
+    v = one(docs, "ValidatingWebhookConfiguration", "portcullis-webhook")
+    hooks = webhooks_by_path(m)
+    expect(set(hooks) == MUTATING_PATHS, f"mutating paths {sorted(hooks)}")
+    pod_rules = hooks["/mutate-v1-pod"]["rules"]
+    expect(pod_rules == [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"],
+                          "operations": ["CREATE"], "scope": "Namespaced"}], "pods: CREATE only, no subresources")
+    wl_rules = hooks["/mutate-workloads"]["rules"]
+    expect(len(wl_rules) == 1 and wl_rules[0]["apiGroups"] == ["apps"] and wl_rules[0]["apiVersions"] == ["v1"]
+           and sorted(wl_rules[0]["resources"]) == ["daemonsets", "deployments", "statefulsets"]
+           and sorted(wl_rules[0]["operations"]) == ["CREATE", "UPDATE"], "workloads: apps/v1 CREATE+UPDATE")
+    vhooks = webhooks_by_path(v)
+    expect(set(vhooks) == {"/validate-keptntaskdefinition"}, f"validating paths {sorted(vhooks)}")
+    vr = vhooks["/validate-keptntaskdefinition"]["rules"]
+    expect(len(vr) == 1 and vr[0]["apiGroups"] == ["lifecycle.keptn.sh"] and vr[0]["resources"] == ["keptntaskdefinitions"]
+           and sorted(vr[0]["operations"]) == ["CREATE", "UPDATE"], "validation: keptntaskdefinitions CREATE+UPDATE")
+    expect(vhooks["/validate-keptntaskdefinition"]["failurePolicy"] == "Fail", "validation failurePolicy is always Fail")
+    want_policy = "Ignore" if target == "overlays/failure-policy-ignore" else "Fail"
+    for w in list(hooks.values()) + list(vhooks.values()):
+        n = w["name"]
+        expect(w["sideEffects"] == "NoneOnDryRun", f"{n}: sideEffects NoneOnDryRun")
+        expect(w["timeoutSeconds"] == 5, f"{n}: timeoutSeconds 5")
+        expect(w["admissionReviewVersions"] == ["v1"], f"{n}: admissionReviewVersions [v1]")
+        svc = w["clientConfig"]["service"]
+        expect((svc["name"], svc["namespace"], svc.get("port", 443)) == ("portcullis-webhook", NS, 443),
+               f"{n}: calls portcullis-webhook.{NS}:443")
+        if "url" in w["clientConfig"]:
+            raise Failed(f"{n}: url and service both set")
+        system = [e for e in exprs(w) if e["key"] == "kubernetes.io/metadata.name" and e["operator"] == "NotIn"
+                  and SYSTEM_NAMESPACES <= set(e["values"])]
+        expect(system, f"{n}: namespaceSelector excludes {sorted(SYSTEM_NAMESPACES)}")
+    for w in hooks.values():
+        n = w["name"]
+        expect(w["failurePolicy"] == want_policy, f"{n}: failurePolicy {want_policy}")
+        expect(w["reinvocationPolicy"] == "IfNeeded", f"{n}: reinvocationPolicy IfNeeded")
+        allowed = [e for e in exprs(w) if e["operator"] == "In"]
+        denied = [e for e in exprs(w) if e["operator"] == "NotIn" and not SYSTEM_NAMESPACES <= set(e["values"])]
+        if target == "overlays/allowed-namespaces":
+            expect(len(allowed) == 1 and allowed[0]["key"] == "kubernetes.io/metadata.name" and allowed[0]["values"],
+                   f"{n}: one allow list")
+            expect(not denied, f"{n}: a deny list next to an allow list (B §1.1 ignores it)")
+        elif target == "overlays/denied-namespaces":
+            expect(len(denied) == 1 and denied[0]["key"] == "kubernetes.io/metadata.name" and denied[0]["values"],
+                   f"{n}: one deny list")
+            expect(not allowed, f"{n}: no allow list")
+        else:
+            expect(not allowed and not denied, f"{n}: no allow/deny lists outside their overlays")
+    for cfg in (m, v):
+        ann = cfg["metadata"].get("annotations", {})
+        hooks_with_bundle = [w["name"] for w in cfg["webhooks"] if w["clientConfig"].get("caBundle")]
+        if target == "overlays/cert-manager":
+            expect(ann.get("cert-manager.io/inject-ca-from") == f"{NS}/portcullis-webhook-tls",
+                   f"{cfg['kind']}: cert-manager.io/inject-ca-from {NS}/portcullis-webhook-tls")
+        else:
+            expect("cert-manager.io/inject-ca-from" not in ann, f"{cfg['kind']}: CA injection only in cert-manager")
+        expect(not hooks_with_bundle, f"{cfg['kind']}: static caBundle in the manifests {hooks_with_bundle}")
+
+
+def check_certificate_source(target, docs, crd_files):
+    secrets = find(docs, "Secret", "portcullis-webhook-tls", NS)
+    if target == "overlays/cert-manager":
+        expect(not secrets, "cert-manager: the placeholder Secret must be dropped (cert-manager owns it)")
+        cert = one(docs, "Certificate", "portcullis-webhook-tls", NS)
+        expect(cert["spec"]["secretName"] == "portcullis-webhook-tls", "Certificate writes portcullis-webhook-tls")
+        expect(sorted(cert["spec"]["dnsNames"]) == sorted(WEBHOOK_SAN), f"Certificate dnsNames {cert['spec']['dnsNames']}")
+        ref = cert["spec"]["issuerRef"]
+        issuer = one(docs, ref.get("kind", "Issuer"), ref["name"], NS)
+        expect("ca" in issuer["spec"], "serving certificate comes from a CA Issuer (caBundle survives renewals)")
+        one(docs, "Certificate", issuer["spec"]["ca"]["secretName"], NS)
+    else:
+        expect(len(secrets) == 1, "placeholder Secret portcullis-webhook-tls")
+        s = secrets[0]
+        expect(s["type"] == "kubernetes.io/tls" and {"tls.crt", "tls.key", "ca.crt"} <= set(s.get("data", {})),
+               "placeholder: kubernetes.io/tls with tls.crt, tls.key, ca.crt")
+
+
+def check_host_network(target, docs, crd_files):
+    pod = one(docs, "Deployment", "portcullis-webhook", NS)["spec"]["template"]["spec"]
+    if target == "overlays/host-network":
+        expect(pod.get("hostNetwork") is True, "hostNetwork true")
+        expect(pod.get("dnsPolicy") == "ClusterFirstWithHostNet", "dnsPolicy ClusterFirstWithHostNet")
+        port = [p for p in pod["containers"][0]["ports"] if p["name"] == "https"][0]["containerPort"]
+        expect(port != 9443, "host network uses a non-default port")
+        req = pod["affinity"]["podAntiAffinity"].get("requiredDuringSchedulingIgnoredDuringExecution", [])
+        expect(any(t["topologyKey"] == "kubernetes.io/hostname" for t in req), "one webhook per node on the host network")
+    else:
+        expect(not pod.get("hostNetwork"), "hostNetwork only in its overlay")
+
+
+def rules_of(docs, kind, name):
+    return one(docs, kind, name)["rules"]
+
+
+def check_rbac(target, docs, crd_files):
+    subjects = {}
+    for b in find(docs, "ClusterRoleBinding") + find(docs, "RoleBinding"):
+        for s in b["subjects"]:
+            expect(s["kind"] == "ServiceAccount" and s["namespace"] == NS, f"{b['metadata']['name']}: subject")
+            one(docs, "ServiceAccount", s["name"], NS)
+            subjects.setdefault(s["name"], []).append(b["roleRef"])
+    expect(set(subjects) == {"portcullis-webhook", "portcullis-gate"}, f"bound accounts {sorted(subjects)}")
+    for role in find(docs, "ClusterRole") + find(docs, "Role"):
+        rn = role["metadata"]["name"]
+        for r in role["rules"]:
+            for field in ("apiGroups", "resources", "verbs"):
+                expect("*" not in r.get(field, []), f"{rn}: wildcard in {field}")
+            expect("secrets" not in r.get("resources", []), f"{rn}: no Secret access")
+            if "pods" in r.get("resources", []) and "" in r.get("apiGroups", []):
+                expect("update" not in r["verbs"], f"{rn}: pods are patched, never updated")
+                expect("delete" not in r["verbs"], f"{rn}: pods are never deleted")
+            if "leases" in r.get("resources", []):
+                needs_name = set(r["verbs"]) - {"create"}
+                expect(not needs_name or r.get("resourceNames"), f"{rn}: lease {sorted(needs_name)} limited by resourceNames")
+                expect(role["kind"] == "Role", f"{rn}: leases only in the install namespace")
+    webhook = rules_of(docs, "ClusterRole", "portcullis-webhook")
+    for r in webhook:
+        expect("pods" not in r.get("resources", []), "webhook: no pod access (the patch travels in the response)")
+    gate = rules_of(docs, "ClusterRole", "portcullis-gate")
+    pod_verbs = {v for r in gate if "pods" in r.get("resources", []) for v in r["verbs"]}
+    expect("patch" in pod_verbs, "gate: may patch pods (gate removal)")
+    leases = [r for r in rules_of(docs, "Role", "portcullis-gate-leader-election") if "leases" in r["resources"]]
+    expect(any(r.get("resourceNames") for r in leases), "gate: lease rule with resourceNames")
+
+
+CHECKS = [
+    check_namespace_and_crds,
+    check_security_contexts,
+    check_webhook_deployment,
+    check_gate_deployment,
+    check_webhook_configurations,
+    check_certificate_source,
+    check_host_network,
+    check_rbac,
+]
+
+
+def main(argv):
+    crd_dir = None
+    targets = []
+    i = 0
+    while i < len(argv):
+        if argv[i] == "--crds":
+            crd_dir = argv[i + 1]
+            i += 2
+            continue
+        name, _, path = argv[i].partition("=")
+        targets.append((name, path))
+        i += 1
+    crd_files = sorted(
+        os.path.join(crd_dir, f) for f in os.listdir(crd_dir)
+        if f.endswith(".yaml") and f != "kustomization.yaml"
+    )
+    passed = failed = 0
+    for name, path in targets:
+        with open(path) as fh:
+            docs = [d for d in yaml.safe_load_all(fh) if d]
+        for check in CHECKS:
+            try:
+                check(name, docs, crd_files)
+                passed += 1
+            except (Failed, KeyError, IndexError, TypeError, AttributeError) as e:
+                failed += 1
+                what = str(e) if isinstance(e, Failed) else f"{type(e).__name__}: {e}"
+                print(f"FAIL {name} {check.__name__}: {what}")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
