@@ -1,23 +1,24 @@
-//! `portcullis-webhook`: the mutating admission webhook of Portcullis (SPEC A1–A10, B §1).
-//!
-//! Not built yet: this binary only describes itself and refuses to run, so that nothing mistakes
-//! it for a working webhook.
+//! `portcullis-webhook`: the admission webhook of Portcullis (SPEC A1–A10, A22, B §1).
+
+use std::sync::Arc;
 
 use clap::Parser;
+use webhook::cli::{Cli, LogFormat};
 
-/// Portcullis admission webhook (not implemented yet).
-///
-/// Will serve `/mutate-v1-pod`, `/mutate-workloads` and `/validate-keptntaskdefinition` over HTTPS,
-/// resolving `keptn.sh/*` metadata into KeptnWorkloads and KeptnAppCreationRequests and adding the
-/// scheduling gate `keptn-prechecks-gate` to pods of enabled namespaces.
-#[derive(Debug, Parser)]
-#[command(name = "portcullis-webhook", version)]
-struct Args {}
-
-fn main() -> std::process::ExitCode {
-    let _args = Args::parse();
-    eprintln!(
-        "portcullis-webhook is not implemented yet: it arrives with the \"admission webhook\" issue; nothing is served"
-    );
-    std::process::ExitCode::from(2)
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log.log_filter)
+        .map_err(|err| anyhow::anyhow!("invalid log filter: {err}"))?;
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match cli.log.log_format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Plain => logs.init(),
+    }
+    // One provider for the server and the Kubernetes client, installed before either exists.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    if rustls::crypto::CryptoProvider::install_default((*provider).clone()).is_err() {
+        tracing::debug!("a rustls crypto provider was already installed");
+    }
+    webhook::run::run(cli, provider).await
 }

@@ -1,0 +1,196 @@
+//! Watch caches (kube-runtime reflectors, A1, A5, A10) behind the core's [`Snapshot`].
+//!
+//! Built-in objects are stripped to their metadata (without managed fields) before they are
+//! stored: resolution only reads labels, annotations and owner references.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use shared::crd::{KeptnApp, KeptnAppCreationRequest, KeptnWorkload};
+use shared::resolve::ObjectMetaView;
+
+use crate::snapshot::{Cached, ParentKind, Snapshot, meta_view};
+
+/// The reflector stores.
+#[derive(Clone)]
+pub struct Caches {
+    namespaces: Store<Namespace>,
+    replica_sets: Store<ReplicaSet>,
+    deployments: Store<Deployment>,
+    stateful_sets: Store<StatefulSet>,
+    daemon_sets: Store<DaemonSet>,
+    workloads: Store<KeptnWorkload>,
+    requests: Store<KeptnAppCreationRequest>,
+    apps: Store<KeptnApp>,
+    synced: Arc<AtomicUsize>,
+}
+
+/// Number of stores; all must have listed once before the webhook is ready.
+const STORES: usize = 8;
+
+trait Strip {
+    fn strip(&mut self);
+}
+
+macro_rules! strip_to_metadata {
+    ($($kind:ty),*) => {$(
+        impl Strip for $kind {
+            fn strip(&mut self) {
+                self.metadata.managed_fields = None;
+                self.spec = None;
+                self.status = None;
+            }
+        }
+    )*};
+}
+strip_to_metadata!(Namespace, ReplicaSet, Deployment, StatefulSet, DaemonSet);
+
+macro_rules! strip_managed_fields {
+    ($($kind:ty),*) => {$(
+        impl Strip for $kind {
+            fn strip(&mut self) {
+                self.metadata.managed_fields = None;
+            }
+        }
+    )*};
+}
+strip_managed_fields!(KeptnWorkload, KeptnAppCreationRequest, KeptnApp);
+
+/// Starts a reflector for `K` over all namespaces; the returned future drives it.
+fn reflect<K>(
+    client: &Client,
+    synced: Arc<AtomicUsize>,
+) -> (
+    Store<K>,
+    impl std::future::Future<Output = ()> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()>
+        + Strip
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store::<K>();
+    let api: Api<K> = Api::all(client.clone());
+    let stream = watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(K::strip)
+        .reflect(writer)
+        .touched_objects();
+    let ready = store.clone();
+    let driver = async move {
+        let counted = async move {
+            if ready.wait_until_ready().await.is_ok() {
+                synced.fetch_add(1, Ordering::SeqCst);
+            }
+        };
+        let drive = stream.for_each(|event| async move {
+            if let Err(err) = event {
+                tracing::warn!(kind = %K::kind(&()), error = %err, "watch error; retrying");
+            }
+        });
+        futures::join!(counted, drive);
+    };
+    (store, driver)
+}
+
+impl Caches {
+    /// Starts all reflectors on the runtime; they run until the process ends.
+    pub fn start(client: &Client) -> Self {
+        let synced = Arc::new(AtomicUsize::new(0));
+        let (namespaces, a) = reflect::<Namespace>(client, synced.clone());
+        let (replica_sets, b) = reflect::<ReplicaSet>(client, synced.clone());
+        let (deployments, c) = reflect::<Deployment>(client, synced.clone());
+        let (stateful_sets, d) = reflect::<StatefulSet>(client, synced.clone());
+        let (daemon_sets, e) = reflect::<DaemonSet>(client, synced.clone());
+        let (workloads, f) = reflect::<KeptnWorkload>(client, synced.clone());
+        let (requests, g) = reflect::<KeptnAppCreationRequest>(client, synced.clone());
+        let (apps, h) = reflect::<KeptnApp>(client, synced.clone());
+        tokio::spawn(a);
+        tokio::spawn(b);
+        tokio::spawn(c);
+        tokio::spawn(d);
+        tokio::spawn(e);
+        tokio::spawn(f);
+        tokio::spawn(g);
+        tokio::spawn(h);
+        Self {
+            namespaces,
+            replica_sets,
+            deployments,
+            stateful_sets,
+            daemon_sets,
+            workloads,
+            requests,
+            apps,
+            synced,
+        }
+    }
+
+    /// Whether every store has completed its initial list.
+    pub fn synced(&self) -> bool {
+        self.synced.load(Ordering::SeqCst) >= STORES
+    }
+}
+
+fn get<K>(store: &Store<K>, namespace: Option<&str>, name: &str) -> Option<Arc<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let key = ObjectRef::new(name);
+    let key = match namespace {
+        Some(ns) => key.within(ns),
+        None => key,
+    };
+    store.get(&key)
+}
+
+fn cached<T>(found: Option<T>) -> Cached<T> {
+    found.map_or(Cached::Unknown, Cached::Found)
+}
+
+impl Snapshot for Caches {
+    fn namespace(&self, name: &str) -> Cached<Arc<Namespace>> {
+        cached(get(&self.namespaces, None, name))
+    }
+
+    fn replica_set(&self, namespace: &str, name: &str) -> Cached<Arc<ReplicaSet>> {
+        cached(get(&self.replica_sets, Some(namespace), name))
+    }
+
+    fn parent(&self, kind: ParentKind, namespace: &str, name: &str) -> Cached<ObjectMetaView> {
+        let ns = Some(namespace);
+        cached(match kind {
+            ParentKind::Deployment => get(&self.deployments, ns, name).map(|o| meta_view(&*o)),
+            ParentKind::StatefulSet => get(&self.stateful_sets, ns, name).map(|o| meta_view(&*o)),
+            ParentKind::DaemonSet => get(&self.daemon_sets, ns, name).map(|o| meta_view(&*o)),
+        })
+    }
+
+    fn keptn_workload(&self, namespace: &str, name: &str) -> Option<Arc<KeptnWorkload>> {
+        get(&self.workloads, Some(namespace), name)
+    }
+
+    fn app_creation_request(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Arc<KeptnAppCreationRequest>> {
+        get(&self.requests, Some(namespace), name)
+    }
+
+    fn keptn_app(&self, namespace: &str, name: &str) -> Option<Arc<KeptnApp>> {
+        get(&self.apps, Some(namespace), name)
+    }
+}

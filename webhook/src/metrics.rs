@@ -1,0 +1,134 @@
+//! Prometheus metrics of the webhook (prefix `portcullis_webhook_`, A21), served at `/metrics`.
+
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of a served admission request; values come from fixed sets.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The endpoint path.
+    pub path: &'static str,
+    /// `allowed`, `patched`, `denied` or `invalid` (unreadable review, HTTP 400).
+    pub decision: &'static str,
+}
+
+/// Labels of the duration histogram.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PathLabels {
+    /// The endpoint path.
+    pub path: &'static str,
+}
+
+/// Labels of a call to the Kubernetes API.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiLabels {
+    /// `get`, `create` or `replace`.
+    pub verb: &'static str,
+    /// The resource (plural).
+    pub resource: &'static str,
+    /// `ok`, `not_found`, `conflict` or `error`.
+    pub outcome: &'static str,
+}
+
+/// Labels of a certificate (re)load.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `ok` or `error`.
+    pub outcome: &'static str,
+}
+
+/// All metrics and their registry.
+pub struct Metrics {
+    registry: Registry,
+    /// Admission requests served.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Time from the body being read to the answer, seconds.
+    pub duration: Family<PathLabels, Histogram>,
+    /// Kubernetes API calls made while admitting (fallback GETs and writes).
+    pub api_requests: Family<ApiLabels, Counter>,
+    /// Certificate loads.
+    pub certificate_loads: Family<ReloadLabels, Counter>,
+    encode_lock: Mutex<()>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("portcullis_webhook");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Admission requests by path and decision",
+            requests.clone(),
+        );
+        let duration = Family::<PathLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(exponential_buckets(0.000_05, 2.0, 16))) as fn() -> Histogram,
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time to decide and answer an admission request",
+            duration.clone(),
+        );
+        let api_requests = Family::<ApiLabels, Counter>::default();
+        registry.register(
+            "api_requests",
+            "Kubernetes API calls made on behalf of admission requests",
+            api_requests.clone(),
+        );
+        let certificate_loads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "certificate_loads",
+            "Serving certificate loads and reloads",
+            certificate_loads.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            duration,
+            api_requests,
+            certificate_loads,
+            encode_lock: Mutex::new(()),
+        }
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let _guard = self.encode_lock.lock();
+        let mut out = String::new();
+        if let Err(err) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::warn!(%err, "cannot encode metrics");
+        }
+        out
+    }
+
+    /// Counts an API call.
+    pub fn api(&self, verb: &'static str, resource: &'static str, outcome: &'static str) {
+        self.api_requests
+            .get_or_create(&ApiLabels {
+                verb,
+                resource,
+                outcome,
+            })
+            .inc();
+    }
+
+    /// Total API calls made so far (all labels).
+    pub fn api_total(&self) -> u64 {
+        let text = self.encode();
+        text.lines()
+            .filter(|l| l.starts_with("portcullis_webhook_api_requests_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+}

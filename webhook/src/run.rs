@@ -1,0 +1,88 @@
+//! Wiring: certificates, caches, cluster client, router and server, until SIGTERM.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use rustls::crypto::CryptoProvider;
+
+use crate::caches::Caches;
+use crate::cli::Cli;
+use crate::cluster::KubeCluster;
+use crate::metrics::{Metrics, ReloadLabels};
+use crate::server::{self, App, Limits};
+use crate::tls::{self, Certificates};
+
+/// Runs the webhook until SIGTERM or Ctrl-C, then drains.
+pub async fn run(cli: Cli, provider: Arc<CryptoProvider>) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let certificates = Arc::new(
+        Certificates::load(&cli.server.tls_cert, &cli.server.tls_key, provider.clone())
+            .context("loading the serving certificate")?,
+    );
+    metrics
+        .certificate_loads
+        .get_or_create(&ReloadLabels { outcome: "ok" })
+        .inc();
+    let tls_config = tls::server_config(certificates.clone(), provider)
+        .context("building the TLS configuration")?;
+    let client = kube::Client::try_default()
+        .await
+        .context("creating the Kubernetes client")?;
+    let caches = Caches::start(&client);
+    let cluster = KubeCluster::new(client, cli.client.pod_name.clone(), metrics.clone());
+    let ready_caches = caches.clone();
+    let app = Arc::new(App {
+        snapshot: Arc::new(caches),
+        cluster: Arc::new(cluster),
+        metrics: metrics.clone(),
+        ready: Arc::new(move || ready_caches.synced()),
+    });
+    let limits = Limits {
+        body_bytes: cli.server.max_body_bytes,
+        header_read: cli.server.header_read_timeout,
+        request: cli.server.request_timeout,
+        drain: cli.server.drain_timeout,
+    };
+    let listener = tokio::net::TcpListener::bind(cli.server.listen)
+        .await
+        .with_context(|| format!("binding {}", cli.server.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, "serving");
+    tokio::spawn(
+        certificates
+            .clone()
+            .watch(cli.server.tls_reload_interval, metrics),
+    );
+    server::serve(
+        listener,
+        Arc::new(tls_config),
+        server::router(app, limits),
+        limits,
+        shutdown_signal(),
+    )
+    .await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested");
+}
