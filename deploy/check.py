@@ -132,6 +132,11 @@ def check_webhook_deployment(target, docs, crd_files):
            "webhook: certificate Secret mounted read-only without subPath (renewals must reach the pod)")
     vol = [v for v in pod["volumes"] if v["name"] == "tls"]
     expect(vol and vol[0]["secret"]["secretName"] == "portcullis-webhook-tls", "webhook: mounts portcullis-webhook-tls")
+    mode = vol[0]["secret"].get("defaultMode", 0o644)
+    if not mode & 0o004:
+        psc = pod["securityContext"]
+        expect(mode & 0o040 and psc.get("fsGroup") in (psc.get("runAsUser"), psc.get("runAsGroup")),
+               f"webhook: Secret files (mode {mode:o}) must be readable by the non-root user (fsGroup)")
     for a in ("--tls-cert=", "--tls-key="):
         path = [x for x in args if x.startswith(a)][0].split("=", 1)[1]
         expect(path.startswith(mount[0]["mountPath"].rstrip("/") + "/"), f"webhook: {a} inside the Secret mount")

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use certs::manifest::{SecretRef, ca_secret_yaml, patch_ca_bundle, tls_secret_yaml};
+use certs::manifest::{Install, SecretRef, ca_secret_yaml, patch_manifests, tls_secret_yaml};
 use certs::state::{self, write_if_changed};
 use certs::validity::parse_duration;
 use certs::{CertError, KeyAlgorithm, Material, Policy, ServiceName, rotation};
@@ -45,11 +45,20 @@ enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
-    /// Write the CA bundle of --dir into the caBundle of webhook manifests (files or stdin).
+    /// Fill a manifest (file or stdin) with the certificates of --dir: caBundle of the webhooks
+    /// that call the Service, and the data of the serving Secret.
+    /// Example: kubectl kustomize deploy/base | portcullis-certs patch --dir .certs | kubectl apply -f -
     Patch {
-        /// Directory holding ca.crt.
+        /// State directory (ca.crt, ca.key, tls.crt, tls.key).
         #[arg(long, env = "PORTCULLIS_CERTS_DIR")]
         dir: PathBuf,
+        /// Name of the serving Secret to fill.
+        #[arg(
+            long,
+            env = "PORTCULLIS_CERTS_SECRET_NAME",
+            default_value = "portcullis-webhook-tls"
+        )]
+        secret_name: String,
         /// Manifest to read, `-` for stdin.
         #[arg(long = "in", env = "PORTCULLIS_CERTS_PATCH_IN", default_value = "-")]
         input: PathBuf,
@@ -146,7 +155,7 @@ struct OutputArgs {
         default_value = "portcullis-webhook-ca"
     )]
     ca_secret_name: String,
-    /// Manifest files whose webhook caBundle is updated in place (repeatable, or comma-separated).
+    /// Manifest files to fill in place, as `patch` does (repeatable, or comma-separated).
     #[arg(long = "patch", env = "PORTCULLIS_CERTS_PATCH", value_delimiter = ',')]
     patch: Vec<PathBuf>,
 }
@@ -256,25 +265,37 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             dir,
             input,
             output,
+            secret_name,
             service,
         } => {
             let names = service.names()?;
-            let bundle = std::fs::read_to_string(dir.join(state::CA_CRT))
-                .with_context(|| format!("reading {}", dir.join(state::CA_CRT).display()))?;
-            certs::inspect::parse_certificates(state::CA_CRT, &bundle)?;
+            let material = state::load(&dir)?.ok_or(CertError::NoState { dir: dir.clone() })?;
+            // Refuse to publish unreadable certificates.
+            certs::inspect::parse_certificates(state::CA_CRT, &material.ca_bundle_pem)?;
+            certs::inspect::parse_certificates(state::TLS_CRT, &material.cert_pem)?;
+            certs::inspect::parse_key(state::TLS_KEY, &material.key_pem)?;
             let text = if input == Path::new("-") {
                 std::io::read_to_string(std::io::stdin()).context("reading stdin")?
             } else {
                 std::fs::read_to_string(&input)
                     .with_context(|| format!("reading {}", input.display()))?
             };
-            let patched = patch_ca_bundle(&input.display().to_string(), &text, &names, &bundle)?;
+            let install = Install {
+                service: &names,
+                secret_name: &secret_name,
+                material: &material,
+            };
+            let patched = patch_manifests(&input.display().to_string(), &text, install)?;
             if output == Path::new("-") {
                 print!("{}", patched.yaml);
             } else {
-                write_if_changed(&output, patched.yaml.as_bytes(), false)?;
+                write_if_changed(&output, patched.yaml.as_bytes(), patched.secrets > 0)?;
             }
-            tracing::info!(webhooks = patched.webhooks, "caBundle set");
+            tracing::info!(
+                webhooks = patched.webhooks,
+                secrets = patched.secrets,
+                "filled caBundle and the serving Secret"
+            );
             Ok(())
         }
     }
@@ -322,15 +343,20 @@ impl OutputArgs {
         for path in &self.patch {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            let patched = patch_ca_bundle(
-                &path.display().to_string(),
-                &text,
-                names,
-                &material.ca_bundle_pem,
-            )?;
+            let install = Install {
+                service: names,
+                secret_name: &self.secret_name,
+                material,
+            };
+            let patched = patch_manifests(&path.display().to_string(), &text, install)?;
             if patched.changed {
-                write_if_changed(path, patched.yaml.as_bytes(), false)?;
-                tracing::info!(path = %path.display(), webhooks = patched.webhooks, "caBundle updated");
+                write_if_changed(path, patched.yaml.as_bytes(), patched.secrets > 0)?;
+                tracing::info!(
+                    path = %path.display(),
+                    webhooks = patched.webhooks,
+                    secrets = patched.secrets,
+                    "filled caBundle and the serving Secret"
+                );
             }
         }
         Ok(())

@@ -76,49 +76,80 @@ pub fn ca_secret_yaml(to: &SecretRef, material: &Material) -> Result<String, Cer
     )
 }
 
-/// The result of [`patch_ca_bundle`].
+/// The result of [`patch_manifests`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Patched {
     /// The manifest after patching (every document, in order).
     pub yaml: String,
-    /// How many webhooks point at the Service.
+    /// How many webhooks call the Service.
     pub webhooks: usize,
-    /// Whether any `caBundle` value differed.
+    /// How many serving Secrets were found (0 or 1 in a sane manifest).
+    pub secrets: usize,
+    /// Whether any value differed.
     pub changed: bool,
 }
 
-/// Sets `clientConfig.caBundle` of every webhook, in the Mutating- and
-/// ValidatingWebhookConfigurations of the multi-document `yaml`, whose `clientConfig.service`
-/// is `service`. Other documents and webhooks pass unchanged (comments are not kept). A manifest
-/// with no such webhook is an error: the wrong `--service` or file was most likely given.
-pub fn patch_ca_bundle(
-    what: &str,
-    yaml: &str,
-    service: &ServiceName,
-    bundle_pem: &str,
-) -> Result<Patched, CertError> {
+/// What [`patch_manifests`] writes into a manifest.
+#[derive(Clone, Copy, Debug)]
+pub struct Install<'a> {
+    /// The webhook Service; webhooks calling it get the `caBundle`.
+    pub service: &'a ServiceName,
+    /// Name of the serving Secret (in the Service's namespace) to fill.
+    pub secret_name: &'a str,
+    /// The certificates.
+    pub material: &'a Material,
+}
+
+/// Fills a multi-document manifest (e.g. `kubectl kustomize deploy/base`) with the certificates:
+/// `clientConfig.caBundle` of every webhook in the Mutating- and ValidatingWebhookConfigurations
+/// that calls `install.service`, and `tls.crt`, `tls.key`, `ca.crt` of the Secret
+/// `install.secret_name` in the Service's namespace. Everything else passes unchanged (comments
+/// are not kept). A manifest with neither, or whose webhooks all call other Services, is an
+/// error: the wrong file or `--service` was given.
+pub fn patch_manifests(what: &str, yaml: &str, install: Install<'_>) -> Result<Patched, CertError> {
     let bad = |reason: String| CertError::Manifest {
         what: what.to_string(),
         reason,
     };
-    let encoded = base64::engine::general_purpose::STANDARD.encode(bundle_pem.as_bytes());
+    let service = install.service;
+    let material = install.material;
+    let bundle =
+        base64::engine::general_purpose::STANDARD.encode(material.ca_bundle_pem.as_bytes());
     let mut out = Vec::new();
-    let mut webhooks = 0;
-    let mut changed = false;
+    let (mut webhooks, mut secrets, mut changed) = (0, 0, false);
+    // Services the manifest's webhooks call, for the error when none is ours.
+    let mut called: Vec<String> = Vec::new();
     for (i, de) in serde_yaml::Deserializer::from_str(yaml).enumerate() {
         let mut doc =
             Value::deserialize(de).map_err(|e| bad(format!("document {}: {e}", i + 1)))?;
         if doc.is_null() {
             continue;
         }
-        let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
-        let group = doc
+        let kind = doc
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let api_version = doc
             .get("apiVersion")
             .and_then(Value::as_str)
-            .unwrap_or_default();
-        if group.starts_with("admissionregistration.k8s.io/")
+            .unwrap_or_default()
+            .to_string();
+        let name = doc
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let namespace = doc
+            .get("metadata")
+            .and_then(|m| m.get("namespace"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if api_version.starts_with("admissionregistration.k8s.io/")
             && matches!(
-                kind,
+                kind.as_str(),
                 "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration"
             )
             && let Some(list) = doc.get_mut("webhooks").and_then(Value::as_sequence_mut)
@@ -128,30 +159,79 @@ pub fn patch_ca_bundle(
                     continue;
                 };
                 let svc = cc.get("service");
-                let name = svc.and_then(|s| s.get("name")).and_then(Value::as_str);
-                let ns = svc.and_then(|s| s.get("namespace")).and_then(Value::as_str);
-                if name != Some(service.service()) || ns != Some(service.namespace()) {
+                let svc_name = svc.and_then(|s| s.get("name")).and_then(Value::as_str);
+                let svc_ns = svc.and_then(|s| s.get("namespace")).and_then(Value::as_str);
+                if svc_name != Some(service.service()) || svc_ns != Some(service.namespace()) {
+                    called.push(format!(
+                        "{}.{}",
+                        svc_name.unwrap_or("(url)"),
+                        svc_ns.unwrap_or_default()
+                    ));
                     continue;
                 }
                 webhooks += 1;
-                if cc.get("caBundle").and_then(Value::as_str) != Some(encoded.as_str()) {
-                    cc.insert("caBundle".into(), Value::String(encoded.clone()));
-                    changed = true;
+                changed |= set_string(cc, "caBundle", &bundle);
+            }
+        } else if api_version == "v1"
+            && kind == "Secret"
+            && name == install.secret_name
+            && namespace == service.namespace()
+            && let Some(secret) = doc.as_mapping_mut()
+        {
+            secrets += 1;
+            // stringData would override data when the API server merges them.
+            if let Some(Value::Mapping(sd)) = secret.get_mut("stringData") {
+                for key in ["tls.crt", "tls.key", "ca.crt"] {
+                    changed |= sd.remove(key).is_some();
                 }
+            }
+            let data = secret
+                .entry("data".into())
+                .or_insert_with(|| Value::Mapping(Mapping::new()));
+            if !data.is_mapping() {
+                *data = Value::Mapping(Mapping::new());
+                changed = true;
+            }
+            if let Some(data) = data.as_mapping_mut() {
+                let enc = |t: &str| base64::engine::general_purpose::STANDARD.encode(t.as_bytes());
+                changed |= set_string(data, "tls.crt", &enc(&material.cert_pem));
+                changed |= set_string(data, "tls.key", &enc(&material.key_pem));
+                changed |= set_string(data, "ca.crt", &bundle);
             }
         }
         out.push(serde_yaml::to_string(&doc).map_err(|e| bad(e.to_string()))?);
     }
-    if webhooks == 0 {
+    if webhooks == 0 && !called.is_empty() {
+        called.sort();
+        called.dedup();
         return Err(bad(format!(
-            "no webhook in a Mutating- or ValidatingWebhookConfiguration calls service {} in namespace {}",
+            "no webhook calls service {} in namespace {}; the webhooks here call {}",
             service.service(),
-            service.namespace()
+            service.namespace(),
+            called.join(", ")
+        )));
+    }
+    if webhooks == 0 && secrets == 0 {
+        return Err(bad(format!(
+            "nothing to fill: no webhook calls service {svc} in namespace {ns}, and there is no Secret {secret} in {ns}",
+            svc = service.service(),
+            ns = service.namespace(),
+            secret = install.secret_name,
         )));
     }
     Ok(Patched {
         yaml: out.join("---\n"),
         webhooks,
+        secrets,
         changed,
     })
+}
+
+/// Sets `key` to `value`; returns whether it was different.
+fn set_string(map: &mut Mapping, key: &str, value: &str) -> bool {
+    if map.get(key).and_then(Value::as_str) == Some(value) {
+        return false;
+    }
+    map.insert(key.into(), Value::String(value.to_string()));
+    true
 }
