@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use crate::admission::{GroupVersionKind, GroupVersionResource, Operation};
 use crate::events;
 use crate::glue::{self, AdmissionInput, ServiceMap, Webhooks};
+use crate::known_fields;
 use crate::resources::{Registry, ResourceInfo, crd_established_status};
 use crate::status::{ApiError, FieldError, FieldErrorKind};
 use crate::store::{Store, WriteError};
@@ -26,7 +27,7 @@ pub const CRDS: &str = "apiextensions.k8s.io/customresourcedefinitions";
 const MUTATING: &str = "admissionregistration.k8s.io/mutatingwebhookconfigurations";
 const VALIDATING: &str = "admissionregistration.k8s.io/validatingwebhookconfigurations";
 /// How often a patch is retried when the object changes underneath (as GuaranteedUpdate does).
-const PATCH_RETRIES: usize = 8;
+const PATCH_RETRIES: usize = 16;
 
 /// Tunables of one emulated API server.
 #[derive(Debug, Clone)]
@@ -79,6 +80,8 @@ pub struct DeleteOptions {
     pub propagation: Option<Propagation>,
     pub precondition_uid: Option<String>,
     pub precondition_rv: Option<String>,
+    /// `gracePeriodSeconds`: pods bound to a node are deleted gracefully (the kubelet finishes).
+    pub grace_period: Option<i64>,
 }
 
 /// Which part of an object a write addresses.
@@ -221,6 +224,17 @@ pub fn set_finalizers(obj: &mut Value, list: &[String]) {
     } else {
         meta.insert("finalizers".into(), json!(list));
     }
+}
+
+/// Deleting, no finalizers left and no grace period running: the object goes.
+pub fn ready_to_remove(obj: &Value) -> bool {
+    is_deleting(obj)
+        && finalizers(obj).is_empty()
+        && obj
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            == 0
 }
 
 pub fn is_deleting(obj: &Value) -> bool {
@@ -577,6 +591,39 @@ impl ApiState {
         warnings: &mut Vec<String>,
     ) -> Result<(), ApiError> {
         let name = meta_str(obj, "name").to_string();
+        let mut schema_errors = Vec::new();
+        let unknown = if info.builtin {
+            match known_fields::typed_round_trip(&info.group, &info.kind, obj) {
+                Some(Ok(known)) => known_fields::drop_unknown(obj, &known),
+                Some(Err(e)) => {
+                    return Err(ApiError::bad_request(format!(
+                        "{} in version \"{}\" cannot be handled as a {}: {e}",
+                        info.kind, info.version, info.kind
+                    )));
+                }
+                None => Vec::new(),
+            }
+        } else {
+            let before = obj.clone();
+            schema_errors = glue::schema_admit(obj, info.schema());
+            dropped_fields(&before, obj, "")
+        };
+        if !unknown.is_empty() {
+            let list: Vec<String> = unknown
+                .iter()
+                .map(|f| format!("unknown field \"{f}\""))
+                .collect();
+            match opts.field_validation {
+                FieldValidation::Strict => {
+                    return Err(ApiError::bad_request(format!(
+                        "strict decoding error: {}",
+                        list.join(", ")
+                    )));
+                }
+                FieldValidation::Warn => warnings.extend(list),
+                FieldValidation::Ignore => {}
+            }
+        }
         let mut errors =
             glue::validate_meta(obj.get("metadata").unwrap_or(&Value::Null), info.namespaced);
         if info.builtin {
@@ -588,30 +635,7 @@ impl ApiState {
                 errors.extend(validate_crd(obj));
             }
         } else {
-            let before = obj.clone();
-            errors.extend(glue::schema_admit(obj, info.schema()));
-            let unknown = dropped_fields(&before, obj, "");
-            if !unknown.is_empty() {
-                match opts.field_validation {
-                    FieldValidation::Strict => {
-                        let list: Vec<String> = unknown
-                            .iter()
-                            .map(|f| format!("unknown field \"{f}\""))
-                            .collect();
-                        return Err(ApiError::bad_request(
-                            format!(".{}: {}", "", list.join(", ")).replacen(
-                                ".: ",
-                                "strict decoding error: ",
-                                1,
-                            ),
-                        ));
-                    }
-                    FieldValidation::Warn => {
-                        warnings.extend(unknown.iter().map(|f| format!("unknown field \"{f}\"")))
-                    }
-                    FieldValidation::Ignore => {}
-                }
-            }
+            errors.extend(schema_errors);
         }
         if !errors.is_empty() {
             return Err(ApiError::invalid(&info.group, &info.kind, &name, &errors));
@@ -745,7 +769,11 @@ impl ApiState {
                 )?,
             };
             let mut patched = intake_form(info, patched);
-            let pinned = meta_str(&patched, "resourceVersion").to_string();
+            let pinned = if patch_pins_version(ptype, body) {
+                meta_str(&patched, "resourceVersion").to_string()
+            } else {
+                String::new()
+            };
             if !pinned.is_empty() && pinned != meta_str(&current, "resourceVersion") {
                 return Err(ApiError::conflict(&info.group, &info.plural, name));
             }
@@ -983,8 +1011,7 @@ impl ApiState {
         expected_rv: &str,
         obj: Value,
     ) -> Result<Value, WriteFailure> {
-        let remove =
-            is_deleting(&obj) && finalizers(&obj).is_empty() && !namespace_waits(info, &obj);
+        let remove = ready_to_remove(&obj) && !namespace_waits(info, &obj);
         let result = {
             let mut store = self.write_store()?;
             if remove {
@@ -1097,7 +1124,8 @@ impl ApiState {
             Some(Propagation::Orphan) => push_unique(&mut fins, "orphan"),
             _ => {}
         }
-        let wait = !fins.is_empty() || info.storage == NAMESPACES;
+        let grace = pod_grace_period(info, &current, opts.grace_period);
+        let wait = !fins.is_empty() || info.storage == NAMESPACES || grace > 0;
         if !wait {
             if opts.dry_run {
                 return Ok(present(info, &current));
@@ -1119,14 +1147,21 @@ impl ApiState {
             self.after_removal(&removed, info)?;
             return Ok(present(info, &removed));
         }
-        if is_deleting(&current) && fins == finalizers(&current) {
+        if is_deleting(&current) && fins == finalizers(&current) && !(grace == 0 && fins.is_empty())
+        {
             return Ok(present(info, &current));
         }
         set_finalizers(&mut obj, &fins);
         if !is_deleting(&obj) {
+            let when = jiff::Timestamp::now()
+                .checked_add(jiff::SignedDuration::from_secs(grace))
+                .ok()
+                .and_then(|t| t.round(jiff::Unit::Second).ok())
+                .map(|t| t.to_string())
+                .unwrap_or_else(now);
             let meta = meta_mut(&mut obj);
-            meta.insert("deletionTimestamp".into(), json!(now()));
-            meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+            meta.insert("deletionTimestamp".into(), json!(when));
+            meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
         }
         if info.storage == NAMESPACES {
             obj["status"] = json!({"phase": "Terminating"});
@@ -1149,6 +1184,67 @@ impl ApiState {
 /// A namespace stays while content remains; the collector removes it.
 fn namespace_waits(info: &ResourceInfo, _obj: &Value) -> bool {
     info.storage == NAMESPACES
+}
+
+/// The grace period of a delete: only pods bound to a node and not finished wait for their kubelet
+/// (the pod's `terminationGracePeriodSeconds`, 30 by default); everything else goes at once.
+fn pod_grace_period(info: &ResourceInfo, current: &Value, requested: Option<i64>) -> i64 {
+    if info.storage != "/pods" {
+        return 0;
+    }
+    let bound = current
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    let phase = current
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if !bound || phase == "Succeeded" || phase == "Failed" {
+        return 0;
+    }
+    let grace = requested
+        .or_else(|| {
+            current
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+        })
+        .or_else(|| {
+            current
+                .pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+        })
+        .unwrap_or(30);
+    // A shorter grace period may replace a longer one, never the other way round.
+    let previous = current
+        .pointer("/metadata/deletionGracePeriodSeconds")
+        .and_then(Value::as_i64);
+    let grace = previous.map_or(grace, |p| grace.min(p));
+    grace.max(0)
+}
+
+/// Whether a patch sets `metadata.resourceVersion` (a precondition: no retry on conflict, F7).
+fn patch_pins_version(ptype: PatchType, body: &[u8]) -> bool {
+    match ptype {
+        PatchType::Json => serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .is_some_and(|ops| {
+                ops.iter().any(|op| {
+                    op.get("path").and_then(Value::as_str) == Some("/metadata/resourceVersion")
+                })
+            }),
+        PatchType::Apply => serde_yaml::from_slice::<Value>(body).ok().is_some_and(|v| {
+            v.pointer("/metadata/resourceVersion")
+                .is_some_and(|r| !r.is_null())
+        }),
+        PatchType::Merge | PatchType::Strategic => {
+            serde_json::from_slice::<Value>(body).ok().is_some_and(|v| {
+                v.pointer("/metadata/resourceVersion")
+                    .is_some_and(|r| !r.is_null())
+            })
+        }
+    }
 }
 
 fn push_unique(list: &mut Vec<String>, f: &str) {

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::api::{
     ApiState, CRD_CLEANUP_FINALIZER, CRDS, NAMESPACES, finalizers, is_deleting, meta_str, now,
-    set_finalizers,
+    ready_to_remove, set_finalizers,
 };
 use crate::status::ApiError;
 use crate::store::{Key, Store};
@@ -246,7 +246,7 @@ fn apply(store: &mut Store, action: Action, removed_crds: &mut Vec<Value>) {
         return;
     }
     let rv = meta_str(&cur, "resourceVersion").to_string();
-    if is_deleting(&obj) && finalizers(&obj).is_empty() && key.0 != NAMESPACES {
+    if ready_to_remove(&obj) && key.0 != NAMESPACES {
         if let Ok(o) = store.delete(&key.0, &key.1, &key.2, Some(&rv))
             && key.0 == CRDS
         {

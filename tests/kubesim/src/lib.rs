@@ -8,11 +8,13 @@
 
 pub mod admission;
 pub mod api;
+pub mod controllers;
 pub mod defaults;
 pub mod discovery;
 pub mod events;
 pub mod gc;
 pub mod glue;
+pub mod known_fields;
 pub mod patch;
 pub mod resources;
 pub mod schema;

@@ -313,7 +313,7 @@ fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
             415,
             "UnsupportedMediaType",
             format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {ct})"
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (kubesim does not decode {ct}; kubectl's typed generators such as `kubectl create configmap` send protobuf: use `kubectl create -f` or `kubectl apply -f`)"
             ),
         ));
     }
@@ -496,6 +496,7 @@ fn delete_options(
             Some(Value::String(s)) => Some(s.clone()),
             Some(Value::Array(a)) => a.first().and_then(Value::as_str).map(String::from),
             Some(Value::Bool(b)) => Some(b.to_string()),
+            Some(Value::Number(n)) => Some(n.to_string()),
             _ => None,
         })
     };
@@ -529,6 +530,12 @@ fn delete_options(
             .pointer("/preconditions/uid")
             .and_then(Value::as_str)
             .map(String::from),
+        grace_period: match get("gracePeriodSeconds") {
+            None => None,
+            Some(g) => Some(g.parse::<i64>().map_err(|_| {
+                ApiError::bad_request(format!("gracePeriodSeconds: invalid value {g:?}"))
+            })?),
+        },
         precondition_rv: from_body
             .pointer("/preconditions/resourceVersion")
             .and_then(Value::as_str)

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, ApiState, NAMESPACES, Settings};
+use crate::controllers;
 use crate::glue::ServiceMap;
 use crate::server::{self, App};
 
@@ -49,6 +50,8 @@ pub struct SimConfig {
     /// Run the simulated control plane (`controllers` module: workload controllers, scheduler,
     /// kubelets) as in-process tasks talking to this server through kube-rs.
     pub controllers: bool,
+    /// Timings of the simulated control plane; `None`: real-cluster timings with `nodes` nodes.
+    pub controllers_config: Option<controllers::ControllersConfig>,
     /// Webhook services mapped to loopback addresses: (namespace, name, address).
     pub services: Vec<(String, String, SocketAddr)>,
     /// How many changes watches can resume from; older resourceVersions get 410 Expired.
@@ -66,6 +69,7 @@ impl Default for SimConfig {
             kubeconfig: None,
             nodes: 1,
             controllers: false,
+            controllers_config: None,
             services: Vec::new(),
             watch_history: 10_000,
             bookmark_interval: Duration::from_secs(30),
@@ -87,6 +91,7 @@ pub struct SimHandle {
     state: Arc<ApiState>,
     shutdown_tx: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    controllers: Option<controllers::ControllersHandle>,
     _tempdir: Option<tempfile::TempDir>,
 }
 
@@ -189,17 +194,28 @@ impl Sim {
         })];
         tasks.push(tokio::spawn(crate::gc::run(state.clone(), shutdown_rx)));
         let tasks_now = std::mem::take(&mut tasks);
-        let handle = SimHandle {
+        let mut handle = SimHandle {
             url,
             addr,
             kubeconfig,
             state,
             shutdown_tx,
             tasks: tasks_now,
+            controllers: None,
             _tempdir: tempdir,
         };
         if config.controllers {
-            return Err(SimError::NotImplemented("the simulated controllers are not part of this build yet".into()));
+            let cc = config.controllers_config.clone().unwrap_or_else(|| {
+                controllers::ControllersConfig {
+                    nodes: config.nodes,
+                    ..Default::default()
+                }
+            });
+            let client = handle.client()?;
+            let running = controllers::spawn(client, cc)
+                .await
+                .map_err(|e| SimError::Setup(format!("starting the simulated controllers: {e}")))?;
+            handle.controllers = Some(running);
         }
         tracing::info!(url = %handle.url, kubeconfig = %handle.kubeconfig.display(), "kubesim serving");
         Ok(handle)
@@ -224,6 +240,9 @@ impl SimHandle {
 
     /// Stop serving: watches close, the listener stops, background tasks end.
     pub async fn shutdown(mut self) {
+        if let Some(c) = self.controllers.take() {
+            c.abort();
+        }
         let _ = self.shutdown_tx.send(true);
         for t in self.tasks.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
@@ -233,6 +252,9 @@ impl SimHandle {
 
 impl Drop for SimHandle {
     fn drop(&mut self) {
+        if let Some(c) = self.controllers.take() {
+            c.abort();
+        }
         let _ = self.shutdown_tx.send(true);
         for t in &self.tasks {
             t.abort();
