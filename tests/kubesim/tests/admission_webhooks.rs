@@ -24,19 +24,19 @@ use tokio_rustls::TlsAcceptor;
 /// The webhook service every test registers: `hook` in namespace `webhooks`.
 const SERVICE_HOST: &str = "hook.webhooks.svc";
 
-type Behaviour = Arc<dyn Fn(&Value) -> Value + Send + Sync>;
+type Behaviour = Arc<dyn Fn(&str, &Value) -> Value + Send + Sync>;
 
 #[derive(Clone)]
 struct ServerState {
     behaviour: Behaviour,
-    seen: Arc<Mutex<Vec<Value>>>,
+    seen: Arc<Mutex<Vec<(String, Value)>>>,
 }
 
-/// An HTTPS webhook answering every review with `behaviour(review)` as its `response`.
+/// An HTTPS webhook answering every review with `behaviour(path, review)` as its `response`.
 struct Webhook {
     addr: SocketAddr,
     ca_bundle: String,
-    seen: Arc<Mutex<Vec<Value>>>,
+    seen: Arc<Mutex<Vec<(String, Value)>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -47,7 +47,7 @@ impl Drop for Webhook {
 }
 
 impl Webhook {
-    async fn start(behaviour: impl Fn(&Value) -> Value + Send + Sync + 'static) -> Self {
+    async fn start(behaviour: impl Fn(&str, &Value) -> Value + Send + Sync + 'static) -> Self {
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
@@ -97,7 +97,17 @@ impl Webhook {
             .lock()
             .unwrap()
             .iter()
-            .map(|r| r["request"].clone())
+            .map(|(_, r)| r["request"].clone())
+            .collect()
+    }
+
+    /// The paths called, in order.
+    fn paths(&self) -> Vec<String> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(p, _)| p.clone())
             .collect()
     }
 }
@@ -127,10 +137,14 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
-async fn handle(State(state): State<ServerState>, _uri: Uri, body: Bytes) -> Response {
+async fn handle(State(state): State<ServerState>, uri: Uri, body: Bytes) -> Response {
     let review: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    state.seen.lock().unwrap().push(review.clone());
-    let response = (state.behaviour)(&review);
+    state
+        .seen
+        .lock()
+        .unwrap()
+        .push((uri.path().to_string(), review.clone()));
+    let response = (state.behaviour)(uri.path(), &review);
     let body = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response});
     (
         StatusCode::OK,
@@ -209,7 +223,7 @@ fn api_error(err: kube::Error) -> (u16, String) {
 
 #[tokio::test]
 async fn f15_f16_mutating_webhook_patch_is_applied_to_the_created_pod() {
-    let webhook = Webhook::start(inject_label).await;
+    let webhook = Webhook::start(|_, r| inject_label(r)).await;
     let sim = sim_with(&webhook).await;
     register(&sim, configuration("inject", &webhook, "Fail", "None")).await;
     let pods: Api<Pod> = Api::namespaced(sim.client().unwrap(), "default");
@@ -250,7 +264,7 @@ async fn f15_f16_mutating_webhook_patch_is_applied_to_the_created_pod() {
 
 #[tokio::test]
 async fn f16_generate_name_create_reaches_the_webhook_with_an_empty_name() {
-    let webhook = Webhook::start(inject_label).await;
+    let webhook = Webhook::start(|_, r| inject_label(r)).await;
     let sim = sim_with(&webhook).await;
     register(&sim, configuration("inject", &webhook, "Fail", "None")).await;
     let pods: Api<Pod> = Api::namespaced(sim.client().unwrap(), "default");
@@ -282,7 +296,7 @@ async fn f16_generate_name_create_reaches_the_webhook_with_an_empty_name() {
 
 #[tokio::test]
 async fn f17_unreachable_webhook_rejects_with_fail_and_is_skipped_with_ignore() {
-    let webhook = Webhook::start(inject_label).await;
+    let webhook = Webhook::start(|_, r| inject_label(r)).await;
     let sim = Sim::start(SimConfig::default()).await.unwrap();
     // A registered service whose address nothing listens on.
     let closed = {
@@ -330,7 +344,7 @@ async fn f17_unreachable_webhook_rejects_with_fail_and_is_skipped_with_ignore() 
 /// `admission` cover it); a dry run reaches a `NoneOnDryRun` webhook with `dryRun: true`.
 #[tokio::test]
 async fn f18_side_effects_some_is_refused_and_dry_run_reaches_none_on_dry_run() {
-    let webhook = Webhook::start(inject_label).await;
+    let webhook = Webhook::start(|_, r| inject_label(r)).await;
     let sim = sim_with(&webhook).await;
     let configs: Api<MutatingWebhookConfiguration> = Api::all(sim.client().unwrap());
     for side_effects in ["Some", "Unknown"] {
@@ -373,7 +387,7 @@ async fn f18_side_effects_some_is_refused_and_dry_run_reaches_none_on_dry_run() 
 
 #[tokio::test]
 async fn f16_kubectl_shows_the_denial_message() {
-    let webhook = Webhook::start(|review| {
+    let webhook = Webhook::start(|_, review| {
         json!({
             "uid": review["request"]["uid"],
             "allowed": false,
@@ -411,4 +425,200 @@ async fn f16_kubectl_shows_the_denial_message() {
         ),
         "{stderr}"
     );
+}
+
+/// Allows the request, appending the path's last segment to the `order` label of the object.
+fn append_order(path: &str, review: &Value) -> Value {
+    let object = &review["request"]["object"];
+    let current = object["metadata"]["labels"]["order"].as_str().unwrap_or("");
+    let next = format!("{current}{}", path.trim_start_matches('/'));
+    let op = if object["metadata"]["labels"].is_object() {
+        json!({"op": "add", "path": "/metadata/labels/order", "value": next})
+    } else {
+        json!({"op": "add", "path": "/metadata/labels", "value": {"order": next}})
+    };
+    json!({
+        "uid": review["request"]["uid"],
+        "allowed": true,
+        "patchType": "JSONPatch",
+        "patch": STANDARD.encode(json!([op]).to_string()),
+    })
+}
+
+/// One webhook entry on pod CREATE calling `hook.webhooks` at `path`.
+fn entry(name: &str, path: &str, webhook: &Webhook) -> Value {
+    json!({
+        "name": name,
+        "admissionReviewVersions": ["v1"],
+        "sideEffects": "None",
+        "clientConfig": {
+            "service": {"namespace": "webhooks", "name": "hook", "path": path},
+            "caBundle": webhook.ca_bundle,
+        },
+        "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}],
+    })
+}
+
+async fn create_mutating(sim: &SimHandle, name: &str, webhooks: Vec<Value>) {
+    let config = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": name},
+        "webhooks": webhooks,
+    });
+    register(sim, serde_json::from_value(config).unwrap()).await;
+}
+
+fn order_label(pod: &Pod) -> String {
+    pod.metadata
+        .labels
+        .clone()
+        .unwrap_or_default()
+        .get("order")
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn f19_configurations_run_sorted_by_name_and_if_needed_is_reinvoked() {
+    let webhook = Webhook::start(append_order).await;
+    let sim = sim_with(&webhook).await;
+    // Created in reverse order: dispatch follows the names, not creation.
+    create_mutating(
+        &sim,
+        "zz-last",
+        vec![entry("z.example.com", "/z", &webhook)],
+    )
+    .await;
+    let reinvoked = {
+        let mut e = entry("a2.example.com", "/a2", &webhook);
+        e["reinvocationPolicy"] = json!("IfNeeded");
+        e
+    };
+    create_mutating(
+        &sim,
+        "aa-first",
+        vec![entry("a1.example.com", "/a1", &webhook), reinvoked],
+    )
+    .await;
+    let pods: Api<Pod> = Api::namespaced(sim.client().unwrap(), "default");
+    let created = pods
+        .create(&PostParams::default(), &pod(json!({"name": "web"})))
+        .await
+        .unwrap();
+    // a2 (IfNeeded) ran before z changed the object, so it runs once more, seeing z's change.
+    assert_eq!(webhook.paths(), vec!["/a1", "/a2", "/z", "/a2"]);
+    assert_eq!(order_label(&created), "a1a2za2");
+    assert_eq!(order_label(&pods.get("web").await.unwrap()), "a1a2za2");
+}
+
+#[tokio::test]
+async fn f14_namespace_selector_uses_the_namespace_labels_and_a_namespace_its_own() {
+    use k8s_openapi::api::core::v1::Namespace;
+    let webhook = Webhook::start(append_order).await;
+    let sim = sim_with(&webhook).await;
+    let mut pods_hook = entry("pods.example.com", "/pods", &webhook);
+    pods_hook["namespaceSelector"] = json!({"matchLabels": {"inject": "yes"}});
+    let mut ns_hook = entry("ns.example.com", "/ns", &webhook);
+    ns_hook["namespaceSelector"] =
+        json!({"matchExpressions": [{"key": "inject", "operator": "In", "values": ["yes"]}]});
+    ns_hook["rules"][0]["resources"] = json!(["namespaces"]);
+    create_mutating(&sim, "selective", vec![pods_hook, ns_hook]).await;
+
+    let client = sim.client().unwrap();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for (name, inject) in [("plain", "no"), ("injected", "yes")] {
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {"inject": inject}}});
+        namespaces
+            .create(&PostParams::default(), &serde_json::from_value(ns).unwrap())
+            .await
+            .unwrap();
+    }
+    // Only the namespace labelled inject=yes reached the namespace webhook.
+    assert_eq!(webhook.paths(), vec!["/ns"]);
+    assert_eq!(
+        webhook.requests()[0]["object"]["metadata"]["name"],
+        "injected"
+    );
+
+    let plain: Api<Pod> = Api::namespaced(client.clone(), "plain");
+    let created = plain
+        .create(&PostParams::default(), &pod(json!({"name": "web"})))
+        .await
+        .unwrap();
+    assert_eq!(order_label(&created), "");
+    let injected: Api<Pod> = Api::namespaced(client, "injected");
+    let created = injected
+        .create(&PostParams::default(), &pod(json!({"name": "web"})))
+        .await
+        .unwrap();
+    assert_eq!(order_label(&created), "pods");
+    assert_eq!(webhook.paths(), vec!["/ns", "/pods"]);
+}
+
+#[tokio::test]
+async fn f19_validating_webhook_sees_the_mutated_object_and_its_denial_stands() {
+    use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+    let webhook = Webhook::start(|path, review| match path {
+        "/validate" => {
+            let order = review["request"]["object"]["metadata"]["labels"]["order"]
+                .as_str()
+                .unwrap_or("");
+            json!({
+                "uid": review["request"]["uid"],
+                "allowed": order == "mutate",
+                "status": {"message": format!("order label is {order:?}")},
+            })
+        }
+        _ => append_order(path, review),
+    })
+    .await;
+    let sim = sim_with(&webhook).await;
+    let client = sim.client().unwrap();
+    let mut validate = entry("check.example.com", "/validate", &webhook);
+    validate["rules"][0]["operations"] = json!(["CREATE", "UPDATE"]);
+    let config = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "check"},
+        "webhooks": [validate],
+    });
+    let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    validating
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(config).unwrap(),
+        )
+        .await
+        .unwrap();
+
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let err = pods
+        .create(&PostParams::default(), &pod(json!({"name": "early"})))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        api_error(err),
+        (
+            400,
+            "admission webhook \"check.example.com\" denied the request: order label is \"\""
+                .to_string()
+        )
+    );
+    assert!(pods.get_opt("early").await.unwrap().is_none());
+
+    create_mutating(
+        &sim,
+        "mutate",
+        vec![entry("mutate.example.com", "/mutate", &webhook)],
+    )
+    .await;
+    let created = pods
+        .create(&PostParams::default(), &pod(json!({"name": "late"})))
+        .await
+        .unwrap();
+    assert_eq!(order_label(&created), "mutate");
+    let validated = webhook.requests().last().cloned().unwrap();
+    assert_eq!(validated["object"]["metadata"]["name"], "late");
+    assert_eq!(validated["object"]["metadata"]["labels"]["order"], "mutate");
 }
