@@ -5,11 +5,15 @@
 //! [`deploy`], [`discovery`], [`versions`], [`release`], [`config`], [`events`]); the kube-facing
 //! shell ([`controllers`], [`lease`], [`admin`]) only reads caches and applies them.
 
+pub mod admin;
+pub mod build;
 pub mod checks;
 pub mod config;
+pub mod controllers;
 pub mod deploy;
 pub mod discovery;
 pub mod events;
+pub mod lease;
 pub mod lifecycle;
 pub mod phase;
 pub mod release;

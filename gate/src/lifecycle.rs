@@ -65,6 +65,7 @@ enum Step {
 }
 
 /// The generic phase handler (B §3.4) over all phases of a version, in order.
+#[allow(clippy::too_many_arguments)]
 fn drive<S: VersionStatus>(
     level: Level,
     subject: &Subject,

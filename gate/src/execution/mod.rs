@@ -1,0 +1,223 @@
+//! Making KeptnTasks and KeptnEvaluations do their work (SPEC B §5, §6 with A15, A20).
+//!
+//! The phases create KeptnTask and KeptnEvaluation objects; this module runs them: a task
+//! becomes a Job ([`build_job`], [`decide_task`]), an evaluation compares KeptnMetrics with its
+//! objectives once per attempt ([`attempt_evaluation`]), and a KeptnTaskDefinition's inline code
+//! becomes a ConfigMap the Job mounts ([`plan_function_config_map`]).
+//!
+//! Everything but [`shell`] is pure: decisions over plain objects, tested without a server. The
+//! shell reads what a decision needs, applies it (create-if-absent, status merge patches) and
+//! publishes events and metrics.
+
+mod definition;
+mod evaluation;
+mod job;
+mod metrics;
+mod runtime;
+pub mod shell;
+mod task;
+
+pub use definition::{
+    FunctionConfigMap, config_map_action, function_config_map_name, plan_function_config_map,
+    task_definition_status,
+};
+pub use evaluation::{
+    EvaluationAction, MetricFetch, MetricSource, attempt_evaluation, check_value, metric_namespaces,
+};
+pub use job::{
+    FUNCTION_CONTAINER, FUNCTION_VOLUME, build_job, job_name_for, job_suffix, keptn_context_json,
+};
+pub use metrics::CheckMetrics;
+pub use runtime::FunctionRuntime;
+pub use shell::{
+    CheckContext, error_policy, reconcile_evaluation, reconcile_task, reconcile_task_definition,
+    run,
+};
+pub use task::{JobLookup, TaskAction, TaskInput, decide_task, task_state_from_job};
+
+/// Images of the function runtimes (B §0.2 `FUNCTION_RUNNER_IMAGE`, `PYTHON_RUNNER_IMAGE`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunnerImages {
+    /// Deno runtime image.
+    pub function_runner_image: String,
+    /// Python runtime image.
+    pub python_runner_image: String,
+}
+
+/// A Kubernetes event on the object being reconciled (B §7.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckEvent {
+    pub warning: bool,
+    /// Phase short name + state suffix, e.g. `CreateTaskNotFound`.
+    pub reason: String,
+    /// `<phase long name>: <text> / Namespace: <ns>, Name: <name>[, Version: <v>]`.
+    pub message: String,
+}
+
+impl CheckEvent {
+    /// A Warning event in B §7.1's format.
+    pub fn warning(
+        short: &str,
+        suffix: &str,
+        long: &str,
+        text: &str,
+        object: &ObjectId<'_>,
+    ) -> CheckEvent {
+        CheckEvent {
+            warning: true,
+            reason: format!("{short}{suffix}"),
+            message: object.message(long, text),
+        }
+    }
+}
+
+/// What an event message names: the object's namespace, name and version.
+#[derive(Clone, Copy, Debug)]
+pub struct ObjectId<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    /// Empty when no version is known.
+    pub version: &'a str,
+}
+
+impl ObjectId<'_> {
+    fn message(&self, long: &str, text: &str) -> String {
+        let mut m = format!(
+            "{long}: {text} / Namespace: {}, Name: {}",
+            self.namespace, self.name
+        );
+        if !self.version.is_empty() {
+            m.push_str(", Version: ");
+            m.push_str(self.version);
+        }
+        m
+    }
+}
+
+/// Why a task, an evaluation or a task definition could not be handled.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// B §5.5: a function definition without code (texts as Keptn's).
+    #[error(
+        "no ConfigMap specified or HTTP source specified in TaskDefinition / Namespace: {namespace}, Name: {name}"
+    )]
+    NoSource { namespace: String, name: String },
+    /// The definition defines neither `container`, `deno` nor `python`.
+    #[error(
+        "KeptnTaskDefinition {namespace}/{name} defines no runtime (one of container, deno, python)"
+    )]
+    NoRuntime { namespace: String, name: String },
+    /// `functionRef` names a definition that does not exist (task namespace, then Keptn's).
+    #[error("could not find KeptnTaskDefinition: {name}")]
+    ParentNotFound { name: String },
+    /// `functionRef` names a container definition, which has no function to run.
+    #[error("functionRef {name} names a container KeptnTaskDefinition, not a deno or python one")]
+    ParentNotFunction { name: String },
+    /// A duration field that Go's ParseDuration would reject.
+    #[error("invalid {field}: {source}")]
+    Duration {
+        field: &'static str,
+        source: shared::crd::DurationError,
+    },
+    /// A Job needs a positive deadline (`activeDeadlineSeconds`).
+    #[error("timeout {0:?} is shorter than one second; a Job needs at least 1s")]
+    TimeoutTooShort(String),
+    /// The object lacks metadata every stored object has (name, namespace, uid).
+    #[error("{kind} lacks metadata.{field}")]
+    Metadata {
+        kind: &'static str,
+        field: &'static str,
+    },
+    /// A Job with the task's deterministic name exists but belongs to another object.
+    #[error("Job {job} exists but is not owned by KeptnTask {task}")]
+    ForeignJob { job: String, task: String },
+    /// The API server refused or failed a request.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// A status could not be serialised into a patch.
+    #[error("serialising a status patch: {0}")]
+    Serialize(#[from] serde_json::Error),
+}
+
+impl CheckError {
+    /// Bounded label value for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CheckError::NoSource { .. } => "no_source",
+            CheckError::NoRuntime { .. } => "no_runtime",
+            CheckError::ParentNotFound { .. } => "parent_not_found",
+            CheckError::ParentNotFunction { .. } => "parent_not_function",
+            CheckError::Duration { .. } => "duration",
+            CheckError::TimeoutTooShort(_) => "timeout_too_short",
+            CheckError::Metadata { .. } => "metadata",
+            CheckError::ForeignJob { .. } => "foreign_job",
+            CheckError::Kube(_) => "kube",
+            CheckError::Serialize(_) => "serialize",
+        }
+    }
+}
+
+/// Namespaces a definition is looked up in, in order (B §5.3, §6.2, §8 item 11): the object's
+/// own, then the Keptn installation namespace (once when they are the same).
+pub fn definition_namespaces<'a>(namespace: &'a str, install_namespace: &'a str) -> Vec<&'a str> {
+    if namespace == install_namespace {
+        vec![namespace]
+    } else {
+        vec![namespace, install_namespace]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn b7_1_event_message_format() {
+        let id = ObjectId {
+            namespace: "ns",
+            name: "pre-hello-12345",
+            version: "0.4",
+        };
+        let e = CheckEvent::warning(
+            "CreateTask",
+            "NotFound",
+            "Create Task",
+            "could not find KeptnTaskDefinition: hello",
+            &id,
+        );
+        assert_eq!(e.reason, "CreateTaskNotFound");
+        assert_eq!(
+            e.message,
+            "Create Task: could not find KeptnTaskDefinition: hello / Namespace: ns, Name: pre-hello-12345, Version: 0.4"
+        );
+        let id = ObjectId { version: "", ..id };
+        assert_eq!(
+            id.message("Create Task", "x"),
+            "Create Task: x / Namespace: ns, Name: pre-hello-12345"
+        );
+    }
+
+    #[test]
+    fn b8_11_definition_lookup_order() {
+        assert_eq!(
+            definition_namespaces("app", "keptn-system"),
+            vec!["app", "keptn-system"]
+        );
+        assert_eq!(
+            definition_namespaces("keptn-system", "keptn-system"),
+            vec!["keptn-system"]
+        );
+    }
+
+    #[test]
+    fn b5_5_no_source_error_text() {
+        let e = CheckError::NoSource {
+            namespace: "ns".into(),
+            name: "d".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "no ConfigMap specified or HTTP source specified in TaskDefinition / Namespace: ns, Name: d"
+        );
+    }
+}
