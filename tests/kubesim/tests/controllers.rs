@@ -149,6 +149,41 @@ where
     }
 }
 
+/// Asserts that nothing of this kind changes for two seconds: the controllers are level-triggered
+/// and write only when the observed state differs from what they want.
+async fn assert_settled<K>(api: &Api<K>, what: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    use futures::TryStreamExt;
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("list resourceVersion");
+    let stream = api
+        .watch(&kube::api::WatchParams::default().timeout(2), &rv)
+        .await
+        .expect("watch");
+    futures::pin_mut!(stream);
+    let mut changes = Vec::new();
+    while let Some(event) = stream.try_next().await.expect("watch event") {
+        match event {
+            kube::api::WatchEvent::Added(o)
+            | kube::api::WatchEvent::Modified(o)
+            | kube::api::WatchEvent::Deleted(o) => changes.push(o.meta().name.clone()),
+            kube::api::WatchEvent::Bookmark(_) => {}
+            kube::api::WatchEvent::Error(e) => panic!("watch error: {e:?}"),
+        }
+    }
+    assert!(
+        changes.is_empty(),
+        "{what} still changing once settled: {changes:?}"
+    );
+}
+
 fn controller_of(
     meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
 ) -> (String, String, bool) {
@@ -259,6 +294,11 @@ async fn f20_deployment_rolls_out_and_kubectl_rollout_status_returns() {
         progressing.reason.as_deref(),
         Some("NewReplicaSetAvailable")
     );
+
+    // Level-triggered: once rolled out, nobody writes any more.
+    assert_settled(&c.api::<Pod>(), "pods").await;
+    assert_settled(&c.api::<ReplicaSet>(), "replicasets").await;
+    assert_settled(&c.api::<Deployment>(), "deployments").await;
 
     // kubectl shows the workload as ready.
     let table = c.kubectl_ok(&["get", "deployment", "web"]).await;

@@ -111,13 +111,8 @@ impl Informers {
         self.changes.clone()
     }
 
-    /// The resource version and uid of an object in the store of `kind`.
-    fn lookup(
-        &self,
-        kind: Kind,
-        namespace: &str,
-        name: &str,
-    ) -> Option<(Option<String>, Option<String>, Option<String>)> {
+    /// What the store of `kind` holds about one object.
+    fn lookup(&self, kind: Kind, namespace: &str, name: &str) -> Option<StoredFacts> {
         fn get<K>(store: &Store<K>, namespace: &str, name: &str) -> Option<Arc<K>>
         where
             K: Resource + Clone + 'static,
@@ -129,42 +124,34 @@ impl Informers {
             }
             store.get(&key)
         }
-        fn facts<K: Resource>(obj: Arc<K>) -> (Option<String>, Option<String>) {
-            (obj.meta().resource_version.clone(), obj.meta().uid.clone())
+        fn facts<K: Resource>(obj: &K) -> StoredFacts {
+            let meta = obj.meta();
+            StoredFacts {
+                resource_version: meta.resource_version.clone(),
+                uid: meta.uid.clone(),
+                deleting: meta.deletion_timestamp.is_some(),
+                bound: false,
+            }
         }
-        let (rv, uid, node) = match kind {
+        Some(match kind {
             Kind::Pod => {
                 let pod = get(&self.pods, namespace, name)?;
-                let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
-                let (rv, uid) = facts(pod);
-                (rv, uid, node)
+                StoredFacts {
+                    bound: pod
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.node_name.as_ref())
+                        .is_some(),
+                    ..facts(pod.as_ref())
+                }
             }
-            Kind::Node => {
-                let (rv, uid) = facts(get(&self.nodes, namespace, name)?);
-                (rv, uid, None)
-            }
-            Kind::ReplicaSet => {
-                let (rv, uid) = facts(get(&self.replica_sets, namespace, name)?);
-                (rv, uid, None)
-            }
-            Kind::Deployment => {
-                let (rv, uid) = facts(get(&self.deployments, namespace, name)?);
-                (rv, uid, None)
-            }
-            Kind::StatefulSet => {
-                let (rv, uid) = facts(get(&self.stateful_sets, namespace, name)?);
-                (rv, uid, None)
-            }
-            Kind::DaemonSet => {
-                let (rv, uid) = facts(get(&self.daemon_sets, namespace, name)?);
-                (rv, uid, None)
-            }
-            Kind::Job => {
-                let (rv, uid) = facts(get(&self.jobs, namespace, name)?);
-                (rv, uid, None)
-            }
-        };
-        Some((rv, uid, node))
+            Kind::Node => facts(get(&self.nodes, namespace, name)?.as_ref()),
+            Kind::ReplicaSet => facts(get(&self.replica_sets, namespace, name)?.as_ref()),
+            Kind::Deployment => facts(get(&self.deployments, namespace, name)?.as_ref()),
+            Kind::StatefulSet => facts(get(&self.stateful_sets, namespace, name)?.as_ref()),
+            Kind::DaemonSet => facts(get(&self.daemon_sets, namespace, name)?.as_ref()),
+            Kind::Job => facts(get(&self.jobs, namespace, name)?.as_ref()),
+        })
     }
 
     fn satisfied(&self, expect: &Expectation) -> bool {
@@ -175,10 +162,14 @@ impl Informers {
                 name,
                 resource_version,
             } => match self.lookup(*kind, namespace, name) {
-                Some((Some(seen), _, _)) => rv_at_least(&seen, resource_version),
-                Some((None, _, _)) => true,
+                Some(StoredFacts {
+                    resource_version: Some(seen),
+                    ..
+                }) => rv_at_least(&seen, resource_version),
+                Some(_) => true,
                 None => false,
             },
+            // Gone, replaced by a namesake, or being deleted (graceful deletion of pods).
             Expectation::Gone {
                 kind,
                 namespace,
@@ -186,14 +177,11 @@ impl Informers {
                 uid,
             } => match self.lookup(*kind, namespace, name) {
                 None => true,
-                Some((_, seen_uid, _)) => uid.is_some() && seen_uid != *uid,
+                Some(f) => f.deleting || (uid.is_some() && f.uid != *uid),
             },
-            Expectation::Bound { namespace, name } => {
-                matches!(
-                    self.lookup(Kind::Pod, namespace, name),
-                    Some((_, _, Some(_))) | None
-                )
-            }
+            Expectation::Bound { namespace, name } => self
+                .lookup(Kind::Pod, namespace, name)
+                .is_none_or(|f| f.bound),
         }
     }
 
@@ -215,6 +203,14 @@ impl Informers {
             }
         }
     }
+}
+
+/// What a store holds about one object, for the write barrier.
+struct StoredFacts {
+    resource_version: Option<String>,
+    uid: Option<String>,
+    deleting: bool,
+    bound: bool,
 }
 
 /// Resource versions of the emulator are integers; anything else compares by equality.
