@@ -1778,3 +1778,422 @@ spec:
     e.kubectl_ok(&["delete", "namespace", "session", "--timeout=20s"])
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f03_builtin_unknown_fields_follow_field_validation() {
+    let e = env("f03b").await;
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("pod.yaml");
+    std::fs::write(&bad, "apiVersion: v1\nkind: Pod\nmetadata: {name: typo, namespace: f03b}\nspec:\n  containers: [{name: c, image: nginx, imagePolicy: Always}]\n").unwrap();
+    let o = e.kubectl(&["apply", "-f", bad.to_str().unwrap()]).await;
+    assert!(
+        !o.ok
+            && o.stderr
+                .contains("unknown field \"spec.containers[0].imagePolicy\""),
+        "{}",
+        o.stderr
+    );
+    let o = e
+        .kubectl(&["apply", "--validate=false", "-f", bad.to_str().unwrap()])
+        .await;
+    assert!(o.ok, "{}", o.stderr);
+    let pods: Api<Pod> = Api::namespaced(e.client.clone(), "f03b");
+    let raw = e
+        .raw(
+            "GET",
+            "/api/v1/namespaces/f03b/pods/typo",
+            None,
+            None,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        raw["spec"]["containers"][0].get("imagePolicy").is_none(),
+        "unknown field dropped"
+    );
+    pods.get("typo").await.unwrap();
+    // Mistyped values are a decoding error (400), as on a real server.
+    let s = api_err(
+        e.raw(
+            "POST",
+            "/apis/apps/v1/namespaces/f03b/deployments",
+            None,
+            Some("application/json"),
+            br#"{"metadata":{"name":"d"},"spec":{"replicas":"three"}}"#.to_vec(),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(s.code, 400);
+    assert!(
+        s.message
+            .starts_with("Deployment in version \"v1\" cannot be handled as a Deployment"),
+        "{}",
+        s.message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f03_scale_binding_and_graceful_pod_deletion() {
+    let e = env("f03s").await;
+    let deploys: Api<Deployment> = Api::namespaced(e.client.clone(), "f03s");
+    let d: Deployment = obj(
+        json!({"metadata": {"name": "web"}, "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+        "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx:1"}]}}}}),
+    );
+    deploys.create(&PostParams::default(), &d).await.unwrap();
+    let scale = deploys.get_scale("web").await.unwrap();
+    assert_eq!(scale.spec.unwrap().replicas, Some(2));
+    assert_eq!(scale.status.unwrap().selector.as_deref(), Some("app=web"));
+    deploys
+        .patch_scale(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 5}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        deploys.get("web").await.unwrap().spec.unwrap().replicas,
+        Some(5)
+    );
+    // The scheduler's binding, then a delete that waits for the kubelet.
+    let pods: Api<Pod> = Api::namespaced(e.client.clone(), "f03s");
+    pods.create(&PostParams::default(), &obj(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}})))
+        .await
+        .unwrap();
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"}, "target": {"apiVersion": "v1", "kind": "Node", "name": "kubesim-node-1"}});
+    e.raw(
+        "POST",
+        "/api/v1/namespaces/f03s/pods/p/binding",
+        None,
+        Some("application/json"),
+        serde_json::to_vec(&binding).unwrap(),
+    )
+    .await
+    .unwrap();
+    let bound = pods.get("p").await.unwrap();
+    assert_eq!(
+        bound.spec.unwrap().node_name.as_deref(),
+        Some("kubesim-node-1")
+    );
+    let s = api_err(
+        e.raw(
+            "POST",
+            "/api/v1/namespaces/f03s/pods/p/binding",
+            None,
+            Some("application/json"),
+            serde_json::to_vec(&binding).unwrap(),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(s.code, 409);
+    pods.delete("p", &DeleteParams::default()).await.unwrap();
+    let terminating = pods.get("p").await.unwrap();
+    assert_eq!(terminating.metadata.deletion_grace_period_seconds, Some(30));
+    pods.delete(
+        "p",
+        &DeleteParams {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(pods.get_opt("p").await.unwrap().is_none());
+    // An unbound pod goes at once.
+    pods.create(&PostParams::default(), &obj(json!({"metadata": {"name": "q"}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}})))
+        .await
+        .unwrap();
+    pods.delete("q", &DeleteParams::default()).await.unwrap();
+    assert!(pods.get_opt("q").await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f18_dry_run_persists_nothing_and_deletecollection_selects() {
+    let e = env("f18").await;
+    let cms: Api<ConfigMap> = Api::namespaced(e.client.clone(), "f18");
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let made = cms
+        .create(&dry, &obj(json!({"metadata": {"generateName": "dry-"}})))
+        .await
+        .unwrap();
+    assert!(made.metadata.name.unwrap().starts_with("dry-"));
+    assert!(
+        cms.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    for (name, tier) in [("a", "x"), ("b", "x"), ("c", "y")] {
+        cms.create(
+            &PostParams::default(),
+            &obj(json!({"metadata": {"name": name, "labels": {"tier": tier}}})),
+        )
+        .await
+        .unwrap();
+    }
+    cms.patch(
+        "a",
+        &PatchParams {
+            dry_run: true,
+            ..Default::default()
+        },
+        &Patch::Merge(json!({"data": {"k": "v"}})),
+    )
+    .await
+    .unwrap();
+    assert!(cms.get("a").await.unwrap().data.is_none());
+    cms.delete(
+        "a",
+        &DeleteParams {
+            dry_run: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(cms.get_opt("a").await.unwrap().is_some());
+    let o = e
+        .kubectl(&["delete", "configmap", "b", "-n", "f18", "--dry-run=server"])
+        .await;
+    assert!(
+        o.ok && o.stdout.contains("(server dry run)"),
+        "{}{}",
+        o.stdout,
+        o.stderr
+    );
+    assert!(cms.get_opt("b").await.unwrap().is_some());
+    cms.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("tier=x"),
+    )
+    .await
+    .unwrap();
+    let left: Vec<String> = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    assert_eq!(left, vec!["c".to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn robustness_bad_input_gets_status_errors_and_many_clients_work() {
+    let e = env("rob").await;
+    let http = reqwest::Client::new();
+    let base = e.sim.url.clone();
+    let cases: Vec<(reqwest::Method, &str, &str, &[u8])> = vec![
+        (
+            reqwest::Method::POST,
+            "/api/v1/namespaces/rob/configmaps",
+            "application/json",
+            b"{not json",
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/v1/namespaces/rob/configmaps",
+            "application/json",
+            b"[1,2]",
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/v1/namespaces/rob/configmaps",
+            "application/json",
+            b"{\"metadata\": 5}",
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/v1/namespaces/rob/configmaps",
+            "application/json",
+            b"{\"kind\": \"Pod\", \"metadata\": {\"name\": \"x\"}}",
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/v1/namespaces/rob/pods",
+            "application/json",
+            b"{\"metadata\": {\"name\": \"x\"}, \"spec\": \"nope\"}",
+        ),
+        (
+            reqwest::Method::PUT,
+            "/api/v1/namespaces/rob/configmaps/x",
+            "application/json",
+            b"{}",
+        ),
+        (
+            reqwest::Method::PATCH,
+            "/api/v1/namespaces/rob/configmaps/x",
+            "text/plain",
+            b"{}",
+        ),
+        (
+            reqwest::Method::PATCH,
+            "/api/v1/namespaces/rob/configmaps/x",
+            "application/json-patch+json",
+            b"{}",
+        ),
+        (
+            reqwest::Method::GET,
+            "/api/v1/namespaces/rob/configmaps?labelSelector=a%20in%20(",
+            "",
+            b"",
+        ),
+        (
+            reqwest::Method::GET,
+            "/api/v1/namespaces/rob/configmaps?watch=1&resourceVersion=abc",
+            "",
+            b"",
+        ),
+        (
+            reqwest::Method::GET,
+            "/api/v1/namespaces/rob/configmaps?limit=2&continue=%%%",
+            "",
+            b"",
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/api/v1/namespaces/rob/configmaps/x",
+            "application/json",
+            b"{\"propagationPolicy\": \"Sideways\"}",
+        ),
+        (reqwest::Method::GET, "/apis/nope/v1/things", "", b""),
+        (
+            reqwest::Method::GET,
+            "/api/v1/namespaces/rob/configmaps/x/y/z/w",
+            "",
+            b"",
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/v1/nodes/n/status",
+            "application/json",
+            b"{}",
+        ),
+    ];
+    for (method, path, ct, body) in cases {
+        let mut req = http
+            .request(method.clone(), format!("{base}{path}"))
+            .body(body.to_vec());
+        if !ct.is_empty() {
+            req = req.header("Content-Type", ct);
+        }
+        let resp = req.send().await.unwrap();
+        let code = resp.status().as_u16();
+        let status: Value = resp
+            .json()
+            .await
+            .unwrap_or_else(|_| panic!("{method} {path}: JSON Status"));
+        assert!(
+            (400..500).contains(&code),
+            "{method} {path} -> {code} {status}"
+        );
+        assert_eq!(status["kind"], "Status", "{method} {path}");
+        assert_eq!(status["code"], code);
+    }
+    // Many clients at once: every create lands with a distinct resourceVersion.
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let client = e.sim.client().unwrap();
+        tasks.push(tokio::spawn(async move {
+            let cms: Api<ConfigMap> = Api::namespaced(client, "rob");
+            cms.create(
+                &PostParams::default(),
+                &obj(json!({"metadata": {"name": format!("c{i}")}})),
+            )
+            .await
+            .unwrap()
+            .metadata
+            .resource_version
+            .unwrap()
+        }));
+    }
+    let mut rvs = Vec::new();
+    for t in tasks {
+        rvs.push(t.await.unwrap());
+    }
+    rvs.sort();
+    rvs.dedup();
+    assert_eq!(rvs.len(), 40);
+    // Pagination.
+    let cms: Api<ConfigMap> = Api::namespaced(e.client.clone(), "rob");
+    let page = cms.list(&ListParams::default().limit(15)).await.unwrap();
+    assert_eq!(page.items.len(), 15);
+    let token = page.metadata.continue_.clone().expect("continue token");
+    let rest = cms
+        .list(&ListParams::default().limit(100).continue_token(&token))
+        .await
+        .unwrap();
+    assert_eq!(rest.items.len(), 25);
+    assert!(rest.metadata.continue_.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_rollout_status_with_simulated_controllers() {
+    let config = SimConfig {
+        controllers: true,
+        controllers_config: Some(kubesim::controllers::ControllersConfig::fast(1)),
+        ..Default::default()
+    };
+    let e = env_with("rollout", config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dep = dir.path().join("dep.yaml");
+    std::fs::write(
+        &dep,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: rollout}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: web, image: \"web:1\"}]\n",
+    )
+    .unwrap();
+    e.kubectl_ok(&["apply", "-f", dep.to_str().unwrap()]).await;
+    let out = e
+        .kubectl_ok(&[
+            "rollout",
+            "status",
+            "deployment/web",
+            "-n",
+            "rollout",
+            "--timeout=60s",
+        ])
+        .await;
+    assert!(out.contains("successfully rolled out"), "{out}");
+    e.kubectl_ok(&[
+        "set",
+        "image",
+        "deployment/web",
+        "web=web:2",
+        "-n",
+        "rollout",
+    ])
+    .await;
+    let out = e
+        .kubectl_ok(&[
+            "rollout",
+            "status",
+            "deployment/web",
+            "-n",
+            "rollout",
+            "--timeout=60s",
+        ])
+        .await;
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let pods = e
+        .kubectl_ok(&[
+            "get",
+            "pods",
+            "-n",
+            "rollout",
+            "-l",
+            "app=web",
+            "-o",
+            "jsonpath={.items[*].spec.containers[0].image}",
+        ])
+        .await;
+    assert!(pods.split_whitespace().all(|i| i == "web:2"), "{pods}");
+}
