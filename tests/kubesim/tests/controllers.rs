@@ -367,6 +367,158 @@ async fn f20_template_change_creates_a_new_replica_set_and_scales_the_old_one_to
     );
     let history = c.kubectl_ok(&["get", "rs"]).await;
     assert!(history.contains(&new_name), "{history}");
+
+    // kubectl rollout history/undo read the revision annotations of the ReplicaSets.
+    let history = c
+        .kubectl_ok(&["rollout", "history", "deployment/web"])
+        .await;
+    assert!(
+        history.lines().any(|l| l.trim_start().starts_with('1')),
+        "{history}"
+    );
+    assert!(
+        history.lines().any(|l| l.trim_start().starts_with('2')),
+        "{history}"
+    );
+    c.kubectl_ok(&["rollout", "undo", "deployment/web"]).await;
+    c.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=60s"])
+        .await;
+    let rs_list = c
+        .api::<ReplicaSet>()
+        .list(&ListParams::default())
+        .await
+        .expect("rs")
+        .items;
+    assert_eq!(rs_list.len(), 2, "the undo reuses the first ReplicaSet");
+    let active = rs_list
+        .iter()
+        .find(|rs| rs.spec.as_ref().and_then(|s| s.replicas) == Some(3))
+        .expect("one active ReplicaSet");
+    assert_eq!(revision(active), "3");
+    assert_eq!(image_of(active), Some(Some("nginx:1.27".into())));
+
+    // kubectl scale goes through the /scale subresource; the ReplicaSet follows.
+    c.kubectl_ok(&["scale", "deployment/web", "--replicas=5"])
+        .await;
+    c.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=60s"])
+        .await;
+    let running = c
+        .pods()
+        .await
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .count();
+    assert_eq!(running, 5);
+    c.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f20_statefulset_and_daemonset_roll_out_a_new_image() {
+    let c = Cluster::start(2, "f20-updates").await;
+    c.apply(
+        r#"apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+spec:
+  serviceName: db
+  replicas: 2
+  selector:
+    matchLabels: {app: db}
+  template:
+    metadata:
+      labels: {app: db}
+    spec:
+      containers:
+      - name: db
+        image: postgres:16
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agent
+spec:
+  selector:
+    matchLabels: {app: agent}
+  template:
+    metadata:
+      labels: {app: agent}
+    spec:
+      containers:
+      - name: agent
+        image: agent:1
+"#,
+    );
+    c.kubectl_ok(&["rollout", "status", "statefulset/db", "--timeout=60s"])
+        .await;
+    c.kubectl_ok(&["rollout", "status", "daemonset/agent", "--timeout=60s"])
+        .await;
+    let before: StatefulSet = c.api().get("db").await.expect("sts");
+    let first = before
+        .status
+        .and_then(|s| s.current_revision)
+        .expect("revision");
+
+    c.kubectl_ok(&["set", "image", "statefulset/db", "db=postgres:17"])
+        .await;
+    c.kubectl_ok(&["set", "image", "daemonset/agent", "agent=agent:2"])
+        .await;
+    c.kubectl_ok(&["rollout", "status", "statefulset/db", "--timeout=60s"])
+        .await;
+    c.kubectl_ok(&["rollout", "status", "daemonset/agent", "--timeout=60s"])
+        .await;
+
+    let set: StatefulSet = c.api().get("db").await.expect("sts");
+    let status = set.status.expect("status");
+    let update = status.update_revision.clone().expect("updateRevision");
+    assert_ne!(update, first);
+    // currentRevision follows once every pod runs the update revision.
+    let sts_api: Api<StatefulSet> = c.api();
+    eventually("currentRevision = updateRevision", DEADLINE, || {
+        let api = sts_api.clone();
+        let update = update.clone();
+        async move {
+            let s = api.get("db").await.expect("sts").status?;
+            (s.current_revision.as_deref() == Some(update.as_str())
+                && s.current_replicas == Some(2))
+            .then_some(())
+        }
+    })
+    .await;
+    for name in ["db-0", "db-1"] {
+        let pod: Pod = c.api().get(name).await.expect("pod");
+        assert_eq!(
+            pod.metadata.labels.clone().unwrap_or_default()["controller-revision-hash"],
+            update
+        );
+        assert_eq!(
+            pod.spec
+                .and_then(|s| s.containers[0].image.clone())
+                .as_deref(),
+            Some("postgres:17")
+        );
+    }
+    let pods = c.pods().await;
+    let agents: Vec<&Pod> = pods
+        .iter()
+        .filter(|p| {
+            p.metadata
+                .labels
+                .clone()
+                .unwrap_or_default()
+                .get("app")
+                .map(String::as_str)
+                == Some("agent")
+        })
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect();
+    assert_eq!(agents.len(), 2);
+    assert!(agents.iter().all(|p| {
+        p.spec
+            .as_ref()
+            .and_then(|s| s.containers[0].image.as_deref())
+            == Some("agent:2")
+    }));
     c.sim.shutdown().await;
 }
 
