@@ -1,6 +1,8 @@
 //! Reading an AdmissionReview body and writing the answer: the boundary between HTTP bytes and
 //! the decision core.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use kube::core::{DynamicObject, GroupVersionKind};
 
@@ -71,10 +73,19 @@ pub fn respond(request: &AdmissionRequest<DynamicObject>, verdict: Verdict) -> A
     }
 }
 
-/// The whole response body.
+/// The whole response body. `patch` is written as base64 (Go's encoding of `[]byte`, what the
+/// API server documents and every emulator expects), not as kube's array of numbers.
 pub fn to_body(response: AdmissionResponse) -> Vec<u8> {
-    // Serialising plain strings, maps and bytes cannot fail; fall back to a minimal review.
-    serde_json::to_vec(&response.into_review()).unwrap_or_else(|_| {
+    let patch = response.patch.as_deref().map(|p| BASE64.encode(p));
+    let review = response.into_review();
+    let encoded = serde_json::to_value(&review).and_then(|mut value| {
+        if let (Some(patch), Some(slot)) = (patch, value.pointer_mut("/response/patch")) {
+            *slot = serde_json::Value::String(patch);
+        }
+        serde_json::to_vec(&value)
+    });
+    // Serialising strings, maps and numbers cannot fail; answer something readable regardless.
+    encoded.unwrap_or_else(|_| {
         br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#.to_vec()
     })
 }
