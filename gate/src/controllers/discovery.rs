@@ -144,16 +144,14 @@ async fn reconcile_app(app: Arc<KeptnApp>, ctx: Arc<Context>) -> Result<Action, 
     if let Some(kav) = &plan.create
         && let Err(e) = create_if_absent(&kav_api, kav).await
     {
-        {
-            let note = subject.warning(
-                "CreateAppVersion",
-                "Failed",
-                "Create App Version",
-                "could not create KeptnAppVersion",
-            );
-            ctx.publish(&ctx.recorders.app, &note, app.object_ref(&()));
-            return Err(e);
-        }
+        let note = subject.warning(
+            "CreateAppVersion",
+            "Failed",
+            "Create App Version",
+            "could not create KeptnAppVersion",
+        );
+        ctx.publish(&ctx.recorders.app, &note, app.object_ref(&()));
+        return Err(e);
     }
     if let Some(version) = &plan.current_version {
         let apps: Api<KeptnApp> = Api::namespaced(ctx.client.clone(), &ns);

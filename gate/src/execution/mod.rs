@@ -16,6 +16,8 @@ mod metrics;
 mod runtime;
 pub mod shell;
 mod task;
+#[cfg(test)]
+mod tests;
 
 pub use definition::{
     FunctionConfigMap, config_map_action, function_config_map_name, plan_function_config_map,
@@ -168,7 +170,7 @@ pub fn definition_namespaces<'a>(namespace: &'a str, install_namespace: &'a str)
 }
 
 #[cfg(test)]
-mod tests {
+mod format_tests {
     use super::*;
 
     #[test]

@@ -56,8 +56,7 @@ pub fn function_runtime(
     definition: &KeptnTaskDefinition,
 ) -> Option<(FunctionRuntime, &RuntimeSpec)> {
     let spec = &definition.spec;
-    let non_empty = |r: &Option<RuntimeSpec>| r.as_ref().filter(|r| **r != RuntimeSpec::default());
-    if let Some(deno) = non_empty(&spec.deno) {
+    if let Some(deno) = spec.deno.as_ref().filter(|d| **d != RuntimeSpec::default()) {
         return Some((FunctionRuntime::Deno, deno));
     }
     if let Some(python) = &spec.python {

@@ -1,0 +1,912 @@
+//! End-to-end tests: the real `portcullis-gate` binary against kubesim with its simulated
+//! Deployment/ReplicaSet/Pod controllers, scheduler and kubelets.
+//!
+//! Without the webhook in the loop, each test does the webhook's part itself where needed:
+//! pods get the gate and the stamped identity through their Deployment's pod template, and the
+//! KeptnWorkload / KeptnAppCreationRequest are created as A7 would. Every test runs its own
+//! emulator and gate processes; waits poll with a deadline.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+use shared::crd::{
+    KeptnApp, KeptnAppCreationRequest, KeptnAppVersion, KeptnConfig, KeptnState, KeptnTask,
+    KeptnWorkload, KeptnWorkloadVersion,
+};
+
+const GATE: &str = "keptn-prechecks-gate";
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A running emulator with CRDs, and the gate processes of a test.
+struct Env {
+    sim: Option<kubesim::SimHandle>,
+    client: Client,
+    logs: tempfile::TempDir,
+    gates: Vec<tokio::process::Child>,
+    started: usize,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for i in 0..self.started {
+                let path = self.logs.path().join(format!("gate-{i}.log"));
+                if let Ok(text) = std::fs::read_to_string(&path) {
+                    let tail: Vec<&str> = text.lines().rev().take(80).collect();
+                    eprintln!("---- gate {i} log (last lines) ----");
+                    for line in tail.iter().rev() {
+                        eprintln!("{line}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn start_env() -> Env {
+    let sim = kubesim::Sim::start(kubesim::SimConfig {
+        nodes: 2,
+        controllers: true,
+        controllers_config: Some(kubesim::controllers::ControllersConfig::fast(2)),
+        ..Default::default()
+    })
+    .await
+    .expect("kubesim starts");
+    let client = sim.client().expect("client");
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in shared::crd::all() {
+        crds.create(&PostParams::default(), &crd)
+            .await
+            .expect("CRD created");
+    }
+    // Every kind served before anything runs.
+    let c = client.clone();
+    wait_for("CRDs served", WAIT, || {
+        let c = c.clone();
+        async move {
+            let ok = Api::<KeptnApp>::all(c.clone())
+                .list(&ListParams::default())
+                .await
+                .is_ok()
+                && Api::<KeptnWorkloadVersion>::all(c.clone())
+                    .list(&ListParams::default())
+                    .await
+                    .is_ok()
+                && Api::<KeptnConfig>::all(c.clone())
+                    .list(&ListParams::default())
+                    .await
+                    .is_ok()
+                && Api::<KeptnTask>::all(c)
+                    .list(&ListParams::default())
+                    .await
+                    .is_ok();
+            ok.then_some(())
+        }
+    })
+    .await;
+    Env {
+        sim: Some(sim),
+        client,
+        logs: tempfile::tempdir().expect("tempdir"),
+        gates: Vec::new(),
+        started: 0,
+    }
+}
+
+impl Env {
+    fn kubeconfig(&self) -> PathBuf {
+        self.sim.as_ref().expect("sim").kubeconfig.clone()
+    }
+
+    /// Starts a gate process; returns its index.
+    fn start_gate(&mut self, extra: &[&str]) -> usize {
+        let i = self.started;
+        self.started += 1;
+        let log =
+            std::fs::File::create(self.logs.path().join(format!("gate-{i}.log"))).expect("log");
+        let err = log.try_clone().expect("log");
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis-gate"))
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .args([
+                "--admin-address",
+                "127.0.0.1:0",
+                "--sweep-interval-seconds",
+                "1",
+            ])
+            .args(["--identity", &format!("gate-{i}")])
+            .args(extra)
+            .env("LOG_FILTER", "info,gate=debug,kube=warn")
+            .env_remove("POD_NAMESPACE")
+            .env_remove("KUBECONFIG")
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("gate binary starts");
+        self.gates.push(child);
+        i
+    }
+
+    /// SIGKILL, no chance to clean up.
+    async fn kill_gate(&mut self, i: usize) {
+        let child = &mut self.gates[i];
+        child.start_kill().expect("kill");
+        let _ = child.wait().await;
+    }
+
+    fn gate_log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.logs.path().join(format!("gate-{i}.log"))).unwrap_or_default()
+    }
+
+    async fn namespace(&self, name: &str) {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let ns: Namespace = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "annotations": {"keptn.sh/lifecycle-toolkit": "enabled"}}
+        }))
+        .expect("namespace");
+        api.create(&PostParams::default(), &ns)
+            .await
+            .expect("namespace created");
+    }
+
+    async fn config(&self, ns: &str, spec: serde_json::Value) {
+        let api: Api<KeptnConfig> = Api::namespaced(self.client.clone(), ns);
+        let cfg: KeptnConfig = serde_json::from_value(json!({
+            "apiVersion": "options.keptn.sh/v1alpha1", "kind": "KeptnConfig",
+            "metadata": {"name": "keptn-config"}, "spec": spec
+        }))
+        .expect("config");
+        api.create(&PostParams::default(), &cfg)
+            .await
+            .expect("config created");
+    }
+}
+
+/// Polls `f` every 100 ms until it yields a value or `timeout` passes (then panics with `what`).
+async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn get<K>(client: &Client, ns: &str, name: &str) -> Option<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    Api::<K>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// An annotated Deployment whose pods carry what the webhook would give them: the gate and the
+/// stamped identity (A8). `extra` annotations go on the pod template (kubesim outcome control).
+async fn gated_deployment(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    app: &str,
+    version: &str,
+    replicas: i32,
+    extra: serde_json::Value,
+) -> (String, String) {
+    let mut annotations = json!({
+        "keptn.sh/app": app, "keptn.sh/workload": name, "keptn.sh/version": version
+    });
+    if let (Some(a), Some(e)) = (annotations.as_object_mut(), extra.as_object()) {
+        a.extend(e.clone());
+    }
+    let deploy: Deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "annotations": {"keptn.sh/workload": name, "keptn.sh/version": version}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}, "annotations": annotations},
+                "spec": {
+                    "schedulingGates": [{"name": GATE}],
+                    "containers": [{"name": name, "image": format!("example/{name}:{version}")}]
+                }
+            }
+        }
+    }))
+    .expect("deployment");
+    Api::<Deployment>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &deploy)
+        .await
+        .expect("deployment created");
+    let rs_api: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
+    let selector = format!("app={name}");
+    wait_for("the ReplicaSet", WAIT, || {
+        let rs_api = rs_api.clone();
+        let selector = selector.clone();
+        async move {
+            let list = rs_api
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .ok()?;
+            let rs = list.items.into_iter().next()?;
+            Some((rs.name_any(), rs.metadata.uid.clone()?))
+        }
+    })
+    .await
+}
+
+/// The KeptnWorkload (and, for a single-service app, the KeptnAppCreationRequest) that the
+/// webhook creates for a pod of `rs` (B §1.8, §1.9).
+async fn workload_objects(
+    client: &Client,
+    ns: &str,
+    app: &str,
+    workload: &str,
+    version: &str,
+    rs: &(String, String),
+    tasks: &[&str],
+) {
+    let wl: KeptnWorkload = serde_json::from_value(json!({
+        "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnWorkload",
+        "metadata": {
+            "name": format!("{app}-{workload}"),
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs.0, "uid": rs.1}]
+        },
+        "spec": {
+            "app": app, "version": version,
+            "preDeploymentTasks": tasks,
+            "resourceReference": {"uid": rs.1, "kind": "ReplicaSet", "name": rs.0}
+        }
+    }))
+    .expect("workload");
+    Api::<KeptnWorkload>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &wl)
+        .await
+        .expect("workload created");
+}
+
+async fn creation_request(client: &Client, ns: &str, app: &str, single: bool) {
+    let annotations = if single {
+        json!({"keptn.sh/app-type": "single-service"})
+    } else {
+        json!({})
+    };
+    let kacr: KeptnAppCreationRequest = serde_json::from_value(json!({
+        "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnAppCreationRequest",
+        "metadata": {"name": app, "annotations": annotations},
+        "spec": {"appName": app}
+    }))
+    .expect("kacr");
+    Api::<KeptnAppCreationRequest>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &kacr)
+        .await
+        .expect("kacr created");
+}
+
+async fn pods(client: &Client, ns: &str, app: &str) -> Vec<Pod> {
+    Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels(&format!("app={app}")))
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+}
+
+fn gated(p: &Pod) -> bool {
+    p.spec
+        .as_ref()
+        .and_then(|s| s.scheduling_gates.as_ref())
+        .is_some_and(|g| g.iter().any(|g| g.name == GATE))
+}
+
+fn released(p: &Pod) -> bool {
+    !gated(p)
+        && p.annotations()
+            .get("keptn.sh/scheduling-gate-removed")
+            .map(String::as_str)
+            == Some("true")
+}
+
+fn ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+async fn events(client: &Client, ns: &str) -> Vec<Event> {
+    Api::<Event>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+}
+
+async fn kwv_state(client: &Client, ns: &str, name: &str) -> Option<(String, KeptnState)> {
+    let k: KeptnWorkloadVersion = get(client, ns, name).await?;
+    let s = k.status?;
+    Some((s.current_phase, s.status))
+}
+
+async fn kav_state(client: &Client, ns: &str, name: &str) -> Option<(String, KeptnState)> {
+    let k: KeptnAppVersion = get(client, ns, name).await?;
+    let s = k.status?;
+    Some((s.current_phase, s.status))
+}
+
+/// B §3.1 (single-service), §3.2, §3.3, §3.8, §3.9, A11–A13: an annotated Deployment without
+/// checks is gated, then released, then Completed; a pod created later is released at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_service_deployment_is_gated_released_and_completed() {
+    let mut env = start_env().await;
+    let c = env.client.clone();
+    let ns = "basic";
+    env.namespace(ns).await;
+    env.start_gate(&[]);
+    let rs = gated_deployment(&c, ns, "waiter", "waiter", "0.4", 2, json!({})).await;
+    // Without a workload version the pods stay gated and unscheduled.
+    let two_gated = wait_for("two gated pods", WAIT, || {
+        let c = c.clone();
+        async move {
+            let p = pods(&c, ns, "waiter").await;
+            (p.len() == 2 && p.iter().all(gated)).then_some(p)
+        }
+    })
+    .await;
+    assert!(
+        two_gated
+            .iter()
+            .all(|p| p.spec.as_ref().and_then(|s| s.node_name.clone()).is_none())
+    );
+
+    workload_objects(&c, ns, "waiter", "waiter", "0.4", &rs, &[]).await;
+    creation_request(&c, ns, "waiter", true).await;
+
+    let app: KeptnApp = wait_for("the KeptnApp", WAIT, || {
+        let c = c.clone();
+        async move { get(&c, ns, "waiter").await }
+    })
+    .await;
+    assert_eq!(app.spec.version, "0.4");
+    assert_eq!(
+        app.labels()
+            .get("app.kubernetes.io/managed-by")
+            .map(String::as_str),
+        Some("keptn")
+    );
+    assert_eq!(app.spec.workloads.len(), 1);
+    assert_eq!(app.spec.workloads[0].name, "waiter");
+    wait_for("the KACR deleted", WAIT, || {
+        let c = c.clone();
+        async move {
+            get::<KeptnAppCreationRequest>(&c, ns, "waiter")
+                .await
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await;
+
+    wait_for("pods released and ready", WAIT, || {
+        let c = c.clone();
+        async move {
+            let p = pods(&c, ns, "waiter").await;
+            (p.len() == 2 && p.iter().all(|p| released(p) && ready(p))).then_some(())
+        }
+    })
+    .await;
+    wait_for("KWV waiter-waiter-0.4 Completed", WAIT, || {
+        let c = c.clone();
+        async move {
+            (kwv_state(&c, ns, "waiter-waiter-0.4").await?
+                == ("Completed".to_owned(), KeptnState::Succeeded))
+                .then_some(())
+        }
+    })
+    .await;
+    wait_for("KAV waiter-0.4-6b86b273 Completed", WAIT, || {
+        let c = c.clone();
+        async move {
+            (kav_state(&c, ns, "waiter-0.4-6b86b273").await?
+                == ("Completed".to_owned(), KeptnState::Succeeded))
+                .then_some(())
+        }
+    })
+    .await;
+    let kwv: KeptnWorkloadVersion = get(&c, ns, "waiter-waiter-0.4").await.expect("kwv");
+    let s = kwv.status.expect("status");
+    assert_eq!(s.deployment_status, KeptnState::Succeeded);
+    assert!(
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    );
+    let reasons: Vec<String> = events(&c, ns)
+        .await
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect();
+    for want in [
+        "WorkloadDeployStarted",
+        "WorkloadCompletedFinished",
+        "AppCompletedFinished",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r == want),
+            "event {want} in {reasons:?}"
+        );
+    }
+
+    // Scale up: the new pod of the released version is released at once.
+    Api::<Deployment>::namespaced(c.clone(), ns)
+        .patch(
+            "waiter",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .expect("scaled");
+    wait_for("third pod released", WAIT, || {
+        let c = c.clone();
+        async move {
+            let p = pods(&c, ns, "waiter").await;
+            (p.len() == 3 && p.iter().all(released)).then_some(())
+        }
+    })
+    .await;
+}
+
+/// B §3.1: a multi-service app waits for the discovery window (3 s through KeptnConfig), then
+/// takes every workload with a hashed version; user-made apps are respected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_service_app_waits_for_discovery_window() {
+    let mut env = start_env().await;
+    let c = env.client.clone();
+    let ns = "shop";
+    env.namespace(ns).await;
+    env.config(ns, json!({"keptnAppCreationRequestTimeoutSeconds": 3}))
+        .await;
+    env.start_gate(&[]);
+    let rs_a = gated_deployment(&c, ns, "cart", "shop", "1.0", 1, json!({})).await;
+    let rs_b = gated_deployment(&c, ns, "pay", "shop", "2.0", 1, json!({})).await;
+    workload_objects(&c, ns, "shop", "cart", "1.0", &rs_a, &[]).await;
+    creation_request(&c, ns, "shop", false).await;
+    let kacr: KeptnAppCreationRequest = get(&c, ns, "shop").await.expect("kacr");
+    let created = kacr.metadata.creation_timestamp.expect("timestamp").0;
+    // The second workload arrives inside the window.
+    workload_objects(&c, ns, "shop", "pay", "2.0", &rs_b, &[]).await;
+    let app: KeptnApp = wait_for("the KeptnApp", WAIT, || {
+        let c = c.clone();
+        async move { get(&c, ns, "shop").await }
+    })
+    .await;
+    let app_created = app
+        .metadata
+        .creation_timestamp
+        .clone()
+        .expect("timestamp")
+        .0;
+    assert!(
+        app_created.duration_since(created) >= jiff::SignedDuration::from_secs(3),
+        "created {app_created} only after the window opened at {created}"
+    );
+    let mut names: Vec<_> = app
+        .spec
+        .workloads
+        .iter()
+        .map(|w| (w.name.clone(), w.version.clone()))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            ("cart".to_owned(), "1.0".to_owned()),
+            ("pay".to_owned(), "2.0".to_owned())
+        ]
+    );
+    assert_eq!(
+        app.spec.version,
+        shared::resolve::app_version(&[("shop-cart", "1.0"), ("shop-pay", "2.0")])
+    );
+    wait_for("both KWVs Completed", WAIT, || {
+        let c = c.clone();
+        async move {
+            let a = kwv_state(&c, ns, "shop-cart-1.0").await?;
+            let b = kwv_state(&c, ns, "shop-pay-2.0").await?;
+            (a.1 == KeptnState::Succeeded && b.1 == KeptnState::Succeeded).then_some(())
+        }
+    })
+    .await;
+
+    // A user-made app is never modified by discovery; its request is just deleted.
+    let user: KeptnApp = serde_json::from_value(json!({
+        "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnApp",
+        "metadata": {"name": "mine"},
+        "spec": {"version": "7", "workloads": [{"name": "x", "version": "7"}]}
+    }))
+    .expect("app");
+    Api::<KeptnApp>::namespaced(c.clone(), ns)
+        .create(&PostParams::default(), &user)
+        .await
+        .expect("user app");
+    creation_request(&c, ns, "mine", true).await;
+    wait_for("the user app's KACR deleted", WAIT, || {
+        let c = c.clone();
+        async move {
+            get::<KeptnAppCreationRequest>(&c, ns, "mine")
+                .await
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await;
+    let after: KeptnApp = get(&c, ns, "mine").await.expect("app");
+    assert_eq!(after.spec, user.spec);
+    assert!(after.labels().get("app.kubernetes.io/managed-by").is_none());
+}
+
+/// B §3.2 step 5: bumping a KeptnApp's revision creates a new KAV and fully deprecates the old.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revision_bump_deprecates_old_app_version() {
+    let mut env = start_env().await;
+    let c = env.client.clone();
+    let ns = "revs";
+    env.namespace(ns).await;
+    env.start_gate(&[]);
+    let app: KeptnApp = serde_json::from_value(json!({
+        "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnApp",
+        "metadata": {"name": "podtato"},
+        "spec": {"version": "0.1", "workloads": [{"name": "head", "version": "0.1"}]}
+    }))
+    .expect("app");
+    let apps: Api<KeptnApp> = Api::namespaced(c.clone(), ns);
+    apps.create(&PostParams::default(), &app)
+        .await
+        .expect("app");
+    wait_for("KAV generation 1 in AppDeploy", WAIT, || {
+        let c = c.clone();
+        async move {
+            let (phase, _) = kav_state(&c, ns, "podtato-0.1-6b86b273").await?;
+            (phase == "AppDeploy").then_some(())
+        }
+    })
+    .await;
+    apps.patch(
+        "podtato",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"revision": 2}})),
+    )
+    .await
+    .expect("bump");
+    wait_for("KAV generation 2", WAIT, || {
+        let c = c.clone();
+        async move { get::<KeptnAppVersion>(&c, ns, "podtato-0.1-d4735e3a").await }
+    })
+    .await;
+    let old: KeptnAppVersion = wait_for("old KAV deprecated", WAIT, || {
+        let c = c.clone();
+        async move {
+            let k: KeptnAppVersion = get(&c, ns, "podtato-0.1-6b86b273").await?;
+            (k.status.as_ref()?.status == KeptnState::Deprecated).then_some(k)
+        }
+    })
+    .await;
+    let s = old.status.expect("status");
+    assert_eq!(s.current_phase, "AppDeploy", "currentPhase unchanged");
+    for state in [
+        &s.pre_deployment_status,
+        &s.pre_deployment_evaluation_status,
+        &s.workload_overall_status,
+        &s.post_deployment_status,
+        &s.post_deployment_evaluation_status,
+        &s.promotion_status,
+    ] {
+        assert_eq!(*state, KeptnState::Deprecated);
+    }
+    let app: KeptnApp = get(&c, ns, "podtato").await.expect("app");
+    assert_eq!(app.status.expect("status").current_version, "0.1");
+}
+
+/// B §3.9.1, §3.11: a deployment that never becomes ready fails after `observabilityTimeout`
+/// (3 s here): KWV Failed with post phases Deprecated, then the KAV fails in AppDeploy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_ready_deployment_fails_after_observability_timeout() {
+    let mut env = start_env().await;
+    let c = env.client.clone();
+    let ns = "slow";
+    env.namespace(ns).await;
+    env.config(ns, json!({"observabilityTimeout": "3s"})).await;
+    env.start_gate(&[]);
+    let rs = gated_deployment(
+        &c,
+        ns,
+        "stuck",
+        "stuck",
+        "1",
+        1,
+        json!({"kubesim.portcullis.dev/outcome": "never-ready"}),
+    )
+    .await;
+    workload_objects(&c, ns, "stuck", "stuck", "1", &rs, &[]).await;
+    creation_request(&c, ns, "stuck", true).await;
+    let kwv: KeptnWorkloadVersion = wait_for("KWV failed", WAIT, || {
+        let c = c.clone();
+        async move {
+            let k: KeptnWorkloadVersion = get(&c, ns, "stuck-stuck-1").await?;
+            (k.status.as_ref()?.status == KeptnState::Failed).then_some(k)
+        }
+    })
+    .await;
+    let s = kwv.status.expect("status");
+    assert_eq!(s.current_phase, "WorkloadDeploy");
+    assert_eq!(s.deployment_status, KeptnState::Failed);
+    assert_eq!(s.post_deployment_status, KeptnState::Deprecated);
+    assert_eq!(s.post_deployment_evaluation_status, KeptnState::Deprecated);
+    let start = s.deployment_start_time.expect("start").0;
+    let end = s.end_time.expect("end").0;
+    assert!(end.duration_since(start) >= jiff::SignedDuration::from_secs(3));
+    wait_for("KAV failed in AppDeploy", WAIT, || {
+        let c = c.clone();
+        async move {
+            (kav_state(&c, ns, "stuck-1-6b86b273").await?
+                == ("AppDeploy".to_owned(), KeptnState::Failed))
+                .then_some(())
+        }
+    })
+    .await;
+    let evs = events(&c, ns).await;
+    let timeout = evs
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("WorkloadDeployFinished"))
+        .expect("timeout event");
+    assert_eq!(timeout.type_.as_deref(), Some("Warning"));
+    assert_eq!(
+        timeout.note.as_deref(),
+        Some(
+            "Workload Deployment: has reached timeout / Namespace: slow, Name: stuck-stuck-1, Version: 1"
+        )
+    );
+    assert!(
+        evs.iter()
+            .any(|e| e.reason.as_deref() == Some("AppDeployFailed"))
+    );
+}
+
+/// Acts as the task controller of the next issue: sets a KeptnTask's status.
+async fn finish_task(client: &Client, ns: &str, name: &str, state: &str) {
+    Api::<KeptnTask>::namespaced(client.clone(), ns)
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"status": state}})),
+        )
+        .await
+        .expect("task status");
+}
+
+async fn tasks(client: &Client, ns: &str) -> Vec<KeptnTask> {
+    Api::<KeptnTask>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+}
+
+async fn task_definition(client: &Client, ns: &str, name: &str) {
+    let api: Api<shared::crd::KeptnTaskDefinition> = Api::namespaced(client.clone(), ns);
+    let def: shared::crd::KeptnTaskDefinition = serde_json::from_value(json!({
+        "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnTaskDefinition",
+        "metadata": {"name": name},
+        "spec": {"container": {"name": "c", "image": "busybox"}}
+    }))
+    .expect("definition");
+    api.create(&PostParams::default(), &def)
+        .await
+        .expect("definition created");
+}
+
+/// A12: a failed workload pre-deployment task keeps the pods gated, each with a Warning Event
+/// naming the failed check (Keptn would release them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_pre_task_keeps_pods_gated_with_warning() {
+    let mut env = start_env().await;
+    let c = env.client.clone();
+    let ns = "held";
+    env.namespace(ns).await;
+    env.start_gate(&[]);
+    task_definition(&c, ns, "check-db").await;
+    let rs = gated_deployment(&c, ns, "api", "api", "3", 2, json!({})).await;
+    workload_objects(&c, ns, "api", "api", "3", &rs, &["check-db"]).await;
+    creation_request(&c, ns, "api", true).await;
+    let task = wait_for("the pre-deployment KeptnTask", WAIT, || {
+        let c = c.clone();
+        async move {
+            tasks(&c, ns)
+                .await
+                .into_iter()
+                .find(|t| t.spec.check_type == "pre")
+        }
+    })
+    .await;
+    let name = task.name_any();
+    assert!(name.starts_with("pre-check-db-"), "{name}");
+    assert_eq!(task.spec.context.workload_name, "api-api");
+    assert_eq!(task.spec.context.object_type, "Workload");
+    finish_task(&c, ns, &name, "Failed").await;
+    wait_for("KWV failed", WAIT, || {
+        let c = c.clone();
+        async move {
+            (kwv_state(&c, ns, "api-api-3").await?
+                == ("WorkloadPreDeployTasks".to_owned(), KeptnState::Failed))
+                .then_some(())
+        }
+    })
+    .await;
+    let held = wait_for("a Warning on each held pod", WAIT, || {
+        let c = c.clone();
+        async move {
+            let evs = events(&c, ns).await;
+            let p = pods(&c, ns, "api").await;
+            let on_pods: Vec<Event> = evs
+                .into_iter()
+                .filter(|e| {
+                    e.reason.as_deref() == Some("WorkloadPreDeployTasksFailed")
+                        && e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("Pod")
+                })
+                .collect();
+            (p.len() == 2
+                && p.iter().all(|pod| {
+                    on_pods.iter().any(|e| {
+                        e.regarding.as_ref().and_then(|r| r.name.clone()) == Some(pod.name_any())
+                    })
+                }))
+            .then_some(on_pods)
+        }
+    })
+    .await;
+    let note = held[0].note.clone().unwrap_or_default();
+    assert!(
+        note.contains(&format!("'check-db' (KeptnTask {name}) failed")),
+        "{note}"
+    );
+    assert_eq!(held[0].type_.as_deref(), Some("Warning"));
+    // Still gated after the decision was made.
+    let p = pods(&c, ns, "api").await;
+    assert!(p.iter().all(gated), "failed pre-check keeps pods gated");
+}
+
+/// Restart safety and leader election: the leader is killed (SIGKILL) after it created the
+/// pre-deployment task; a standby takes over once the lease lapses. No pod is released early,
+/// the task is never created twice, and everything ends released and Completed. Then the
+/// standby is killed too and a fresh process picks up a completed rollout without writes that
+/// change anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gate_killed_mid_rollout_standby_takes_over() {
+    let mut env = start_env().await;
+    let c = env.client.clone();
+    let ns = "restart";
+    env.namespace(ns).await;
+    env.namespace("keptn-system").await;
+    let lease = [
+        "--leader-elect",
+        "--lease-namespace",
+        "keptn-system",
+        "--lease-duration-seconds",
+        "3",
+        "--lease-retry-millis",
+        "300",
+    ];
+    let first = env.start_gate(&lease);
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(c.clone(), "keptn-system");
+    wait_for("gate-0 leads", WAIT, || {
+        let leases = leases.clone();
+        async move {
+            let l = leases.get_opt("portcullis-gate.keptn.sh").await.ok()??;
+            (l.spec?.holder_identity.as_deref() == Some("gate-0")).then_some(())
+        }
+    })
+    .await;
+    let second = env.start_gate(&lease);
+    task_definition(&c, ns, "migrate").await;
+    let rs = gated_deployment(&c, ns, "db", "db", "5", 3, json!({})).await;
+    workload_objects(&c, ns, "db", "db", "5", &rs, &["migrate"]).await;
+    creation_request(&c, ns, "db", true).await;
+    let task = wait_for("the pre-deployment KeptnTask", WAIT, || {
+        let c = c.clone();
+        async move {
+            tasks(&c, ns)
+                .await
+                .into_iter()
+                .find(|t| t.spec.check_type == "pre")
+        }
+    })
+    .await;
+    assert!(
+        !env.gate_log(second).contains("acquired leadership"),
+        "standby stays standby"
+    );
+    env.kill_gate(first).await;
+    // The task finishes while no gate process leads.
+    finish_task(&c, ns, &task.name_any(), "Succeeded").await;
+    let p = pods(&c, ns, "db").await;
+    assert!(p.iter().all(gated), "nothing released while nobody leads");
+    wait_for("gate-1 leads", WAIT, || {
+        let leases = leases.clone();
+        async move {
+            let l = leases.get_opt("portcullis-gate.keptn.sh").await.ok()??;
+            (l.spec?.holder_identity.as_deref() == Some("gate-1")).then_some(())
+        }
+    })
+    .await;
+    wait_for("pods released and ready", WAIT, || {
+        let c = c.clone();
+        async move {
+            let p = pods(&c, ns, "db").await;
+            (p.len() == 3 && p.iter().all(|p| released(p) && ready(p))).then_some(())
+        }
+    })
+    .await;
+    wait_for("KWV Completed", WAIT, || {
+        let c = c.clone();
+        async move {
+            (kwv_state(&c, ns, "db-db-5").await? == ("Completed".to_owned(), KeptnState::Succeeded))
+                .then_some(())
+        }
+    })
+    .await;
+    let all = tasks(&c, ns).await;
+    assert_eq!(
+        all.len(),
+        1,
+        "the task was created once: {:?}",
+        all.iter().map(|t| t.name_any()).collect::<Vec<_>>()
+    );
+    assert_eq!(all[0].name_any(), task.name_any());
+
+    // A fresh process on a finished rollout changes nothing.
+    env.kill_gate(second).await;
+    let before: KeptnWorkloadVersion = get(&c, ns, "db-db-5").await.expect("kwv");
+    let third = env.start_gate(&lease);
+    wait_for("gate-2 leads", WAIT, || {
+        let leases = leases.clone();
+        async move {
+            let l = leases.get_opt("portcullis-gate.keptn.sh").await.ok()??;
+            (l.spec?.holder_identity.as_deref() == Some("gate-2")).then_some(())
+        }
+    })
+    .await;
+    wait_for("gate-2 caches synced", WAIT, || {
+        let log = env.gate_log(third);
+        async move { log.contains("caches synced").then_some(()) }
+    })
+    .await;
+    // Let it reconcile everything once more, then compare (bounded by its own sync signal).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after: KeptnWorkloadVersion = get(&c, ns, "db-db-5").await.expect("kwv");
+    assert_eq!(
+        before.metadata.resource_version, after.metadata.resource_version,
+        "no rewrite of a finished KWV"
+    );
+    assert_eq!(tasks(&c, ns).await.len(), 1);
+}
