@@ -114,8 +114,12 @@ def check_webhook_deployment(target, docs, crd_files):
     expect(spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0, "webhook: maxUnavailable 0")
     pod = spec["template"]["spec"]
     expect(pod["serviceAccountName"] == "portcullis-webhook", "webhook: own ServiceAccount")
-    expect(pod.get("terminationGracePeriodSeconds", 30) >= 15, "webhook: grace period covers the drain")
     c = container(d, "webhook")
+    sleep = c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+    expect(sleep >= 3, "webhook: preStop sleep while the endpoint removal spreads")
+    drain = 20  # the webhook's default PORTCULLIS_DRAIN_TIMEOUT
+    expect(pod.get("terminationGracePeriodSeconds", 30) >= sleep + drain,
+           "webhook: terminationGracePeriodSeconds covers preStop sleep and drain")
     expect(re.match(r"^ghcr\.io/portcullis/portcullis-webhook:\S+$", c["image"]), f"webhook image {c['image']}")
     args = c.get("args", [])
     listen = [a for a in args if a.startswith("--listen=")]
@@ -166,10 +170,20 @@ def check_gate_deployment(target, docs, crd_files):
         expect(env_value(c, name).get("value"), f"gate: {name} set")
     want = "true" if target == "overlays/promotion" else "false"
     expect(env_value(c, "PROMOTION_TASKS_ENABLED").get("value") == want, f"gate: PROMOTION_TASKS_ENABLED={want}")
+    expect(env_value(c, "KEPTN_NAMESPACE").get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+           == "metadata.namespace", "gate: the Keptn namespace is the install namespace")
+    admin = [a for a in c.get("args", []) if a.startswith("--admin-address=")]
+    expect(len(admin) == 1, "gate: one --admin-address")
+    port = int(admin[0].rsplit(":", 1)[1])
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    expect(ports.get("admin") == port, f"gate: container port admin {ports.get('admin')} != --admin-address {port}")
     for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
         g = c[probe]["httpGet"]
-        expect(g["path"] == path and g["port"] in ("health", ports.get("health")), f"gate: {probe} {path} on the health port")
+        expect(g["path"] == path and g["port"] in ("admin", port), f"gate: {probe} {path} on the admin port")
+    lease = env_value(c, "LEASE_NAME").get("value")
+    role = one(docs, "Role", "portcullis-gate-leader-election", NS)
+    named = [n for r in role["rules"] for n in r.get("resourceNames", [])]
+    expect(lease and named == [lease], f"gate: Lease {lease} is the one the Role names ({named})")
 
 
 def check_webhook_configurations(target, docs, crd_files):
