@@ -22,6 +22,30 @@ pub enum ClusterError {
     /// The API server answered with an error or could not be reached.
     #[error("{0}")]
     Api(#[from] kube::Error),
+    /// No cluster is attached (benchmarks, tests of the HTTP layer).
+    #[error("no Kubernetes API is available to this webhook")]
+    Offline,
+}
+
+/// A cluster that answers every call with [`ClusterError::Offline`]: with it, any review that
+/// would need the API is denied, which makes an unexpected API call visible.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Offline;
+
+impl Cluster for Offline {
+    fn fetch<'a>(
+        &'a self,
+        _needed: &'a Needed,
+        _fetched: &'a mut Fetched,
+    ) -> BoxFuture<'a, Result<(), ClusterError>> {
+        Box::pin(async { Err(ClusterError::Offline) })
+    }
+
+    fn write<'a>(&'a self, _write: &'a Write) -> BoxFuture<'a, Result<(), ClusterError>> {
+        Box::pin(async { Err(ClusterError::Offline) })
+    }
+
+    fn report_failure(&self, _write: &Write, _error: &ClusterError) {}
 }
 
 /// What the shell needs from the cluster.
