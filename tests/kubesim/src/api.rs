@@ -63,6 +63,8 @@ pub struct WriteOptions {
     pub field_manager: Option<String>,
     pub field_validation: FieldValidation,
     pub force: bool,
+    /// The manager of writes without `fieldManager` (the User-Agent's product name).
+    pub default_manager: String,
 }
 
 /// `propagationPolicy` of a delete.
@@ -543,7 +545,7 @@ impl ApiState {
         if let Some(manager) = &opts.field_manager {
             glue::record_update_manager(None, &mut obj, manager, &now);
         } else {
-            glue::record_update_manager(None, &mut obj, default_manager(), &now);
+            glue::record_update_manager(None, &mut obj, &opts.default_manager, &now);
         }
         if opts.dry_run {
             if self.read_store()?.get(&info.storage, ns, &name).is_some() {
@@ -855,6 +857,10 @@ impl ApiState {
                         }
                     }
                 }
+                // Field ownership of the status write (server-side apply) comes with it.
+                if let Some(mf) = incoming.pointer("/metadata/managedFields") {
+                    meta_mut(&mut o).insert("managedFields".into(), mf.clone());
+                }
                 if info.builtin {
                     for f in ["labels", "annotations"] {
                         match incoming.pointer(&format!("/metadata/{f}")) {
@@ -982,9 +988,12 @@ impl ApiState {
         let manager = opts
             .field_manager
             .clone()
-            .unwrap_or_else(|| default_manager().to_string());
+            .unwrap_or_else(|| opts.default_manager.clone());
         if verb != "apply" {
             glue::record_update_manager(Some(&current), &mut obj, &manager, &now);
+        }
+        if part == Part::Status {
+            mark_status_subresource(&mut obj, &manager);
         }
         if opts.dry_run {
             return Ok(Written {
@@ -1067,6 +1076,14 @@ impl ApiState {
         name: &str,
         opts: &DeleteOptions,
     ) -> Result<Value, ApiError> {
+        if info.storage == NAMESPACES && matches!(name, "default" | "kube-system" | "kube-public") {
+            return Err(ApiError::new(
+                403,
+                "Forbidden",
+                format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
+            )
+            .with_details(json!({"name": name, "kind": "namespaces"})));
+        }
         let current = self
             .read_store()?
             .get(&info.storage, ns, name)
@@ -1223,6 +1240,29 @@ fn pod_grace_period(info: &ResourceInfo, current: &Value, requested: Option<i64>
     grace.max(0)
 }
 
+/// Entries of a `/status` write's manager that own only status fields carry
+/// `subresource: status`, as the API server records them.
+fn mark_status_subresource(obj: &mut Value, manager: &str) {
+    let Some(entries) = obj
+        .pointer_mut("/metadata/managedFields")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    for e in entries {
+        let only_status = e
+            .get("fieldsV1")
+            .and_then(Value::as_object)
+            .is_some_and(|f| !f.is_empty() && f.keys().all(|k| k == "f:status"));
+        if only_status
+            && e.get("manager").and_then(Value::as_str) == Some(manager)
+            && let Some(m) = e.as_object_mut()
+        {
+            m.insert("subresource".into(), json!("status"));
+        }
+    }
+}
+
 /// Whether a patch sets `metadata.resourceVersion` (a precondition: no retry on conflict, F7).
 fn patch_pins_version(ptype: PatchType, body: &[u8]) -> bool {
     match ptype {
@@ -1251,10 +1291,6 @@ fn push_unique(list: &mut Vec<String>, f: &str) {
     if !list.iter().any(|x| x == f) {
         list.push(f.to_string());
     }
-}
-
-fn default_manager() -> &'static str {
-    "kubesim"
 }
 
 fn qualified(info: &ResourceInfo) -> String {
@@ -1294,6 +1330,16 @@ fn special_on_write(
         && obj.pointer("/status/phase").is_none()
     {
         set_in(obj, &["status", "phase"], json!("Pending"));
+    }
+    if info.storage == CRDS
+        && obj
+            .pointer("/spec/conversion/strategy")
+            .and_then(Value::as_str)
+            == Some("Webhook")
+    {
+        return Err(ApiError::not_implemented(
+            "CRD conversion webhooks (spec.conversion.strategy: Webhook); use strategy None",
+        ));
     }
     if info.storage == CRDS {
         if old.is_none() {

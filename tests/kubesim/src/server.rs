@@ -272,7 +272,7 @@ fn flag(params: &Params, key: &str) -> bool {
     params.get(key).is_some_and(|v| v == "true" || v == "1")
 }
 
-fn write_options(params: &Params) -> Result<WriteOptions, ApiError> {
+fn write_options(params: &Params, headers: &HeaderMap) -> Result<WriteOptions, ApiError> {
     let dry_run = match params.get("dryRun").map(String::as_str) {
         None | Some("") => false,
         Some("All") => true,
@@ -300,6 +300,16 @@ fn write_options(params: &Params) -> Result<WriteOptions, ApiError> {
             .cloned(),
         field_validation,
         force: flag(params, "force"),
+        // Without `fieldManager` the API server names the manager after the User-Agent.
+        default_manager: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|ua| ua.split('/').next())
+            .filter(|m| !m.trim().is_empty())
+            .unwrap_or("unknown")
+            .chars()
+            .take(128)
+            .collect(),
     })
 }
 
@@ -374,10 +384,10 @@ async fn resource(
             Method::POST if !t.all_namespaces => {
                 let obj = decode_body(headers, &body)?;
                 let w = state
-                    .create(&info, ns, obj, &write_options(params)?)
+                    .create(&info, ns, obj, &write_options(params, headers)?)
                     .await?;
                 Ok(respond(
-                    if write_options(params)?.dry_run {
+                    if write_options(params, headers)?.dry_run {
                         200
                     } else {
                         201
@@ -415,7 +425,14 @@ async fn resource(
             Method::PUT => {
                 let obj = decode_body(headers, &body)?;
                 let w = state
-                    .update(&info, ns, name, obj, Part::Main, &write_options(params)?)
+                    .update(
+                        &info,
+                        ns,
+                        name,
+                        obj,
+                        Part::Main,
+                        &write_options(params, headers)?,
+                    )
                     .await?;
                 Ok(respond(200, &w.object, &w.warnings))
             }
@@ -470,7 +487,7 @@ async fn patch(
     body: &[u8],
 ) -> Result<Response, ApiError> {
     let ptype = patch_type(headers)?;
-    let opts = write_options(params)?;
+    let opts = write_options(params, headers)?;
     let w = state
         .patch(info, ns, name, ptype, body, part, &opts)
         .await?;
@@ -802,7 +819,14 @@ async fn subresource(
             Method::PUT => {
                 let obj = decode_body(headers, body)?;
                 let w = state
-                    .update(info, ns, name, obj, Part::Status, &write_options(params)?)
+                    .update(
+                        info,
+                        ns,
+                        name,
+                        obj,
+                        Part::Status,
+                        &write_options(params, headers)?,
+                    )
                     .await?;
                 Ok(respond(200, &w.object, &w.warnings))
             }
@@ -871,7 +895,7 @@ async fn subresource(
                     PatchType::Merge,
                     p.as_bytes(),
                     Part::Main,
-                    &write_options(params)?,
+                    &write_options(params, headers)?,
                 )
                 .await?;
             Ok(respond(200, &scale_of(info, &w.object)?, &w.warnings))

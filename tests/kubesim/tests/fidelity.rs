@@ -261,6 +261,24 @@ async fn f01_discovery_lists_crds_after_apply() {
     assert!(discovery.groups().any(|g| g.name() == "example.com"));
     assert!(discovery.groups().any(|g| g.name() == "events.k8s.io"));
 
+    // Conversion webhooks are not emulated: refused loudly.
+    let mut crd: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(crate_path(WIDGETS_CRD)).unwrap()).unwrap();
+    crd["metadata"]["name"] = json!("gadgets.example.com");
+    crd["spec"]["names"] = json!({"kind": "Gadget", "plural": "gadgets"});
+    crd["spec"]["conversion"] = json!({"strategy": "Webhook", "webhook": {"conversionReviewVersions": ["v1"], "clientConfig": {"url": "https://127.0.0.1:1/convert"}}});
+    let s = api_err(
+        e.raw(
+            "POST",
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            None,
+            Some("application/json"),
+            serde_json::to_vec(&crd).unwrap(),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(s.code, 501);
     // Deleting the CRD stops serving it.
     e.kubectl_ok(&["delete", "crd", "widgets.example.com"])
         .await;
@@ -822,6 +840,33 @@ async fn f09_patch_types() {
         forced.data.unwrap().get("k").map(String::as_str),
         Some("two")
     );
+    // Server-side apply of a custom resource's status, as controllers do: spec untouched,
+    // the manager recorded for the status subresource.
+    let ar = e.widgets_crd().await;
+    let widgets = e.dynamic(&ar);
+    widgets
+        .create(&PostParams::default(), &widget("s", 3))
+        .await
+        .unwrap();
+    let status =
+        json!({"apiVersion": "example.com/v1", "kind": "Widget", "status": {"phase": "Ready"}});
+    let w = widgets
+        .patch_status(
+            "s",
+            &PatchParams::apply("ctl").force(),
+            &Patch::Apply(&status),
+        )
+        .await
+        .unwrap();
+    assert_eq!(w.data["status"]["phase"], "Ready");
+    assert_eq!(w.data["spec"]["size"], 3);
+    let mf = w.metadata.managed_fields.unwrap();
+    assert!(
+        mf.iter().any(|m| m.manager.as_deref() == Some("ctl")
+            && m.operation.as_deref() == Some("Apply")
+            && m.subresource.as_deref() == Some("status")),
+        "{mf:?}"
+    );
     // Strategic merge patch on a custom resource: 415 with the real message.
     let ar = e.widgets_crd().await;
     e.dynamic(&ar)
@@ -923,6 +968,18 @@ async fn f11_namespaces_gate_and_cascade() {
             Some(ns)
         );
     }
+    let s = api_err(
+        nss.delete("default", &DeleteParams::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (s.code, s.message.as_str()),
+        (
+            403,
+            "namespaces \"default\" is forbidden: this namespace may not be deleted"
+        )
+    );
     let cms: Api<ConfigMap> = Api::namespaced(e.client.clone(), "f11");
     cms.create(
         &PostParams::default(),
@@ -1890,6 +1947,29 @@ async fn f03_scale_binding_and_graceful_pod_deletion() {
         .unwrap_err(),
     );
     assert_eq!(s.code, 409);
+    // Field selectors the scheduler, kubelet and kubectl use.
+    let on_node = pods
+        .list(&ListParams::default().fields("spec.nodeName=kubesim-node-1"))
+        .await
+        .unwrap();
+    assert_eq!(on_node.items.len(), 1);
+    let unbound = pods
+        .list(&ListParams::default().fields("spec.nodeName="))
+        .await
+        .unwrap();
+    assert!(unbound.items.is_empty());
+    let pending = pods
+        .list(&ListParams::default().fields("status.phase=Pending,metadata.namespace=f03s"))
+        .await
+        .unwrap();
+    assert_eq!(pending.items.len(), 1);
+    assert!(
+        pods.list(&ListParams::default().fields("status.phase!=Pending"))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
     pods.delete("p", &DeleteParams::default()).await.unwrap();
     let terminating = pods.get("p").await.unwrap();
     assert_eq!(terminating.metadata.deletion_grace_period_seconds, Some(30));
