@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::Resource;
 use shared::crd::{FunctionStatus, KeptnTaskDefinition, KeptnTaskDefinitionStatus};
 
 use super::runtime::{CODE_KEY, function_runtime};
@@ -71,12 +70,10 @@ pub fn plan_function_config_map(
                 kind: "KeptnTaskDefinition",
                 field: "name",
             })?;
-        let owner = definition
-            .controller_owner_ref(&())
-            .ok_or(CheckError::Metadata {
-                kind: "KeptnTaskDefinition",
-                field: "uid",
-            })?;
+        let owner = super::controller_ref(definition).ok_or(CheckError::Metadata {
+            kind: "KeptnTaskDefinition",
+            field: "uid",
+        })?;
         return Ok(FunctionConfigMap::Inline(Box::new(ConfigMap {
             metadata: ObjectMeta {
                 name: Some(function_config_map_name(name)),

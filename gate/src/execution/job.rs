@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{LocalObjectReference, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::Resource;
 use shared::checks::check_suffix;
 use shared::crd::{KeptnTask, KeptnTaskDefinition};
 use shared::resolve::job_name;
@@ -69,7 +68,7 @@ pub fn build_job(
             kind: "KeptnTask",
             field: "namespace",
         })?;
-    let owner = task.controller_owner_ref(&()).ok_or(CheckError::Metadata {
+    let owner = super::controller_ref(task).ok_or(CheckError::Metadata {
         kind: "KeptnTask",
         field: "uid",
     })?;

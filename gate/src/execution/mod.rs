@@ -20,8 +20,8 @@ mod task;
 mod tests;
 
 pub use definition::{
-    FunctionConfigMap, config_map_action, function_config_map_name, plan_function_config_map,
-    task_definition_status,
+    ConfigMapAction, FunctionConfigMap, config_map_action, function_config_map_name,
+    plan_function_config_map, task_definition_status,
 };
 pub use evaluation::{
     EvaluationAction, MetricFetch, MetricSource, attempt_evaluation, check_value, metric_namespaces,
@@ -157,6 +157,16 @@ impl CheckError {
             CheckError::Serialize(_) => "serialize",
         }
     }
+}
+
+/// A controller owner reference to `owner`, blocking its deletion as Keptn's
+/// `SetControllerReference` does (`None` without a name or uid).
+pub fn controller_ref<K: kube::Resource<DynamicType = ()>>(
+    owner: &K,
+) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
+    let mut reference = owner.controller_owner_ref(&())?;
+    reference.block_owner_deletion = Some(true);
+    Some(reference)
 }
 
 /// Namespaces a definition is looked up in, in order (B §5.3, §6.2, §8 item 11): the object's

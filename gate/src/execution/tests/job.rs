@@ -88,7 +88,11 @@ fn b5_5_deno_inline_job_field_by_field() {
     for key in ["apiVersion", "kind", "metadata"] {
         assert_eq!(got[key], want[key], "{key}");
     }
-    for key in ["backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished"] {
+    for key in [
+        "backoffLimit",
+        "activeDeadlineSeconds",
+        "ttlSecondsAfterFinished",
+    ] {
         assert_eq!(got["spec"][key], want["spec"][key], "spec.{key}");
     }
     assert_eq!(
@@ -99,7 +103,10 @@ fn b5_5_deno_inline_job_field_by_field() {
         &got["spec"]["template"]["spec"],
         &want["spec"]["template"]["spec"],
     );
-    assert_eq!(g["containers"][0]["env"], w["containers"][0]["env"], "env order");
+    assert_eq!(
+        g["containers"][0]["env"], w["containers"][0]["env"],
+        "env order"
+    );
     assert_eq!(g["containers"], w["containers"]);
     assert_eq!(g["volumes"], w["volumes"]);
     assert_eq!(got, want, "whole Job");
@@ -170,9 +177,14 @@ fn b5_4_pod_spec_passes_service_account_token_and_pull_secrets() {
     assert_eq!(pod["restartPolicy"], "OnFailure");
     assert_eq!(job["spec"]["ttlSecondsAfterFinished"], 60);
     // Without the optional fields they are absent.
-    let job = job_json(&build_job(&task(json!({})), &deno_inline(), None, &images(), 10000).unwrap());
+    let job =
+        job_json(&build_job(&task(json!({})), &deno_inline(), None, &images(), 10000).unwrap());
     let pod = &job["spec"]["template"]["spec"];
-    for key in ["serviceAccountName", "automountServiceAccountToken", "imagePullSecrets"] {
+    for key in [
+        "serviceAccountName",
+        "automountServiceAccountToken",
+        "imagePullSecrets",
+    ] {
         assert!(pod.get(key).is_none(), "{key}");
     }
 }
@@ -186,18 +198,27 @@ fn b3_13_backoff_limit_and_deadline_from_task() {
         ("timeout_hours", "1h", 5, 3600),
     ];
     for (name, timeout, retries, want_deadline) in rows {
-        let t = task(json!({"spec": {"taskDefinition": "hello", "retries": retries, "timeout": timeout,
+        let t = task(
+            json!({"spec": {"taskDefinition": "hello", "retries": retries, "timeout": timeout,
             "context": {"workloadName": "w", "appName": "a", "appVersion": "", "workloadVersion": "1",
-                        "taskType": "pre", "objectType": "Workload"}}}));
+                        "taskType": "pre", "objectType": "Workload"}}}),
+        );
         let job = job_json(&build_job(&t, &deno_inline(), None, &images(), 10000).unwrap());
         assert_eq!(job["spec"]["backoffLimit"], retries, "{name}");
-        assert_eq!(job["spec"]["activeDeadlineSeconds"], want_deadline, "{name}");
+        assert_eq!(
+            job["spec"]["activeDeadlineSeconds"], want_deadline,
+            "{name}"
+        );
     }
 }
 
 #[test]
 fn b3_13_unusable_timeouts_are_clear_errors() {
-    for (timeout, want) in [("500ms", "timeout_too_short"), ("0", "timeout_too_short"), ("5x", "duration")] {
+    for (timeout, want) in [
+        ("500ms", "timeout_too_short"),
+        ("0", "timeout_too_short"),
+        ("5x", "duration"),
+    ] {
         let t = task(json!({"spec": {"taskDefinition": "hello", "timeout": timeout}}));
         let err = build_job(&t, &deno_inline(), None, &images(), 10000).unwrap_err();
         assert_eq!(err.kind(), want, "{timeout}: {err}");
@@ -240,7 +261,10 @@ fn b5_5_python_inline_mounts_at_function_py() {
     let c = &job["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(c["image"], "ghcr.io/keptn/python-runtime:v1.0.8");
     assert_eq!(c["volumeMounts"][0]["mountPath"], "/var/data/function.py");
-    assert_eq!(env_of(&job)[2], json!({"name": "SCRIPT", "value": "/var/data/function.py"}));
+    assert_eq!(
+        env_of(&job)[2],
+        json!({"name": "SCRIPT", "value": "/var/data/function.py"})
+    );
 }
 
 #[test]
@@ -273,12 +297,25 @@ fn b5_5_runtime_choice_deno_when_non_empty_else_python() {
 #[test]
 fn b5_5_source_resolution() {
     let rows = [
-        ("config_map_wins_over_url", json!({"deno": {"httpRef": {"url": "https://x/f.ts"}}}),
-            Some(json!({"function": {"configMap": "cm"}})), Ok("/var/data/function.ts")),
-        ("url_when_no_config_map", json!({"deno": {"httpRef": {"url": "https://x/f.ts"}}}),
-            None, Ok("https://x/f.ts")),
+        (
+            "config_map_wins_over_url",
+            json!({"deno": {"httpRef": {"url": "https://x/f.ts"}}}),
+            Some(json!({"function": {"configMap": "cm"}})),
+            Ok("/var/data/function.ts"),
+        ),
+        (
+            "url_when_no_config_map",
+            json!({"deno": {"httpRef": {"url": "https://x/f.ts"}}}),
+            None,
+            Ok("https://x/f.ts"),
+        ),
         // Inline code whose ConfigMap is not written yet: no source yet.
-        ("inline_before_config_map", json!({"deno": {"inline": {"code": "x"}}}), None, Err(())),
+        (
+            "inline_before_config_map",
+            json!({"deno": {"inline": {"code": "x"}}}),
+            None,
+            Err(()),
+        ),
         ("nothing", json!({"deno": {}}), None, Err(())),
     ];
     for (name, spec, status, want) in rows {
@@ -329,8 +366,18 @@ fn b5_5_parameters_definition_keys_win_and_data_is_sorted_json() {
 #[test]
 fn b5_5_secure_parameters_task_secret_overrides_definition() {
     let rows = [
-        ("definition_only", None, Some("def-secret"), Some("def-secret")),
-        ("task_overrides", Some("task-secret"), Some("def-secret"), Some("task-secret")),
+        (
+            "definition_only",
+            None,
+            Some("def-secret"),
+            Some("def-secret"),
+        ),
+        (
+            "task_overrides",
+            Some("task-secret"),
+            Some("def-secret"),
+            Some("task-secret"),
+        ),
         ("task_only", Some("task-secret"), None, Some("task-secret")),
         ("none", None, None, None),
     ];
@@ -344,12 +391,23 @@ fn b5_5_secure_parameters_task_secret_overrides_definition() {
         if let Some(s) = task_secret {
             spec["secureParameters"] = json!({"secret": s});
         }
-        let job = job_json(&build_job(&task(json!({"spec": spec})), &def, None, &images(), 10000).unwrap());
+        let job = job_json(
+            &build_job(&task(json!({"spec": spec})), &def, None, &images(), 10000).unwrap(),
+        );
         let env = env_of(&job);
-        let names: Vec<&str> = env.as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = env
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
         match want {
             Some(secret) => {
-                assert_eq!(names, ["KEPTN_CONTEXT", "CMD_ARGS", "SECURE_DATA", "SCRIPT"], "{name}");
+                assert_eq!(
+                    names,
+                    ["KEPTN_CONTEXT", "CMD_ARGS", "SECURE_DATA", "SCRIPT"],
+                    "{name}"
+                );
                 assert_eq!(
                     env[2],
                     json!({"name": "SECURE_DATA", "valueFrom": {"secretKeyRef": {"name": secret, "key": "SECURE_DATA"}}}),
@@ -380,12 +438,18 @@ fn b5_5_env_order_with_everything() {
         .iter()
         .map(|e| e["name"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(names, ["DATA", "KEPTN_CONTEXT", "CMD_ARGS", "SECURE_DATA", "SCRIPT"]);
+    assert_eq!(
+        names,
+        ["DATA", "KEPTN_CONTEXT", "CMD_ARGS", "SECURE_DATA", "SCRIPT"]
+    );
 }
 
 #[test]
 fn b5_5_keptn_context_key_order_exact() {
-    assert_eq!(keptn_context_json(&task(json!({}))).unwrap(), WORKLOAD_CONTEXT);
+    assert_eq!(
+        keptn_context_json(&task(json!({}))).unwrap(),
+        WORKLOAD_CONTEXT
+    );
     let with_metadata = task(json!({"spec": {"taskDefinition": "hello", "context": {
         "objectType": "App", "taskType": "post", "workloadVersion": "", "appVersion": "2",
         "appName": "a", "workloadName": "", "metadata": {"z": "1", "commit": "abc"},
@@ -396,7 +460,10 @@ fn b5_5_keptn_context_key_order_exact() {
     );
 }
 
-fn parent_and_child() -> (shared::crd::KeptnTaskDefinition, shared::crd::KeptnTaskDefinition) {
+fn parent_and_child() -> (
+    shared::crd::KeptnTaskDefinition,
+    shared::crd::KeptnTaskDefinition,
+) {
     let parent = definition(
         "base",
         json!({"python": {
@@ -422,7 +489,8 @@ fn parent_and_child() -> (shared::crd::KeptnTaskDefinition, shared::crd::KeptnTa
 #[test]
 fn b5_5_function_ref_runs_parent_code_and_runtime_with_child_values() {
     let (parent, child) = parent_and_child();
-    let job = job_json(&build_job(&task(json!({})), &child, Some(&parent), &images(), 10000).unwrap());
+    let job =
+        job_json(&build_job(&task(json!({})), &child, Some(&parent), &images(), 10000).unwrap());
     let pod = &job["spec"]["template"]["spec"];
     let c = &pod["containers"][0];
     // Image and mount path of the parent's (python) runtime, code from the parent's ConfigMap.
@@ -443,13 +511,18 @@ fn b5_5_function_ref_runs_parent_code_and_runtime_with_child_values() {
 
 #[test]
 fn b5_5_function_ref_child_secret_and_url_parent() {
-    let parent = definition("base", json!({"deno": {"httpRef": {"url": "https://parent/f.ts"}}}), None);
+    let parent = definition(
+        "base",
+        json!({"deno": {"httpRef": {"url": "https://parent/f.ts"}}}),
+        None,
+    );
     let child = definition(
         "hello",
         json!({"python": {"functionRef": {"name": "base"}, "secureParameters": {"secret": "child-secret"}}}),
         None,
     );
-    let job = job_json(&build_job(&task(json!({})), &child, Some(&parent), &images(), 10000).unwrap());
+    let job =
+        job_json(&build_job(&task(json!({})), &child, Some(&parent), &images(), 10000).unwrap());
     let c = &job["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(c["image"], "ghcr.io/keptn/deno-runtime:v3.0.1");
     assert_eq!(
@@ -469,14 +542,36 @@ fn b5_5_function_ref_errors() {
     let err = build_job(&task(json!({})), &child, None, &images(), 10000).unwrap_err();
     assert_eq!(err.to_string(), "could not find KeptnTaskDefinition: base");
     // A parent without code of its own (its functionRef is not followed): no source, naming it.
-    let grandparent_only = definition("base", json!({"deno": {"functionRef": {"name": "root"}}}), None);
-    let err = build_job(&task(json!({})), &child, Some(&grandparent_only), &images(), 10000).unwrap_err();
+    let grandparent_only = definition(
+        "base",
+        json!({"deno": {"functionRef": {"name": "root"}}}),
+        None,
+    );
+    let err = build_job(
+        &task(json!({})),
+        &child,
+        Some(&grandparent_only),
+        &images(),
+        10000,
+    )
+    .unwrap_err();
     assert_eq!(
         err.to_string(),
         "no ConfigMap specified or HTTP source specified in TaskDefinition / Namespace: app, Name: base"
     );
-    let container_parent = definition("base", json!({"container": {"name": "c", "image": "busybox"}}), None);
-    let err = build_job(&task(json!({})), &child, Some(&container_parent), &images(), 10000).unwrap_err();
+    let container_parent = definition(
+        "base",
+        json!({"container": {"name": "c", "image": "busybox"}}),
+        None,
+    );
+    let err = build_job(
+        &task(json!({})),
+        &child,
+        Some(&container_parent),
+        &images(),
+        10000,
+    )
+    .unwrap_err();
     assert!(matches!(err, CheckError::ParentNotFunction { .. }), "{err}");
 }
 
@@ -497,10 +592,12 @@ fn b5_6_container_with_volume_mounts_and_no_limits_gets_1gi_memory_emptydir() {
         }}),
         None,
     );
-    let t = task(json!({"spec": {"taskDefinition": "hello", "secureParameters": {"secret": "ignored"},
+    let t = task(
+        json!({"spec": {"taskDefinition": "hello", "secureParameters": {"secret": "ignored"},
         "parameters": {"map": {"ignored": "yes"}},
         "context": {"workloadName": "waiter-waiter", "appName": "waiter", "appVersion": "",
-            "workloadVersion": "0.4", "taskType": "pre", "objectType": "Workload"}}}));
+            "workloadVersion": "0.4", "taskType": "pre", "objectType": "Workload"}}}),
+    );
     let job = job_json(&build_job(&t, &def, None, &images(), 10000).unwrap());
     let pod = &job["spec"]["template"]["spec"];
     assert_eq!(
@@ -553,7 +650,11 @@ fn b5_6_container_memory_limit_sizes_the_volume_and_context_is_overwritten() {
 
 #[test]
 fn b5_6_container_without_mounts_has_no_volume() {
-    let def = definition("hello", json!({"container": {"name": "c", "image": "busybox"}}), None);
+    let def = definition(
+        "hello",
+        json!({"container": {"name": "c", "image": "busybox"}}),
+        None,
+    );
     let job = job_json(&build_job(&task(json!({})), &def, None, &images(), 10000).unwrap());
     let pod = &job["spec"]["template"]["spec"];
     assert!(pod.get("volumes").is_none());
@@ -568,7 +669,10 @@ fn a15_job_name_is_deterministic_from_task_uid() {
     let t = task(json!({}));
     let suffix = job_suffix(&t).unwrap();
     assert_eq!(suffix, check_suffix(TASK_UID, "hello", 0));
-    assert_eq!(job_name_for(&t).unwrap(), format!("pre-hello-12345-{suffix}"));
+    assert_eq!(
+        job_name_for(&t).unwrap(),
+        format!("pre-hello-12345-{suffix}")
+    );
     let other = task(json!({"metadata": {"uid": "another-uid"}}));
     assert_ne!(job_name_for(&other).unwrap(), job_name_for(&t).unwrap());
     let no_uid = task(json!({"metadata": {"uid": null}}));

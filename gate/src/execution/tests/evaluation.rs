@@ -1,0 +1,476 @@
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use serde_json::{Value, json};
+use shared::crd::{KeptnEvaluationStatus, KeptnState, Objective};
+
+use super::{evaluation, evaluation_definition};
+use crate::execution::evaluation::{MISSING_DEFINITION_RETRY, objectives_to_fetch, resolve_metric};
+use crate::execution::{
+    EvaluationAction, MetricFetch, MetricSource, attempt_evaluation, check_value, metric_namespaces,
+};
+
+const INSTALL: &str = "keptn-system";
+
+fn now() -> Timestamp {
+    "2026-11-23T01:00:00Z".parse().unwrap()
+}
+
+/// Metrics by (namespace, name) that records what was asked.
+#[derive(Default)]
+struct Metrics {
+    found: HashMap<(String, String), MetricFetch>,
+    asked: RefCell<Vec<(String, String)>>,
+}
+
+impl Metrics {
+    fn with(mut self, ns: &str, name: &str, value: &str) -> Self {
+        self.found.insert(
+            (ns.into(), name.into()),
+            MetricFetch::Found {
+                value: value.into(),
+                raw_value: if value.is_empty() {
+                    String::new()
+                } else {
+                    "cmF3".into()
+                },
+            },
+        );
+        self
+    }
+
+    fn raw(mut self, ns: &str, name: &str, fetch: MetricFetch) -> Self {
+        self.found.insert((ns.into(), name.into()), fetch);
+        self
+    }
+}
+
+impl MetricSource for Metrics {
+    fn fetch(&self, namespace: &str, name: &str) -> MetricFetch {
+        self.asked
+            .borrow_mut()
+            .push((namespace.into(), name.into()));
+        self.found.fetch(namespace, name)
+    }
+}
+
+fn objective(name: &str, namespace: &str, target: &str) -> Value {
+    let mut r = json!({"name": name});
+    if !namespace.is_empty() {
+        r["namespace"] = json!(namespace);
+    }
+    json!({"keptnMetricRef": r, "evaluationTarget": target})
+}
+
+fn attempted(action: EvaluationAction) -> (KeptnEvaluationStatus, bool, Option<Duration>) {
+    match action {
+        EvaluationAction::Attempted {
+            status,
+            finished,
+            requeue,
+        } => (status, finished, requeue),
+        other => panic!("expected Attempted, got {other:?}"),
+    }
+}
+
+#[test]
+fn b6_2_check_value_operators_and_errors() {
+    let rows: [(&str, &str, &str, Result<bool, &str>); 16] = [
+        ("less_met", "3", "<5", Ok(true)),
+        ("less_strict", "5", "<5", Ok(false)),
+        ("greater_met", "10", ">5", Ok(true)),
+        ("greater_strict", "5", ">5", Ok(false)),
+        ("floats", "0.25", "<0.5", Ok(true)),
+        ("negative_target", "-2", ">-3", Ok(true)),
+        ("exponent", "1e3", ">999", Ok(true)),
+        ("nan_never_meets", "NaN", "<5", Ok(false)),
+        ("nan_never_meets_gt", "NaN", ">5", Ok(false)),
+        ("empty_value", "", "<5", Err("no values")),
+        ("empty_target", "3", "", Err("no values")),
+        (
+            "equals_is_invalid_operator",
+            "3",
+            "=3",
+            Err("invalid operator"),
+        ),
+        (
+            "less_equal_is_parse_error",
+            "3",
+            "<=5",
+            Err("strconv.ParseFloat: parsing \"=5\": invalid syntax"),
+        ),
+        (
+            "double_equals_parse_error",
+            "3",
+            "==3",
+            Err("strconv.ParseFloat: parsing \"=3\": invalid syntax"),
+        ),
+        (
+            "value_not_a_number",
+            "abc",
+            "<5",
+            Err("strconv.ParseFloat: parsing \"abc\": invalid syntax"),
+        ),
+        (
+            "out_of_range",
+            "1e400",
+            "<5",
+            Err("strconv.ParseFloat: parsing \"1e400\": value out of range"),
+        ),
+    ];
+    for (name, value, target, want) in rows {
+        assert_eq!(
+            check_value(value, target),
+            want.map_err(str::to_owned),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn b6_2_metric_lookup_order() {
+    let o = |ns: &str| -> Objective { serde_json::from_value(objective("m", ns, "<1")).unwrap() };
+    assert_eq!(
+        metric_namespaces(&o(""), "app", INSTALL),
+        vec!["app", INSTALL]
+    );
+    assert_eq!(
+        metric_namespaces(&o("metrics"), "app", INSTALL),
+        vec!["metrics"]
+    );
+    assert_eq!(metric_namespaces(&o(""), INSTALL, INSTALL), vec![INSTALL]);
+
+    // Falls back to the Keptn namespace only when not found in the evaluation's.
+    let m = Metrics::default().with(INSTALL, "m", "1");
+    assert!(matches!(
+        resolve_metric(&o(""), "app", INSTALL, &m),
+        MetricFetch::Found { .. }
+    ));
+    assert_eq!(
+        *m.asked.borrow(),
+        vec![
+            ("app".to_owned(), "m".to_owned()),
+            (INSTALL.to_owned(), "m".to_owned())
+        ]
+    );
+    // An explicit namespace has no fallback.
+    let m = Metrics::default().with(INSTALL, "m", "1");
+    assert_eq!(
+        resolve_metric(&o("metrics"), "app", INSTALL, &m),
+        MetricFetch::NotFound
+    );
+    assert_eq!(
+        *m.asked.borrow(),
+        vec![("metrics".to_owned(), "m".to_owned())]
+    );
+    // A read error stops the search.
+    let m = Metrics::default()
+        .raw("app", "m", MetricFetch::Error("forbidden".into()))
+        .with(INSTALL, "m", "1");
+    assert_eq!(
+        resolve_metric(&o(""), "app", INSTALL, &m),
+        MetricFetch::Error("forbidden".into())
+    );
+}
+
+#[test]
+fn b6_2_all_objectives_met_succeeds_and_finishes() {
+    let def = evaluation_definition(json!([
+        objective("cpu", "", "<80"),
+        objective("ready", "", ">0")
+    ]));
+    let m = Metrics::default()
+        .with("app", "cpu", "42")
+        .with("app", "ready", "3");
+    let (status, finished, requeue) = attempted(attempt_evaluation(
+        &evaluation(json!({})),
+        Some(&def),
+        &m,
+        INSTALL,
+        now(),
+    ));
+    assert_eq!(status.overall_status, KeptnState::Succeeded);
+    assert_eq!(status.retry_count, 1);
+    assert_eq!(status.start_time, Some(Time(now())));
+    assert_eq!(status.end_time, Some(Time(now())));
+    assert!(finished);
+    assert_eq!(requeue, None);
+    assert_eq!(
+        serde_json::to_value(&status.evaluation_status).unwrap(),
+        json!({
+            "cpu": {"value": "42", "status": "Succeeded", "message": "value '42' met objective '<80'"},
+            "ready": {"value": "3", "status": "Succeeded", "message": "value '3' met objective '>0'"},
+        })
+    );
+}
+
+#[test]
+fn b6_2_failed_attempt_is_progressing_and_requeued_after_retry_interval() {
+    let def = evaluation_definition(json!([
+        objective("cpu", "", "<80"),
+        objective("ready", "", ">0")
+    ]));
+    let m = Metrics::default()
+        .with("app", "cpu", "95")
+        .with("app", "ready", "3");
+    let ev = evaluation(
+        json!({"status": {"retryCount": 1, "overallStatus": "Progressing",
+        "evaluationStatus": {}, "startTime": "2026-11-23T00:59:00Z"}}),
+    );
+    let (status, finished, requeue) =
+        attempted(attempt_evaluation(&ev, Some(&def), &m, INSTALL, now()));
+    assert_eq!(status.overall_status, KeptnState::Progressing);
+    assert_eq!(status.retry_count, 2);
+    assert_eq!(status.end_time, None);
+    assert!(!finished);
+    assert_eq!(requeue, Some(Duration::from_secs(7)), "spec.retryInterval");
+    assert_eq!(
+        status.evaluation_status["cpu"].message,
+        "value '95' did not meet objective '<80'"
+    );
+    assert_eq!(status.evaluation_status["cpu"].status, KeptnState::Failed);
+    assert_eq!(status.evaluation_status["cpu"].value, "95");
+}
+
+#[test]
+fn b6_2_objective_that_succeeded_earlier_is_kept_and_not_read_again() {
+    let def = evaluation_definition(json!([
+        objective("cpu", "", "<80"),
+        objective("ready", "", ">0")
+    ]));
+    let ev = evaluation(
+        json!({"status": {"retryCount": 1, "overallStatus": "Progressing",
+        "evaluationStatus": {
+            "cpu": {"value": "42", "status": "Succeeded", "message": "value '42' met objective '<80'"},
+            "ready": {"value": "0", "status": "Failed", "message": "value '0' did not meet objective '>0'"},
+            "gone": {"value": "1", "status": "Failed", "message": "removed from the definition"},
+        }}}),
+    );
+    // cpu now breaks its objective, but it already passed: kept.
+    let m = Metrics::default()
+        .with("app", "cpu", "99")
+        .with("app", "ready", "2");
+    let (status, finished, _) = attempted(attempt_evaluation(&ev, Some(&def), &m, INSTALL, now()));
+    assert_eq!(status.overall_status, KeptnState::Succeeded);
+    assert!(finished);
+    assert_eq!(status.evaluation_status["cpu"].value, "42");
+    assert!(
+        !status.evaluation_status.contains_key("gone"),
+        "replaced by this attempt's results"
+    );
+    assert!(m.asked.borrow().iter().all(|(_, n)| n != "cpu"));
+    let to_fetch: Vec<&str> = objectives_to_fetch(&ev, &def)
+        .iter()
+        .map(|o| o.keptn_metric_ref.name.as_str())
+        .collect();
+    assert_eq!(to_fetch, ["ready"]);
+}
+
+#[test]
+fn b6_2_metric_problems_fail_the_objective_with_keptn_messages() {
+    let def = evaluation_definition(json!([
+        objective("novalue", "", "<1"),
+        objective("noraw", "", "<1"),
+        objective("missing", "", "<1"),
+        objective("broken", "", "<1"),
+        objective("badtarget", "", "=1"),
+    ]));
+    let m = Metrics::default()
+        .raw(
+            "app",
+            "novalue",
+            MetricFetch::Found {
+                value: String::new(),
+                raw_value: "eA==".into(),
+            },
+        )
+        .raw(
+            "app",
+            "noraw",
+            MetricFetch::Found {
+                value: "0".into(),
+                raw_value: String::new(),
+            },
+        )
+        .raw(
+            "app",
+            "broken",
+            MetricFetch::Error("the server is on fire".into()),
+        )
+        .with("app", "badtarget", "0");
+    let (status, _, _) = attempted(attempt_evaluation(
+        &evaluation(json!({})),
+        Some(&def),
+        &m,
+        INSTALL,
+        now(),
+    ));
+    let msg = |k: &str| status.evaluation_status[k].message.clone();
+    assert_eq!(msg("novalue"), "empty value for: novalue");
+    assert_eq!(msg("noraw"), "empty rawValue for: noraw");
+    assert_eq!(
+        msg("missing"),
+        "keptnmetrics.metrics.keptn.sh \"missing\" not found"
+    );
+    assert_eq!(msg("broken"), "the server is on fire");
+    assert_eq!(msg("badtarget"), "invalid operator");
+    assert_eq!(status.evaluation_status["badtarget"].value, "0");
+    assert!(
+        status
+            .evaluation_status
+            .values()
+            .all(|i| i.status == KeptnState::Failed)
+    );
+    assert_eq!(status.overall_status, KeptnState::Progressing);
+}
+
+#[test]
+fn b6_2_retries_exhausted_fails_with_timeout_event() {
+    let def = evaluation_definition(json!([objective("cpu", "", "<80")]));
+    let ev = evaluation(
+        json!({"status": {"retryCount": 3, "overallStatus": "Progressing",
+        "evaluationStatus": {"cpu": {"value": "95", "status": "Failed", "message": "m"}},
+        "startTime": "2026-11-23T00:59:00Z"}}),
+    );
+    let m = Metrics::default().with("app", "cpu", "1");
+    let EvaluationAction::Exhausted { status, event } =
+        attempt_evaluation(&ev, Some(&def), &m, INSTALL, now())
+    else {
+        panic!("expected Exhausted");
+    };
+    assert_eq!(status.overall_status, KeptnState::Failed);
+    assert_eq!(status.retry_count, 3, "no further attempt");
+    assert_eq!(status.end_time, Some(Time(now())));
+    assert!(m.asked.borrow().is_empty(), "no metric read");
+    assert!(event.warning);
+    assert_eq!(event.reason, "ReconcileEvaluationReconcileTimeout");
+    assert_eq!(
+        event.message,
+        "Reconcile Evaluation: retryCount exceeded / Namespace: app, Name: pre-eval-ready-23456, Version: 0.4"
+    );
+}
+
+#[test]
+fn b6_2_zero_retries_fails_without_an_attempt() {
+    let ev = evaluation(
+        json!({"spec": {"evaluationDefinition": "ready", "workloadVersion": "", "retries": 0}}),
+    );
+    let action = attempt_evaluation(&ev, None, &Metrics::default(), INSTALL, now());
+    assert!(
+        matches!(action, EvaluationAction::Exhausted { .. }),
+        "{action:?}"
+    );
+}
+
+#[test]
+fn b6_2_last_attempt_then_exhausted_sequence() {
+    // retries: 3 -> attempts 1, 2, 3 fail, the next reconcile fails the evaluation.
+    let def = evaluation_definition(json!([objective("cpu", "", "<80")]));
+    let m = Metrics::default().with("app", "cpu", "95");
+    let mut ev = evaluation(json!({}));
+    for attempt in 1..=3 {
+        let (status, finished, _) =
+            attempted(attempt_evaluation(&ev, Some(&def), &m, INSTALL, now()));
+        assert_eq!(status.retry_count, attempt);
+        assert!(!finished);
+        ev.status = Some(status);
+    }
+    assert!(matches!(
+        attempt_evaluation(&ev, Some(&def), &m, INSTALL, now()),
+        EvaluationAction::Exhausted { .. }
+    ));
+}
+
+#[test]
+fn b3_13_missing_definition_is_not_an_attempt() {
+    let ev = evaluation(json!({}));
+    let EvaluationAction::MissingDefinition { status } =
+        attempt_evaluation(&ev, None, &Metrics::default(), INSTALL, now())
+    else {
+        panic!("expected MissingDefinition");
+    };
+    let status = status.expect("startTime is written");
+    assert_eq!(status.retry_count, 0);
+    assert_eq!(status.start_time, Some(Time(now())));
+    assert_eq!(MISSING_DEFINITION_RETRY, Duration::from_secs(10));
+    // With startTime already set there is nothing to write.
+    let ev = evaluation(
+        json!({"status": {"retryCount": 0, "overallStatus": "Pending",
+        "evaluationStatus": {}, "startTime": "2026-11-23T00:59:00Z"}}),
+    );
+    assert_eq!(
+        attempt_evaluation(&ev, None, &Metrics::default(), INSTALL, now()),
+        EvaluationAction::MissingDefinition { status: None }
+    );
+}
+
+#[test]
+fn b6_2_finished_evaluation_is_final() {
+    let def = evaluation_definition(json!([objective("cpu", "", "<80")]));
+    let m = Metrics::default().with("app", "cpu", "95");
+    // Succeeded on its last attempt (retryCount == retries): stays Succeeded (Keptn would fail it).
+    let ev = evaluation(
+        json!({"status": {"retryCount": 3, "overallStatus": "Succeeded",
+        "evaluationStatus": {}, "startTime": "2026-11-23T00:59:00Z", "endTime": "2026-11-23T00:59:30Z"}}),
+    );
+    assert_eq!(
+        attempt_evaluation(&ev, Some(&def), &m, INSTALL, now()),
+        EvaluationAction::Done
+    );
+    // Succeeded without endTime: the end is recorded once.
+    let ev = evaluation(
+        json!({"status": {"retryCount": 1, "overallStatus": "Succeeded", "evaluationStatus": {}}}),
+    );
+    let (status, finished, requeue) =
+        attempted(attempt_evaluation(&ev, Some(&def), &m, INSTALL, now()));
+    assert_eq!(status.overall_status, KeptnState::Succeeded);
+    assert_eq!(status.end_time, Some(Time(now())));
+    assert!(finished);
+    assert_eq!(requeue, None);
+    assert!(m.asked.borrow().is_empty());
+}
+
+#[test]
+fn b6_2_same_metric_name_in_two_namespaces_collides_on_one_key() {
+    let def = evaluation_definition(json!([
+        objective("m", "a", "<5"),
+        objective("m", "b", "<5")
+    ]));
+    let m = Metrics::default().with("a", "m", "1").with("b", "m", "9");
+    let (status, finished, _) = attempted(attempt_evaluation(
+        &evaluation(json!({})),
+        Some(&def),
+        &m,
+        INSTALL,
+        now(),
+    ));
+    assert_eq!(status.evaluation_status.len(), 1);
+    assert_eq!(
+        status.evaluation_status["m"].value, "9",
+        "the later objective's result"
+    );
+    assert_eq!(status.overall_status, KeptnState::Progressing);
+    assert!(!finished);
+}
+
+#[test]
+fn b3_6_failure_lines_from_an_attempt() {
+    let def = evaluation_definition(json!([objective("cpu", "", "<80")]));
+    let m = Metrics::default().with("app", "cpu", "95");
+    let (status, _, _) = attempted(attempt_evaluation(
+        &evaluation(json!({})),
+        Some(&def),
+        &m,
+        INSTALL,
+        now(),
+    ));
+    assert_eq!(
+        shared::checks::evaluation_failure_lines(&status),
+        vec![
+            "evaluation of 'cpu' failed with value: '95' and reason: 'value '95' did not meet objective '<80''"
+        ]
+    );
+}

@@ -1,0 +1,54 @@
+use prometheus_client::encoding::text::encode;
+use prometheus_client::registry::Registry;
+use serde_json::json;
+use shared::crd::{KeptnEvaluationStatus, KeptnState, KeptnTaskStatus};
+
+use super::{evaluation, task};
+use crate::execution::CheckMetrics;
+
+fn ts(s: &str) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time> {
+    Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        s.parse().unwrap(),
+    ))
+}
+
+#[test]
+fn b7_3_task_and_evaluation_metrics_names_and_labels() {
+    let mut registry = Registry::default();
+    let metrics = CheckMetrics::register(&mut registry);
+    let t = task(json!({}));
+    let status = KeptnTaskStatus {
+        status: KeptnState::Succeeded,
+        start_time: ts("2026-11-23T01:00:00Z"),
+        end_time: ts("2026-11-23T01:00:12Z"),
+        ..Default::default()
+    };
+    metrics.task_finished(&t, &status);
+    let e = evaluation(json!({}));
+    let status = KeptnEvaluationStatus {
+        overall_status: KeptnState::Failed,
+        start_time: ts("2026-11-23T01:00:00Z"),
+        end_time: ts("2026-11-23T01:00:30Z"),
+        ..Default::default()
+    };
+    metrics.evaluation_finished(&e, &status);
+    metrics.evaluation_finished(&e, &status);
+
+    let mut text = String::new();
+    encode(&mut text, &registry).unwrap();
+    let task_labels = r#"keptn_deployment_app_name="waiter",keptn_deployment_app_version="",keptn_deployment_workload_name="waiter-waiter",keptn_deployment_workload_version="0.4",keptn_deployment_task_name="pre-hello-12345",keptn_deployment_task_type="pre",keptn_deployment_task_status="Succeeded""#;
+    let eval_labels = r#"keptn_deployment_app_name="waiter",keptn_deployment_app_version="",keptn_deployment_workload_name="waiter-waiter",keptn_deployment_workload_version="0.4",keptn_deployment_evaluation_name="pre-eval-ready-23456",keptn_deployment_evaluation_type="pre-eval",keptn_deployment_evaluation_status="Failed""#;
+    for line in [
+        format!("keptn_task_count_total{{{task_labels}}} 1"),
+        format!("keptn_task_duration_seconds_sum{{{task_labels}}} 12.0"),
+        format!("keptn_task_duration_seconds_count{{{task_labels}}} 1"),
+        format!("keptn_evaluation_count_total{{{eval_labels}}} 2"),
+        format!("keptn_evaluation_duration_seconds_sum{{{eval_labels}}} 60.0"),
+        format!("keptn_evaluation_duration_seconds_bucket{{le=\"25.0\",{eval_labels}}} 0"),
+        format!("keptn_evaluation_duration_seconds_bucket{{le=\"50.0\",{eval_labels}}} 2"),
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+    }
+    assert!(text.contains("# TYPE keptn_task_duration_seconds histogram"));
+    assert!(text.contains("# TYPE keptn_task_count counter"));
+}
