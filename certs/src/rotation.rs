@@ -136,12 +136,19 @@ pub enum ServingReason {
     KeyMismatch,
 }
 
+/// RFC 3339, as Kubernetes writes times.
+fn rfc3339(t: &OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Action::NewCa { old_not_after } => write!(
                 f,
-                "new CA: the current CA expires at {old_not_after}; it stays in the bundle until then"
+                "new CA: the current CA expires at {}; it stays in the bundle until then",
+                rfc3339(old_not_after)
             ),
             Action::NewServingCert { reason } => write!(f, "new serving certificate: {reason}"),
             Action::DroppedExpiredCa { subject, not_after } => {
@@ -159,10 +166,14 @@ impl fmt::Display for ServingReason {
         match self {
             ServingReason::NewCa => write!(f, "the CA was replaced"),
             ServingReason::ExpiresSoon { not_after } => {
-                write!(f, "the current one expires at {not_after}")
+                write!(f, "the current one expires at {}", rfc3339(not_after))
             }
             ServingReason::NotYetValid { not_before } => {
-                write!(f, "the current one is not valid before {not_before}")
+                write!(
+                    f,
+                    "the current one is not valid before {}",
+                    rfc3339(not_before)
+                )
             }
             ServingReason::NotSignedByCa => {
                 write!(f, "the current CA did not sign the current one")
