@@ -300,6 +300,27 @@ async fn f20_deployment_rolls_out_and_kubectl_rollout_status_returns() {
     assert_settled(&c.api::<ReplicaSet>(), "replicasets").await;
     assert_settled(&c.api::<Deployment>(), "deployments").await;
 
+    // The components record what they did, as on a real cluster.
+    let events = c.kubectl_ok(&["get", "events"]).await;
+    for reason in [
+        "ScalingReplicaSet",
+        "SuccessfulCreate",
+        "Scheduled",
+        "Pulled",
+        "Created",
+        "Started",
+    ] {
+        assert!(events.contains(reason), "no {reason} event:\n{events}");
+    }
+    let pod_name = pods[0].metadata.name.clone().unwrap_or_default();
+    let describe = c.kubectl_ok(&["describe", "pod", &pod_name]).await;
+    assert!(
+        describe.contains(&format!(
+            "Successfully assigned f20-deploy/{pod_name} to kubesim-node-1"
+        )),
+        "{describe}"
+    );
+
     // kubectl shows the workload as ready.
     let table = c.kubectl_ok(&["get", "deployment", "web"]).await;
     assert!(

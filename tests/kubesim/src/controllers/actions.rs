@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use serde_json::Value;
 
 /// The kinds the simulated cluster writes.
@@ -70,6 +70,8 @@ pub enum Action {
         /// `gracePeriodSeconds: 0` (what the kubelet sends once containers have stopped)
         grace_period_zero: bool,
     },
+    /// POST a core/v1 Event (best effort: a failure is logged, never retried).
+    Event(Box<Event>),
     /// POST `pods/{name}/binding`, as the scheduler does.
     Bind {
         /// namespace of the pod
@@ -118,6 +120,28 @@ impl Plan {
                 Action::CreatePod(p) => Some(p.as_ref()),
                 _ => None,
             })
+            .collect()
+    }
+
+    /// The (reason, message) of the events this plan records.
+    pub fn events(&self) -> Vec<(&str, &str)> {
+        self.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Event(e) => Some((
+                    e.reason.as_deref().unwrap_or_default(),
+                    e.message.as_deref().unwrap_or_default(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The actions other than events.
+    pub fn writes(&self) -> Vec<&Action> {
+        self.actions
+            .iter()
+            .filter(|a| !matches!(a, Action::Event(_)))
             .collect()
     }
 

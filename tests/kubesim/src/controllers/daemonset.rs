@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::{
 
 use super::actions::{Action, Kind, Plan, status_patch_if_changed};
 use super::deployment::resolve_int_or_percent;
+use super::events::{self, Reporter};
 use super::hash::template_hash;
 use super::placement::{affinity_matches, taints_tolerated, target_node};
 use super::pod_state::{
@@ -264,6 +265,13 @@ pub fn plan_daemon_set(ds: &DaemonSet, nodes: &[Node], pods: &[Pod], now: Timest
         }
     }
 
+    events::record_pod_deletions(
+        &mut plan.actions,
+        events::reference("apps/v1", "DaemonSet", &ds.metadata),
+        Reporter::DaemonSet,
+        |pod| format!("Deleted pod: {pod}"),
+        now,
+    );
     status.number_available = (available != 0).then_some(available);
     status.updated_number_scheduled = (updated != 0).then_some(updated);
     let unavailable = desired_count - available;

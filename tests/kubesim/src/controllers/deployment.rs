@@ -15,6 +15,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::json;
 
 use super::actions::{Action, Kind, Plan, status_patch_if_changed};
+use super::events::{self, Reporter};
 use super::hash::template_hash;
 use super::pod_state::{self, POD_TEMPLATE_HASH, is_controlled_by, owner_reference};
 
@@ -366,6 +367,10 @@ pub fn plan_deployment(
         if created.as_deref() == Some(rs_name.as_str()) && Some(i) == new_index {
             plan.actions
                 .push(Action::CreateReplicaSet(Box::new(rs.clone())));
+            if rs_replicas(rs) > 0 {
+                plan.actions
+                    .push(scaling_event(d, &rs_name, 0, rs_replicas(rs), now));
+            }
             continue;
         }
         let Some(before) = observed
@@ -376,6 +381,13 @@ pub fn plan_deployment(
         };
         let scaled = rs_replicas(before) != rs_replicas(rs);
         if scaled {
+            plan.actions.push(scaling_event(
+                d,
+                &rs_name,
+                rs_replicas(before),
+                rs_replicas(rs),
+                now,
+            ));
             let annotations = rs.metadata.annotations.get_or_insert_with(BTreeMap::new);
             annotations.insert(DESIRED_REPLICAS.into(), desired.to_string());
             annotations.insert(MAX_REPLICAS.into(), (desired + max_surge).to_string());
@@ -425,6 +437,20 @@ pub fn plan_deployment(
             .extend(cleanup_old(d, &owned, new_index, &namespace));
     }
     plan
+}
+
+/// The `ScalingReplicaSet` event the real controller records on the Deployment.
+fn scaling_event(d: &Deployment, rs_name: &str, from: i32, to: i32, now: Timestamp) -> Action {
+    let direction = if to > from { "up" } else { "down" };
+    Action::Event(Box::new(events::event(
+        events::reference("apps/v1", "Deployment", &d.metadata),
+        Reporter::Deployment,
+        None,
+        false,
+        "ScalingReplicaSet",
+        format!("Scaled {direction} replica set {rs_name} from {from} to {to}"),
+        now,
+    )))
 }
 
 fn new_replica_set(

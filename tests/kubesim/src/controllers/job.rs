@@ -18,6 +18,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::actions::{Action, Kind, Plan, status_patch_if_changed};
+use super::events::{self, Reporter};
 use super::pod_state::{self, NameChoice, is_controlled_by, owner_reference, pod_from_template};
 
 /// Reason and message of a Job that used up its retries.
@@ -306,6 +307,20 @@ pub fn plan_job(job: &Job, pods: &[Pod], now: Timestamp, backoff: &JobBackoff) -
                 &mut status,
                 new_condition(terminal, (&reason, &message), now),
             );
+            let (warning, event_reason, event_message) = if terminal == "Complete" {
+                (false, "Completed".to_string(), "Job completed".to_string())
+            } else {
+                (true, reason.clone(), message.clone())
+            };
+            plan.actions.push(Action::Event(Box::new(events::event(
+                events::reference("batch/v1", "Job", &job.metadata),
+                Reporter::Job,
+                None,
+                warning,
+                &event_reason,
+                event_message,
+                now,
+            ))));
             if terminal == "Complete" {
                 status.completion_time = Some(Time(now));
             }
@@ -313,6 +328,13 @@ pub fn plan_job(job: &Job, pods: &[Pod], now: Timestamp, backoff: &JobBackoff) -
         } else {
             status.active = (!active.is_empty()).then(|| as_i32(active.len()));
         }
+        events::record_pod_deletions(
+            &mut plan.actions,
+            events::reference("batch/v1", "Job", &job.metadata),
+            Reporter::Job,
+            |pod| format!("Deleted pod: {pod}"),
+            now,
+        );
         plan.actions.extend(status_patch_if_changed(
             Kind::Job,
             &namespace,

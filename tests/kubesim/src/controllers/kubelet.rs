@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::actions::{Action, Kind, Plan, status_patch_if_changed};
+use super::events::{self, Reporter};
 use super::hash::fnv32a;
 use super::outcome::{self, Outcome};
 use super::pod_state;
@@ -66,8 +67,25 @@ pub fn plan_kubelet(pods: &[Pod], nodes: &[Node], now: Timestamp, timing: &Kubel
         let namespace = pod.metadata.namespace.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
         if pod_state::is_terminating(pod) {
-            // Containers stop at once in the simulation; the kubelet then removes the pod.
-            if pod.metadata.finalizers.as_ref().is_none_or(Vec::is_empty) {
+            // Containers stop at once in the simulation; the kubelet then confirms the deletion
+            // with a zero grace period (once: finalizers may keep the pod a while longer).
+            let confirmed = pod.metadata.deletion_grace_period_seconds == Some(0);
+            if !confirmed || pod.metadata.finalizers.as_ref().is_none_or(Vec::is_empty) {
+                if !confirmed && !pod_state::is_finished(pod) {
+                    for container in pod.spec.iter().flat_map(|s| s.containers.iter()) {
+                        plan.actions.push(container_event(
+                            pod,
+                            node_name,
+                            &container.name,
+                            (
+                                false,
+                                "Killing",
+                                format!("Stopping container {}", container.name),
+                            ),
+                            now,
+                        ));
+                    }
+                }
                 plan.actions.push(Action::Delete {
                     kind: Kind::Pod,
                     namespace,
@@ -85,6 +103,24 @@ pub fn plan_kubelet(pods: &[Pod], nodes: &[Node], now: Timestamp, timing: &Kubel
         if let Some(wake) = wake {
             plan.requeue(wake);
         }
+        for new in status.container_statuses.iter().flatten() {
+            let old = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .and_then(|cs| cs.iter().find(|c| c.name == new.name));
+            let image = pod
+                .spec
+                .iter()
+                .flat_map(|s| s.containers.iter())
+                .find(|c| c.name == new.name)
+                .and_then(|c| c.image.clone())
+                .unwrap_or_default();
+            for event in container_events(old, new, &image, pod) {
+                plan.actions
+                    .push(container_event(pod, node_name, &new.name, event, now));
+            }
+        }
         plan.actions.extend(status_patch_if_changed(
             Kind::Pod,
             &namespace,
@@ -94,6 +130,90 @@ pub fn plan_kubelet(pods: &[Pod], nodes: &[Node], now: Timestamp, timing: &Kubel
         ));
     }
     plan
+}
+
+/// An event about one container of a pod, as the kubelet of `node` records it.
+fn container_event(
+    pod: &Pod,
+    node: &str,
+    container: &str,
+    (warning, reason, message): (bool, &str, String),
+    now: Timestamp,
+) -> Action {
+    let mut involved = events::reference("v1", "Pod", &pod.metadata);
+    involved.field_path = Some(format!("spec.containers{{{container}}}"));
+    Action::Event(Box::new(events::event(
+        involved,
+        Reporter::Kubelet,
+        Some(node),
+        warning,
+        reason,
+        message,
+        now,
+    )))
+}
+
+fn waiting_reason(status: Option<&ContainerStatus>) -> Option<&str> {
+    status?.state.as_ref()?.waiting.as_ref()?.reason.as_deref()
+}
+
+/// The events a container's state change produces: `Pulled`/`Created`/`Started` on every
+/// (re)start, `BackOff` on entering CrashLoopBackOff, `Failed`/`BackOff` for image pulls.
+pub fn container_events(
+    old: Option<&ContainerStatus>,
+    new: &ContainerStatus,
+    image: &str,
+    pod: &Pod,
+) -> Vec<(bool, &'static str, String)> {
+    let mut out = Vec::new();
+    let was_running = old
+        .and_then(|o| o.state.as_ref())
+        .and_then(|s| s.running.as_ref())
+        .is_some();
+    let is_running = new
+        .state
+        .as_ref()
+        .and_then(|s| s.running.as_ref())
+        .is_some();
+    let restarted = old.is_some_and(|o| o.restart_count < new.restart_count);
+    if is_running && (!was_running || restarted) {
+        out.push((
+            false,
+            "Pulled",
+            format!("Container image \"{image}\" already present on machine"),
+        ));
+        out.push((false, "Created", format!("Created container: {}", new.name)));
+        out.push((false, "Started", format!("Started container {}", new.name)));
+    }
+    let before = waiting_reason(old);
+    let after = waiting_reason(Some(new));
+    if after != before {
+        match after {
+            Some("CrashLoopBackOff") => out.push((
+                true,
+                "BackOff",
+                format!(
+                    "Back-off restarting failed container {} in pod {}_{}({})",
+                    new.name,
+                    pod.metadata.name.clone().unwrap_or_default(),
+                    pod.metadata.namespace.clone().unwrap_or_default(),
+                    pod.metadata.uid.clone().unwrap_or_default()
+                ),
+            )),
+            Some("ErrImagePull") => out.push((
+                true,
+                "Failed",
+                format!("Failed to pull image \"{image}\": not found (simulated)"),
+            )),
+            Some("ImagePullBackOff") => out.push((
+                false,
+                "BackOff",
+                format!("Back-off pulling image \"{image}\""),
+            )),
+            _ => {}
+        }
+    }
+    out
 }
 
 fn at_plus(t: Timestamp, d: Duration) -> i64 {

@@ -12,6 +12,7 @@
 pub mod actions;
 pub mod daemonset;
 pub mod deployment;
+pub mod events;
 pub mod hash;
 pub mod job;
 pub mod kubelet;

@@ -8,6 +8,7 @@ use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
 
 use super::actions::{Action, Kind, Plan, status_patch_if_changed};
+use super::events::{self, Reporter};
 use super::pod_state::{
     self, NameChoice, is_active, is_controlled_by, owner_reference, pod_from_template,
 };
@@ -92,13 +93,23 @@ pub fn plan_replica_set(rs: &ReplicaSet, pods: &[Pod], now: Timestamp) -> Plan {
             active.sort_by_cached_key(|p| deletion_rank(p));
             let surplus = usize::try_from(count - desired).unwrap_or(0);
             for pod in active.iter().take(surplus) {
+                let pod_name = pod.metadata.name.clone().unwrap_or_default();
                 plan.actions.push(Action::Delete {
                     kind: Kind::Pod,
                     namespace: namespace.clone(),
-                    name: pod.metadata.name.clone().unwrap_or_default(),
+                    name: pod_name.clone(),
                     uid: pod.metadata.uid.clone(),
                     grace_period_zero: false,
                 });
+                plan.actions.push(Action::Event(Box::new(events::event(
+                    events::reference("apps/v1", "ReplicaSet", &rs.metadata),
+                    Reporter::ReplicaSet,
+                    None,
+                    false,
+                    "SuccessfulDelete",
+                    format!("Deleted pod: {pod_name}"),
+                    now,
+                ))));
             }
         }
     }

@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Event, Node, ObjectReference, Pod};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 
 use super::Error;
 use super::actions::{Action, Kind, Plan};
+use super::events::{self, Reporter};
 
 /// How long a controller waits for the stores to show its own writes before planning anyway.
 const BARRIER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -372,13 +373,69 @@ impl Applier {
         }
     }
 
+    /// Records an event; events are best effort, as in client-go.
+    async fn record(&self, event: &Event) {
+        let ns = event.metadata.namespace.clone().unwrap_or_default();
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &ns);
+        if let Err(error) = api.create(&self.post_params(), event).await {
+            tracing::debug!(%error, "kubesim controllers: event not recorded");
+        }
+    }
+
+    /// Creates a pod and records `SuccessfulCreate` on its controller, as the real controllers do
+    /// once the (generated) name is known.
+    async fn create_pod(&self, pod: &Pod) -> Result<Written, kube::Error> {
+        let ns = pod.metadata.namespace.clone().unwrap_or_default();
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+        let created = match api.create(&self.post_params(), pod).await {
+            Ok(created) => created,
+            Err(e) if api_error(&e).is_some_and(|s| s.is_already_exists()) => {
+                return Ok(Written::Nothing);
+            }
+            Err(e) => return Err(e),
+        };
+        let name = created.name_any();
+        if let Some(owner) = crate::controllers::pod_state::controller_ref(&created.metadata) {
+            let (reporter, message) = match owner.kind.as_str() {
+                "ReplicaSet" => (Reporter::ReplicaSet, format!("Created pod: {name}")),
+                "Job" => (Reporter::Job, format!("Created pod: {name}")),
+                "DaemonSet" => (Reporter::DaemonSet, format!("Created pod: {name}")),
+                "StatefulSet" => (
+                    Reporter::StatefulSet,
+                    format!("create Pod {name} in StatefulSet {} successful", owner.name),
+                ),
+                _ => return Ok(seen(Kind::Pod, &ns, &created)),
+            };
+            let involved = ObjectReference {
+                api_version: Some(owner.api_version.clone()),
+                kind: Some(owner.kind.clone()),
+                name: Some(owner.name.clone()),
+                namespace: Some(ns.clone()),
+                uid: Some(owner.uid.clone()),
+                ..ObjectReference::default()
+            };
+            self.record(&events::event(
+                involved,
+                reporter,
+                None,
+                false,
+                "SuccessfulCreate",
+                message,
+                Timestamp::now(),
+            ))
+            .await;
+        }
+        Ok(seen(Kind::Pod, &ns, &created))
+    }
+
     async fn apply_one(&self, action: &Action) -> Result<Written, kube::Error> {
         let c = || self.client.clone();
         let ns_of = |ns: &str| ns.to_string();
         match action {
-            Action::CreatePod(pod) => {
-                let ns = pod.metadata.namespace.clone().unwrap_or_default();
-                self.create(&ns, Kind::Pod, pod.as_ref()).await
+            Action::CreatePod(pod) => self.create_pod(pod).await,
+            Action::Event(event) => {
+                self.record(event).await;
+                Ok(Written::Nothing)
             }
             Action::CreateReplicaSet(rs) => {
                 let ns = rs.metadata.namespace.clone().unwrap_or_default();
@@ -577,10 +634,30 @@ impl Applier {
                     .create_subresource::<_, Value>("binding", pod, &self.post_params(), &binding)
                     .await
                 {
-                    Ok(_) => Ok(Written::Expect(Expectation::Bound {
-                        namespace: namespace.clone(),
-                        name: pod.clone(),
-                    })),
+                    Ok(_) => {
+                        let involved = ObjectReference {
+                            api_version: Some("v1".into()),
+                            kind: Some("Pod".into()),
+                            name: Some(pod.clone()),
+                            namespace: Some(namespace.clone()),
+                            uid: uid.clone(),
+                            ..ObjectReference::default()
+                        };
+                        self.record(&events::event(
+                            involved,
+                            Reporter::Scheduler,
+                            None,
+                            false,
+                            "Scheduled",
+                            format!("Successfully assigned {namespace}/{pod} to {node}"),
+                            Timestamp::now(),
+                        ))
+                        .await;
+                        Ok(Written::Expect(Expectation::Bound {
+                            namespace: namespace.clone(),
+                            name: pod.clone(),
+                        }))
+                    }
                     // Gone, or bound meanwhile: the next plan sees it.
                     Err(e)
                         if api_error(&e).is_some_and(|s| s.is_not_found() || s.is_conflict()) =>

@@ -10,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::json;
 
 use super::actions::{Action, Kind, Plan};
+use super::events::{self, Reporter};
 use super::placement::{affinity_matches, node_ready, node_unschedulable, taints_tolerated};
 use super::pod_state;
 
@@ -171,6 +172,15 @@ pub fn plan_scheduling(pods: &[Pod], nodes: &[Node], now: Timestamp) -> Plan {
                     unscheduled_conditions(pod, "Unschedulable", &message, now)
                 {
                     plan.actions.push(status_patch(conditions));
+                    plan.actions.push(Action::Event(Box::new(events::event(
+                        events::reference("v1", "Pod", &pod.metadata),
+                        Reporter::Scheduler,
+                        None,
+                        true,
+                        "FailedScheduling",
+                        message.clone(),
+                        now,
+                    ))));
                 }
             }
         }

@@ -16,6 +16,7 @@ use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetStatus};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaimVolumeSource, Pod, Volume};
 
 use super::actions::{Action, Kind, Plan, status_patch_if_changed};
+use super::events::{self, Reporter};
 use super::hash::template_hash;
 use super::pod_state::{
     self, CONTROLLER_REVISION_HASH, NameChoice, is_controlled_by, owner_reference,
@@ -177,6 +178,15 @@ pub fn plan_stateful_set(set: &StatefulSet, pods: &[Pod], now: Timestamp) -> Pla
             &delete,
         ));
     }
+
+    let set_ref = events::reference("apps/v1", "StatefulSet", &set.metadata);
+    events::record_pod_deletions(
+        &mut plan.actions,
+        set_ref,
+        Reporter::StatefulSet,
+        |pod| format!("delete Pod {pod} in StatefulSet {name} successful"),
+        now,
+    );
 
     // Status from the pods as observed (the writes above show up on the next sync).
     let min_ready = spec.min_ready_seconds.unwrap_or(0);

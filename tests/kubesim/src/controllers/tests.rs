@@ -265,6 +265,7 @@ impl World {
                         _ => {}
                     }
                 }
+                Action::Event(_) => {}
                 Action::Bind { pod, node, .. } => {
                     if let Some(p) = self
                         .pods
@@ -1620,7 +1621,7 @@ fn kubelet_finishes_deletion_of_terminating_pods_on_its_nodes() {
     pod.metadata.deletion_timestamp = Some(Time(t0()));
     let plan = plan_kubelet(&[pod], &[node(1)], t0(), &timing());
     assert!(matches!(
-        &plan.actions[..],
+        &plan.writes()[..],
         [Action::Delete {
             grace_period_zero: true,
             ..
@@ -1652,5 +1653,67 @@ fn nodes_are_created_ready_with_capacity() {
         nodes::plan_nodes(&[node(1), node(2)], 2, t0())
             .actions
             .is_empty()
+    );
+}
+
+#[test]
+fn events_read_like_the_real_components() {
+    // Deployment: ScalingReplicaSet with from/to.
+    let d = deployment("web", 3, "nginx:1");
+    let plan = plan_deployment(&d, &[], &[], t0());
+    let events = plan.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].0, "ScalingReplicaSet");
+    assert!(
+        events[0].1.starts_with("Scaled up replica set web-")
+            && events[0].1.ends_with(" from 0 to 3"),
+        "{}",
+        events[0].1
+    );
+
+    // Kubelet: Pulled, Created, Started when a container starts; BackOff entering a crash loop.
+    let pod = bound(&[], "Always");
+    let (running, _) = drive(pod.clone(), 60, |p| pod_state::phase(p) == "Running");
+    let new = container(&running);
+    let waiting = plan_kubelet(std::slice::from_ref(&pod), &[node(1)], t0(), &timing());
+    let first = patched(
+        &pod,
+        &serde_json::json!({ "status": waiting.status_of(Kind::Pod, "p").expect("status") }),
+    );
+    let reasons: Vec<&str> =
+        super::kubelet::container_events(Some(&container(&first)), &new, "nginx", &running)
+            .into_iter()
+            .map(|(_, r, _)| r)
+            .collect();
+    assert_eq!(reasons, vec!["Pulled", "Created", "Started"]);
+
+    // Job: Completed once the Job is done.
+    let mut world = World::new(1);
+    world.jobs.push(job(Some("exit:0")));
+    let mut seen = Vec::new();
+    let timing = KubeletTiming {
+        start_delay: Duration::from_secs(1),
+        ..KubeletTiming::default()
+    };
+    for _ in 0..50 {
+        let plan = world.round(&timing, &JobBackoff::default());
+        seen.extend(
+            plan.events()
+                .into_iter()
+                .map(|(r, m)| (r.to_string(), m.to_string())),
+        );
+        if super::job::is_finished(&world.jobs[0]) {
+            break;
+        }
+        world.now = Timestamp::from_second(world.now.as_second() + 1).expect("time");
+    }
+    assert!(
+        seen.contains(&("Completed".to_string(), "Job completed".to_string())),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|(r, m)| r == "Started" && m == "Started container app"),
+        "{seen:?}"
     );
 }
