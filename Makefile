@@ -2,7 +2,7 @@
 CARGO ?= cargo
 CRD_DIR := deploy/crds
 
-.PHONY: all build test fmt-check clippy crds crds-check unit demo clean
+.PHONY: all build test fmt-check clippy crds crds-check unit deploy-check demo images clean
 
 all: build
 
@@ -10,7 +10,7 @@ build:
 	$(CARGO) build --workspace --all-targets --locked
 
 ## test: everything CI checks — formatting, lints, CRD drift, all tests.
-test: fmt-check clippy crds-check unit
+test: fmt-check clippy crds-check deploy-check unit
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -28,6 +28,15 @@ crds:
 ## crds-check: fail when deploy/crds is out of date with the types.
 crds-check:
 	$(CARGO) run -q --locked -p shared --bin portcullis-crdgen -- --check $(CRD_DIR)
+
+## deploy-check: render deploy/base and every overlay with kubectl kustomize and check their properties.
+deploy-check:
+	deploy/check.sh
+
+## images: container images (needs a container engine with BuildKit; none runs on the dev machines).
+images:
+	docker build --target webhook -t ghcr.io/portcullis/portcullis-webhook:0.1.0 .
+	docker build --target gate -t ghcr.io/portcullis/portcullis-gate:0.1.0 .
 
 demo:
 	@echo "make demo: not available yet — the end-to-end demo arrives with the 'Deployable' issue." >&2

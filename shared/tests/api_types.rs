@@ -1342,11 +1342,15 @@ fn crdgen_writes_checks_and_reports_drift() {
     let out = crdgen(&["--check".as_ref(), d]);
     assert!(!out.status.success(), "empty dir fails the check");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.matches("missing: ").count(), 12, "{stderr}");
+    assert_eq!(
+        stderr.matches("missing: ").count(),
+        13,
+        "12 CRDs + kustomization: {stderr}"
+    );
 
     assert!(crdgen(&[d]).status.success());
     let first: Vec<(String, String)> = read_dir(dir.path());
-    assert_eq!(first.len(), 12);
+    assert_eq!(first.len(), 13);
     assert!(
         crdgen(&["--check".as_ref(), d]).status.success(),
         "fresh output passes"
@@ -1356,8 +1360,27 @@ fn crdgen_writes_checks_and_reports_drift() {
     assert!(crdgen(&[d]).status.success());
     assert_eq!(read_dir(dir.path()), first);
 
-    // Each file parses back to the CRD the types generate.
-    for (name, text) in &first {
+    // The kustomization lists exactly the CRD files, so `../crds` in a kustomize base has them all.
+    let (_, kustomization) = first
+        .iter()
+        .find(|(n, _)| n == "kustomization.yaml")
+        .expect("kustomization written");
+    let k: serde_yaml::Value = serde_yaml::from_str(kustomization).expect("kustomization parses");
+    let listed: Vec<&str> = k["resources"]
+        .as_sequence()
+        .expect("resources list")
+        .iter()
+        .filter_map(|r| r.as_str())
+        .collect();
+    let crd_files: Vec<&str> = first
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| *n != "kustomization.yaml")
+        .collect();
+    assert_eq!(listed, crd_files);
+
+    // Each CRD file parses back to the CRD the types generate.
+    for (name, text) in first.iter().filter(|(n, _)| n != "kustomization.yaml") {
         let parsed: CustomResourceDefinition = serde_yaml::from_str(text).expect("CRD YAML parses");
         assert_eq!(&file_name(&parsed), name);
         let generated = all()
