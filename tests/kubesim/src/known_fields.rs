@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use k8s_openapi::api::{admissionregistration, apps, batch, coordination, core};
+use k8s_openapi::api::{admissionregistration, apps, batch, coordination, core, policy, rbac};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
 
 fn round_trip<T: DeserializeOwned + Serialize>(obj: &Value) -> Result<Value, String> {
@@ -37,6 +37,13 @@ pub fn typed_round_trip(group: &str, kind: &str, obj: &Value) -> Option<Result<V
         ("batch", "Job") => round_trip::<batch::v1::Job>(obj),
         ("batch", "CronJob") => round_trip::<batch::v1::CronJob>(obj),
         ("coordination.k8s.io", "Lease") => round_trip::<coordination::v1::Lease>(obj),
+        ("policy", "PodDisruptionBudget") => round_trip::<policy::v1::PodDisruptionBudget>(obj),
+        ("rbac.authorization.k8s.io", "ClusterRole") => round_trip::<rbac::v1::ClusterRole>(obj),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
+            round_trip::<rbac::v1::ClusterRoleBinding>(obj)
+        }
+        ("rbac.authorization.k8s.io", "Role") => round_trip::<rbac::v1::Role>(obj),
+        ("rbac.authorization.k8s.io", "RoleBinding") => round_trip::<rbac::v1::RoleBinding>(obj),
         ("admissionregistration.k8s.io", "MutatingWebhookConfiguration") => {
             round_trip::<admissionregistration::v1::MutatingWebhookConfiguration>(obj)
         }

@@ -3,8 +3,11 @@
 //! Start one with [`Sim::start`] (tests) or `kubesim serve` (the binary). Objects are kept as JSON
 //! (`serde_json::Value`) so any kind, custom resources included, is stored without typed structs.
 //!
-//! Modules marked "(pending)" in their first line are being written; the core reaches them only
-//! through `glue`, which keeps a loud fallback until they land.
+//! Role-based access control objects (`rbac.authorization.k8s.io`) are stored but not enforced:
+//! the emulator has no authentication and allows every request.
+//!
+//! The core reaches the object modules (`patch`, `schema`, `table`, `defaults`, `validation`,
+//! `admission`) only through `glue`; the simulated control plane lives in `controllers`.
 
 pub mod admission;
 pub mod api;

@@ -2277,3 +2277,39 @@ async fn kubectl_rollout_status_with_simulated_controllers() {
         .await;
     assert!(pods.split_whitespace().all(|i| i == "web:2"), "{pods}");
 }
+
+/// The install base of the project (CRDs, RBAC, Deployments, Services, PDBs, webhook
+/// configurations) applies with `kubectl apply -k`, as the demo does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_base_applies_with_kubectl_kustomize() {
+    let e = env("deploy-base").await;
+    let base = crate_path("../../deploy/base");
+    let out = e.kubectl_ok(&["apply", "-k", base.to_str().unwrap()]).await;
+    assert!(out.contains("customresourcedefinition.apiextensions.k8s.io/keptnworkloads.lifecycle.keptn.sh created"), "{out}");
+    assert!(
+        out.contains("mutatingwebhookconfiguration.admissionregistration.k8s.io/"),
+        "{out}"
+    );
+    // Idempotent: a second apply changes nothing. (kubectl still says "configured" for PDBs: their
+    // selector has patchStrategy replace, so kubectl always sends it; the server sees a no-op.)
+    let rvs = |out: String| out.split_whitespace().map(String::from).collect::<Vec<_>>();
+    let args = [
+        "get",
+        "deploy,svc,pdb,sa,secret",
+        "-n",
+        "portcullis-system",
+        "-o",
+        "jsonpath={.items[*].metadata.resourceVersion}",
+    ];
+    let before = rvs(e.kubectl_ok(&args).await);
+    let again = e.kubectl_ok(&["apply", "-k", base.to_str().unwrap()]).await;
+    assert!(
+        again
+            .lines()
+            .all(|l| l.ends_with("unchanged") || l.starts_with("poddisruptionbudget.policy/")),
+        "{again}"
+    );
+    assert_eq!(rvs(e.kubectl_ok(&args).await), before);
+    let crds = e.kubectl_ok(&["get", "crds", "-o", "name"]).await;
+    assert_eq!(crds.lines().count(), 12, "{crds}");
+}
