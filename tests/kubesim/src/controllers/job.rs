@@ -298,9 +298,14 @@ pub fn plan_job(job: &Job, pods: &[Pod], now: Timestamp, backoff: &JobBackoff) -
     };
 
     if let Some((terminal, reason, message)) = interim {
-        // Lingering pods are removed; the terminal condition waits until none is left.
+        // Lingering pods are removed; the terminal condition waits until none is left. On
+        // failure the removed pods count as failed, as the real controller counts them.
         for pod in &active {
             plan.actions.push(delete(pod));
+        }
+        if terminal == "Failed" && !active.is_empty() {
+            let total = failed + as_i32(active.len());
+            status.failed = Some(total);
         }
         if active.is_empty() && terminating == 0 {
             add_condition(

@@ -1717,3 +1717,37 @@ fn events_read_like_the_real_components() {
         "{seen:?}"
     );
 }
+
+#[test]
+fn job_on_failure_counts_container_restarts_against_the_backoff_limit() {
+    let mut world = World::new(1);
+    let mut j = job(Some("exit:1"));
+    let spec = j.spec.as_mut().expect("spec");
+    spec.backoff_limit = Some(2);
+    if let Some(s) = spec.template.spec.as_mut() {
+        s.restart_policy = Some("OnFailure".into());
+    }
+    world.jobs.push(j);
+    world.run_until(
+        Duration::from_secs(900),
+        |w| super::job::is_finished(&w.jobs[0]),
+        |w| {
+            assert!(
+                w.pods.len() <= 1,
+                "OnFailure restarts in place, no new pods"
+            );
+        },
+    );
+    let conditions = job_conditions(&world.jobs[0]);
+    assert_eq!(conditions.last().map(|c| c.0.as_str()), Some("Failed"));
+    assert_eq!(
+        conditions.last().map(|c| c.1.as_str()),
+        Some("BackoffLimitExceeded")
+    );
+    assert_eq!(
+        world.jobs[0].status.as_ref().and_then(|s| s.failed),
+        Some(1),
+        "the removed pod counts as failed"
+    );
+    assert!(world.pods.is_empty());
+}
