@@ -32,8 +32,8 @@ pub use job::{
 pub use metrics::CheckMetrics;
 pub use runtime::FunctionRuntime;
 pub use shell::{
-    CheckContext, error_policy, reconcile_evaluation, reconcile_task, reconcile_task_definition,
-    run,
+    CheckContext, CheckRecorders, error_policy, reconcile_evaluation, reconcile_task,
+    reconcile_task_definition, run, run_shared,
 };
 pub use task::{JobLookup, TaskAction, TaskInput, decide_task, task_state_from_job};
 
@@ -44,6 +44,35 @@ pub struct RunnerImages {
     pub function_runner_image: String,
     /// Python runtime image.
     pub python_runner_image: String,
+}
+
+impl RunnerImages {
+    /// `FUNCTION_RUNNER_IMAGE` and `PYTHON_RUNNER_IMAGE` from `lookup` (B §0.2), each defaulting
+    /// to Keptn's chart value.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let defaults = RunnerImages::default();
+        let get =
+            |key: &str, default: String| lookup(key).filter(|v| !v.is_empty()).unwrap_or(default);
+        RunnerImages {
+            function_runner_image: get("FUNCTION_RUNNER_IMAGE", defaults.function_runner_image),
+            python_runner_image: get("PYTHON_RUNNER_IMAGE", defaults.python_runner_image),
+        }
+    }
+
+    /// [`RunnerImages::from_lookup`] on the process environment.
+    pub fn from_env() -> Self {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+}
+
+impl Default for RunnerImages {
+    /// Keptn's chart defaults (B §0.2).
+    fn default() -> Self {
+        RunnerImages {
+            function_runner_image: "ghcr.io/keptn/deno-runtime:v3.0.1".into(),
+            python_runner_image: "ghcr.io/keptn/python-runtime:v1.0.8".into(),
+        }
+    }
 }
 
 /// A Kubernetes event on the object being reconciled (B §7.1).
@@ -206,6 +235,24 @@ mod format_tests {
         assert_eq!(
             id.message("Create Task", "x"),
             "Create Task: x / Namespace: ns, Name: pre-hello-12345"
+        );
+    }
+
+    #[test]
+    fn b0_2_runner_images_from_environment_with_chart_defaults() {
+        let images = RunnerImages::from_lookup(|key| {
+            (key == "PYTHON_RUNNER_IMAGE").then(|| "registry.local/python:1".to_owned())
+        });
+        assert_eq!(
+            images,
+            RunnerImages {
+                function_runner_image: "ghcr.io/keptn/deno-runtime:v3.0.1".into(),
+                python_runner_image: "registry.local/python:1".into(),
+            }
+        );
+        assert_eq!(
+            RunnerImages::from_lookup(|_| Some(String::new())),
+            RunnerImages::default()
         );
     }
 

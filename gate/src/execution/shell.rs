@@ -9,14 +9,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{FutureExt, StreamExt};
+use futures::{Stream, StreamExt};
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::{Map, Value, json};
 use shared::crd::{KeptnEvaluation, KeptnEvaluationDefinition, KeptnTask, KeptnTaskDefinition};
@@ -35,11 +36,42 @@ use super::{
 pub const ERROR_RETRY: Duration = Duration::from_secs(30);
 /// A status write that lost a race is re-decided on fresh data soon.
 const CONFLICT_RETRY: Duration = Duration::from_secs(1);
+/// Buffer of each shared watch stream of [`run`].
+const SHARED_BUFFER: usize = 256;
+
+/// Event recorders, one per controller as Keptn names them (B §0.4).
+#[derive(Clone)]
+pub struct CheckRecorders {
+    pub task: Recorder,
+    pub task_definition: Recorder,
+    pub evaluation: Recorder,
+}
+
+impl CheckRecorders {
+    /// Recorders reporting as `keptntask-controller`, `keptntaskdefinition-controller` and
+    /// `keptnevaluation-controller`, with `instance` as the reporting instance.
+    pub fn new(client: &Client, instance: Option<String>) -> Self {
+        let recorder = |controller: &str| {
+            Recorder::new(
+                client.clone(),
+                Reporter {
+                    controller: controller.to_owned(),
+                    instance: instance.clone(),
+                },
+            )
+        };
+        CheckRecorders {
+            task: recorder("keptntask-controller"),
+            task_definition: recorder("keptntaskdefinition-controller"),
+            evaluation: recorder("keptnevaluation-controller"),
+        }
+    }
+}
 
 /// What the task, evaluation and task definition controllers share.
 pub struct CheckContext {
     pub client: Client,
-    pub recorder: Recorder,
+    pub recorders: CheckRecorders,
     /// The Keptn installation namespace (definitions and metrics fall back to it).
     pub install_namespace: String,
     pub images: RunnerImages,
@@ -62,52 +94,108 @@ pub fn error_policy<K: Resource>(
     Action::requeue(ERROR_RETRY)
 }
 
-/// Runs the KeptnTask, KeptnEvaluation and KeptnTaskDefinition controllers until `shutdown`
-/// completes. Only the leader should run them (A1: only the leader writes).
-pub async fn run(ctx: Arc<CheckContext>, shutdown: impl Future<Output = ()> + Send + 'static) {
-    let shutdown = shutdown.shared();
-    let client = ctx.client.clone();
+/// Passes an object on only when its generation differs from the last one seen: status writes
+/// (every evaluation attempt, every task status) must not trigger another reconcile (B §0.4
+/// "generation changed"); progress comes from requeues and, for tasks, their Jobs.
+fn spec_changes<K: Resource + Send + Sync + 'static>(
+    stream: impl Stream<Item = Arc<K>> + Send + 'static,
+) -> impl Stream<Item = Arc<K>> + Send + 'static {
+    let mut seen: HashMap<String, Option<i64>> = HashMap::new();
+    stream.filter(move |object| {
+        let meta = object.meta();
+        let key = meta
+            .uid
+            .clone()
+            .or_else(|| Some(format!("{:?}/{:?}", meta.namespace, meta.name)))
+            .unwrap_or_default();
+        let generation = meta.generation;
+        let changed = generation.is_none() || seen.insert(key, generation) != Some(generation);
+        futures::future::ready(changed)
+    })
+}
 
-    // Status writes must not trigger another reconcile (an evaluation attempt each time), so
-    // tasks and evaluations are triggered by spec changes (generation) and, for tasks, their Jobs.
-    let (task_reader, task_writer) = reflector::store();
-    let task_stream = watcher(
-        Api::<KeptnTask>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(task_writer)
-    .applied_objects()
-    .predicate_filter(predicates::generation, Default::default());
-    let tasks = Controller::for_stream(task_stream, task_reader)
-        .owns(Api::<Job>::all(client.clone()), watcher::Config::default())
-        .graceful_shutdown_on(shutdown.clone())
+/// Runs the three controllers on shared watch streams (the gate's caches): `tasks`,
+/// `evaluations` and `definitions` are subscriptions of the stores passed along. Only the
+/// leader should run them (A1). Ends when all three streams end.
+pub async fn run_shared(
+    ctx: Arc<CheckContext>,
+    tasks: impl Stream<Item = Arc<KeptnTask>> + Send + 'static,
+    task_store: Store<KeptnTask>,
+    evaluations: impl Stream<Item = Arc<KeptnEvaluation>> + Send + 'static,
+    evaluation_store: Store<KeptnEvaluation>,
+    definitions: impl Stream<Item = Arc<KeptnTaskDefinition>> + Send + 'static,
+    definition_store: Store<KeptnTaskDefinition>,
+) {
+    let client = ctx.client.clone();
+    let tasks = Controller::for_shared_stream(spec_changes(tasks), task_store)
+        .owns(Api::<Job>::all(client), watcher::Config::default())
         .run(reconcile_task, error_policy, ctx.clone())
         .for_each(|r| log_result("KeptnTask", r));
-
-    let (evaluation_reader, evaluation_writer) = reflector::store();
-    let evaluation_stream = watcher(
-        Api::<KeptnEvaluation>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(evaluation_writer)
-    .applied_objects()
-    .predicate_filter(predicates::generation, Default::default());
-    let evaluations = Controller::for_stream(evaluation_stream, evaluation_reader)
-        .graceful_shutdown_on(shutdown.clone())
+    let evaluations = Controller::for_shared_stream(spec_changes(evaluations), evaluation_store)
         .run(reconcile_evaluation, error_policy, ctx.clone())
         .for_each(|r| log_result("KeptnEvaluation", r));
-
-    let definitions = Controller::new(
-        Api::<KeptnTaskDefinition>::all(client),
-        watcher::Config::default(),
-    )
-    .graceful_shutdown_on(shutdown)
-    .run(reconcile_task_definition, error_policy, ctx)
-    .for_each(|r| log_result("KeptnTaskDefinition", r));
-
+    let definitions = Controller::for_shared_stream(definitions, definition_store)
+        .run(reconcile_task_definition, error_policy, ctx)
+        .for_each(|r| log_result("KeptnTaskDefinition", r));
     futures::join!(tasks, evaluations, definitions);
+}
+
+/// A shared cache of one kind: its store, one subscription and the future that fills it.
+fn shared_cache<K>(
+    client: &Client,
+) -> (
+    Store<K>,
+    impl Stream<Item = Arc<K>> + Send + 'static,
+    impl Future<Output = ()> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store_shared(SHARED_BUFFER);
+    let subscription = match writer.subscribe() {
+        Some(s) => s.boxed(),
+        None => futures::stream::empty().boxed(),
+    };
+    let api: Api<K> = Api::all(client.clone());
+    let fill = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect_shared(writer)
+        .for_each(|event| async move {
+            if let Err(error) = event {
+                tracing::warn!(%error, "watch error");
+            }
+        });
+    (store, subscription, fill)
+}
+
+/// Runs the three controllers with watch caches of their own until `shutdown` completes (for a
+/// process, or a test, without the gate's shared caches). Only the leader should run them.
+pub async fn run(ctx: Arc<CheckContext>, shutdown: impl Future<Output = ()> + Send + 'static) {
+    let client = ctx.client.clone();
+    let (task_store, tasks, fill_tasks) = shared_cache::<KeptnTask>(&client);
+    let (evaluation_store, evaluations, fill_evaluations) =
+        shared_cache::<KeptnEvaluation>(&client);
+    let (definition_store, definitions, fill_definitions) =
+        shared_cache::<KeptnTaskDefinition>(&client);
+    let controllers = run_shared(
+        ctx,
+        tasks,
+        task_store,
+        evaluations,
+        evaluation_store,
+        definitions,
+        definition_store,
+    );
+    tokio::select! {
+        _ = futures::future::join4(controllers, fill_tasks, fill_evaluations, fill_definitions) => {}
+        _ = shutdown => {}
+    }
 }
 
 async fn log_result<T: std::fmt::Debug, E: std::fmt::Display>(
@@ -130,7 +218,7 @@ fn namespace_of<K: Resource>(object: &K, kind: &'static str) -> Result<String, C
     })
 }
 
-async fn publish(ctx: &CheckContext, event: &CheckEvent, reference: &ObjectReference) {
+async fn publish(recorder: &Recorder, event: &CheckEvent, reference: &ObjectReference) {
     let ev = Event {
         type_: if event.warning {
             EventType::Warning
@@ -142,7 +230,7 @@ async fn publish(ctx: &CheckContext, event: &CheckEvent, reference: &ObjectRefer
         action: event.reason.clone(),
         secondary: None,
     };
-    if let Err(error) = ctx.recorder.publish(&ev, reference).await {
+    if let Err(error) = recorder.publish(&ev, reference).await {
         tracing::warn!(reason = %event.reason, %error, "could not publish event");
     }
 }
@@ -303,13 +391,23 @@ pub async fn reconcile_task(
                             job: job_name,
                             task: task.name_any(),
                         };
-                        publish(&ctx, &job_create_failed_event(&task), &reference).await;
+                        publish(
+                            &ctx.recorders.task,
+                            &job_create_failed_event(&task),
+                            &reference,
+                        )
+                        .await;
                         return Err(error);
                     }
                 }
                 Err(e) => {
                     tracing::warn!(task = %task.name_any(), error = %e, "could not create Job");
-                    publish(&ctx, &job_create_failed_event(&task), &reference).await;
+                    publish(
+                        &ctx.recorders.task,
+                        &job_create_failed_event(&task),
+                        &reference,
+                    )
+                    .await;
                     return Ok(Action::requeue(TASK_RETRY));
                 }
             }
@@ -333,7 +431,7 @@ pub async fn reconcile_task(
         }
         TaskAction::ReportMissingDefinition { event, status }
         | TaskAction::ReportBuildFailure { event, status } => {
-            publish(&ctx, &event, &reference).await;
+            publish(&ctx.recorders.task, &event, &reference).await;
             if !write_status(&tasks, task.as_ref(), current, &status).await? {
                 return Ok(Action::requeue(CONFLICT_RETRY));
             }
@@ -441,7 +539,7 @@ pub async fn reconcile_evaluation(
             if !write_status(&api, evaluation.as_ref(), current, &status).await? {
                 return Ok(Action::requeue(CONFLICT_RETRY));
             }
-            publish(&ctx, &event, &reference).await;
+            publish(&ctx.recorders.evaluation, &event, &reference).await;
             ctx.metrics.evaluation_finished(&evaluation, &status);
             Ok(Action::await_change())
         }
@@ -455,7 +553,7 @@ pub async fn reconcile_evaluation(
                 Ok(false) => return Ok(Action::requeue(CONFLICT_RETRY)),
                 Err(error) => {
                     let event = super::evaluation::status_write_failed_event(&evaluation);
-                    publish(&ctx, &event, &reference).await;
+                    publish(&ctx.recorders.evaluation, &event, &reference).await;
                     return Err(error);
                 }
             }
@@ -505,7 +603,7 @@ pub async fn reconcile_task_definition(
                         }
                         Err(e) => {
                             let event = config_map_failed_event(&namespace, &name, true);
-                            publish(&ctx, &event, &reference).await;
+                            publish(&ctx.recorders.task_definition, &event, &reference).await;
                             return Err(e.into());
                         }
                     }
@@ -521,7 +619,7 @@ pub async fn reconcile_task_definition(
                         }
                         Err(e) => {
                             let event = config_map_failed_event(&namespace, &name, false);
-                            publish(&ctx, &event, &reference).await;
+                            publish(&ctx.recorders.task_definition, &event, &reference).await;
                             return Err(e.into());
                         }
                     }

@@ -1,6 +1,7 @@
 //! Unit tests of the pure decisions, named after the SPEC rule each one checks.
 
 mod definition;
+mod e2e;
 mod evaluation;
 mod job;
 mod metrics;
