@@ -164,21 +164,23 @@ pub fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
         .unwrap_or("")
 }
 
+/// The metadata map of an object, created when absent; a non-object value becomes an empty
+/// object first (callers check shapes before; this keeps every path panic-free).
 fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
-    if !obj.get("metadata").is_some_and(Value::is_object) {
-        obj["metadata"] = json!({});
+    if !obj.is_object() {
+        *obj = json!({});
     }
-    match obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        Some(m) => m,
-        None => unreachable_meta(),
+    let Value::Object(map) = obj else {
+        unreachable!("made an object above")
+    };
+    let meta = map.entry("metadata").or_insert_with(|| json!({}));
+    if !meta.is_object() {
+        *meta = json!({});
     }
-}
-
-#[cold]
-fn unreachable_meta() -> &'static mut Map<String, Value> {
-    // `metadata` was just made an object above; this is never reached. Leak a fresh map rather
-    // than panic on a request path.
-    Box::leak(Box::new(Map::new()))
+    match meta {
+        Value::Object(m) => m,
+        _ => unreachable!("made an object above"),
+    }
 }
 
 /// Set a nested field, creating missing (or null) intermediate objects; false when a value on the
@@ -770,6 +772,13 @@ impl ApiState {
                     &now(),
                 )?,
             };
+            if !patched.is_object() {
+                return Err(ApiError::new(
+                    422,
+                    "Invalid",
+                    "the server rejected our request due to an error in our request: the patched document is not an object",
+                ));
+            }
             let mut patched = intake_form(info, patched);
             let pinned = if patch_pins_version(ptype, body) {
                 meta_str(&patched, "resourceVersion").to_string()

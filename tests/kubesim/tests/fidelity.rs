@@ -2105,7 +2105,7 @@ async fn robustness_bad_input_gets_status_errors_and_many_clients_work() {
         ),
         (
             reqwest::Method::PUT,
-            "/api/v1/namespaces/rob/configmaps/x",
+            "/api/v1/namespaces/rob/configmaps/nothere",
             "application/json",
             b"{}",
         ),
@@ -2159,6 +2159,46 @@ async fn robustness_bad_input_gets_status_errors_and_many_clients_work() {
             b"{}",
         ),
     ];
+    e.raw(
+        "POST",
+        "/api/v1/namespaces/rob/configmaps",
+        None,
+        Some("application/json"),
+        br#"{"metadata":{"name":"x"}}"#.to_vec(),
+    )
+    .await
+    .unwrap();
+    let mut cases = cases;
+    cases.push((
+        reqwest::Method::PATCH,
+        "/api/v1/namespaces/rob/configmaps/x",
+        "application/json-patch+json",
+        br#"[{"op":"replace","path":"","value":5}]"#,
+    ));
+    cases.push((
+        reqwest::Method::PATCH,
+        "/api/v1/namespaces/rob/configmaps/x",
+        "application/merge-patch+json",
+        b"[]",
+    ));
+    cases.push((
+        reqwest::Method::PATCH,
+        "/api/v1/namespaces/rob/configmaps/x",
+        "application/strategic-merge-patch+json",
+        b"{\"metadata\": []}",
+    ));
+    cases.push((
+        reqwest::Method::PATCH,
+        "/api/v1/namespaces/rob/configmaps/x",
+        "application/apply-patch+yaml",
+        b"- a\n- b",
+    ));
+    cases.push((
+        reqwest::Method::PUT,
+        "/api/v1/namespaces/rob/configmaps/x",
+        "application/json",
+        b"{\"metadata\": {\"name\": \"y\"}}",
+    ));
     for (method, path, ct, body) in cases {
         let mut req = http
             .request(method.clone(), format!("{base}{path}"))
@@ -2212,7 +2252,11 @@ async fn robustness_bad_input_gets_status_errors_and_many_clients_work() {
         .list(&ListParams::default().limit(100).continue_token(&token))
         .await
         .unwrap();
-    assert_eq!(rest.items.len(), 25);
+    assert_eq!(
+        rest.items.len(),
+        26,
+        "40 created plus x, 15 on the first page"
+    );
     assert!(rest.metadata.continue_.is_none());
 }
 
