@@ -97,7 +97,7 @@ pub fn error_policy<K: Resource>(
 /// Passes an object on only when its generation differs from the last one seen: status writes
 /// (every evaluation attempt, every task status) must not trigger another reconcile (B §0.4
 /// "generation changed"); progress comes from requeues and, for tasks, their Jobs.
-fn spec_changes<K: Resource + Send + Sync + 'static>(
+pub(crate) fn spec_changes<K: Resource + Send + Sync + 'static>(
     stream: impl Stream<Item = Arc<K>> + Send + 'static,
 ) -> impl Stream<Item = Arc<K>> + Send + 'static {
     let mut seen: HashMap<String, Option<i64>> = HashMap::new();

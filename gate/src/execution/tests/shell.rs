@@ -45,3 +45,44 @@ fn json_merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
         *target = patch.clone();
     }
 }
+
+#[tokio::test]
+async fn b0_4_only_generation_changes_trigger_reconciles() {
+    use std::sync::Arc;
+
+    use futures::StreamExt;
+
+    use super::evaluation;
+    use crate::execution::shell::spec_changes;
+
+    let at = |uid: &str, generation: i64, retry_count: i64| {
+        Arc::new(evaluation(json!({
+            "metadata": {"uid": uid, "generation": generation},
+            "status": {"retryCount": retry_count, "overallStatus": "Progressing", "evaluationStatus": {}},
+        })))
+    };
+    let input = vec![
+        at("a", 1, 0), // first sight: passes
+        at("a", 1, 1), // status write: filtered
+        at("b", 1, 0), // another object: passes
+        at("a", 1, 2), // status write: filtered
+        at("a", 2, 2), // spec change: passes
+    ];
+    let passed: Vec<(String, i64)> = spec_changes(futures::stream::iter(input))
+        .map(|e| {
+            (
+                e.metadata.uid.clone().unwrap(),
+                e.metadata.generation.unwrap(),
+            )
+        })
+        .collect()
+        .await;
+    assert_eq!(
+        passed,
+        vec![
+            ("a".to_owned(), 1),
+            ("b".to_owned(), 1),
+            ("a".to_owned(), 2)
+        ]
+    );
+}
