@@ -162,6 +162,9 @@ pub enum CheckError {
     /// A Job with the task's deterministic name exists but belongs to another object.
     #[error("Job {job} exists but is not owned by KeptnTask {task}")]
     ForeignJob { job: String, task: String },
+    /// An API call did not answer in time.
+    #[error("kubernetes API call timed out after {0:?}")]
+    Timeout(std::time::Duration),
     /// The API server refused or failed a request.
     #[error("kubernetes API: {0}")]
     Kube(#[from] kube::Error),
@@ -182,6 +185,7 @@ impl CheckError {
             CheckError::TimeoutTooShort(_) => "timeout_too_short",
             CheckError::Metadata { .. } => "metadata",
             CheckError::ForeignJob { .. } => "foreign_job",
+            CheckError::Timeout(_) => "timeout",
             CheckError::Kube(_) => "kube",
             CheckError::Serialize(_) => "serialize",
         }

@@ -36,6 +36,8 @@ use super::{
 pub const ERROR_RETRY: Duration = Duration::from_secs(30);
 /// A status write that lost a race is re-decided on fresh data soon.
 const CONFLICT_RETRY: Duration = Duration::from_secs(1);
+/// Every API call gives up after this long (STYLE: every write has a timeout).
+const API_TIMEOUT: Duration = Duration::from_secs(10);
 /// Buffer of each shared watch stream of [`run`].
 const SHARED_BUFFER: usize = 256;
 
@@ -207,6 +209,15 @@ async fn log_result<T: std::fmt::Debug, E: std::fmt::Display>(
     }
 }
 
+/// Bounds an API call by [`API_TIMEOUT`]; the outer error is the timeout.
+async fn timed<T>(
+    call: impl Future<Output = Result<T, kube::Error>>,
+) -> Result<Result<T, kube::Error>, CheckError> {
+    tokio::time::timeout(API_TIMEOUT, call)
+        .await
+        .map_err(|_| CheckError::Timeout(API_TIMEOUT))
+}
+
 fn is_status(error: &kube::Error, check: impl Fn(&kube::core::Status) -> bool) -> bool {
     matches!(error, kube::Error::Api(status) if check(status))
 }
@@ -230,8 +241,10 @@ async fn publish(recorder: &Recorder, event: &CheckEvent, reference: &ObjectRefe
         action: event.reason.clone(),
         secondary: None,
     };
-    if let Err(error) = recorder.publish(&ev, reference).await {
-        tracing::warn!(reason = %event.reason, %error, "could not publish event");
+    match timed(recorder.publish(&ev, reference)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(reason = %event.reason, %error, "could not publish event"),
+        Err(error) => tracing::warn!(reason = %event.reason, %error, "could not publish event"),
     }
 }
 
@@ -282,10 +295,7 @@ where
         "status": merge_diff(&current, &serde_json::to_value(desired)?),
     });
     let name = object.meta().name.clone().unwrap_or_default();
-    match api
-        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
+    match timed(api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))).await? {
         Ok(_) => Ok(true),
         Err(e) if is_status(&e, |s| s.is_conflict()) => Ok(false),
         Err(e) => Err(e.into()),
@@ -308,10 +318,8 @@ where
         return Ok(None);
     }
     for ns in definition_namespaces(namespace, install_namespace) {
-        if let Some(found) = Api::<K>::namespaced(client.clone(), ns)
-            .get_opt(name)
-            .await?
-        {
+        let api = Api::<K>::namespaced(client.clone(), ns);
+        if let Some(found) = timed(api.get_opt(name)).await?? {
             return Ok(Some(found));
         }
     }
@@ -333,7 +341,7 @@ pub async fn reconcile_task(
     let job = if completed || status.job_name.is_empty() {
         None
     } else {
-        jobs.get_opt(&status.job_name).await?
+        timed(jobs.get_opt(&status.job_name)).await??
     };
     let job_lookup = match (&job, status.job_name.is_empty()) {
         (Some(job), _) => JobLookup::Found(job),
@@ -375,12 +383,12 @@ pub async fn reconcile_task(
         TaskAction::Wait(after) => Ok(Action::requeue(after)),
         TaskAction::CreateJob { job, status } => {
             let job_name = job.metadata.name.clone().unwrap_or_default();
-            match jobs.create(&PostParams::default(), &job).await {
+            match timed(jobs.create(&PostParams::default(), &job)).await? {
                 Ok(_) => {}
                 Err(e) if is_status(&e, |s| s.is_already_exists()) => {
                     // Created by an earlier reconcile whose status write was lost: adopt it
                     // when it is ours, never run the task a second time.
-                    let existing = jobs.get_opt(&job_name).await?;
+                    let existing = timed(jobs.get_opt(&job_name)).await??;
                     let ours = existing.as_ref().is_some_and(|j| {
                         j.owner_references()
                             .iter()
@@ -452,24 +460,27 @@ fn keptn_metric_resource() -> ApiResource {
 async fn fetch_metric(client: &Client, namespace: &str, name: &str) -> MetricFetch {
     let api: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), namespace, &keptn_metric_resource());
-    match api.get_opt(name).await {
-        Ok(Some(object)) => {
-            let field = |key: &str| {
-                object
-                    .data
-                    .get("status")
-                    .and_then(|s| s.get(key))
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned()
-            };
-            MetricFetch::Found {
-                value: field("value"),
-                raw_value: field("rawValue"),
+    match timed(api.get_opt(name)).await {
+        Err(timeout) => MetricFetch::Error(timeout.to_string()),
+        Ok(result) => match result {
+            Ok(Some(object)) => {
+                let field = |key: &str| {
+                    object
+                        .data
+                        .get("status")
+                        .and_then(|s| s.get(key))
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                MetricFetch::Found {
+                    value: field("value"),
+                    raw_value: field("rawValue"),
+                }
             }
-        }
-        Ok(None) => MetricFetch::NotFound,
-        Err(e) => MetricFetch::Error(e.to_string()),
+            Ok(None) => MetricFetch::NotFound,
+            Err(e) => MetricFetch::Error(e.to_string()),
+        },
     }
 }
 
@@ -577,7 +588,7 @@ pub async fn reconcile_task_definition(
     let config_map_name = match plan_function_config_map(&definition)? {
         FunctionConfigMap::Nothing => return Ok(Action::await_change()),
         FunctionConfigMap::Referenced(name) => {
-            if config_maps.get_opt(&name).await?.is_none() {
+            if timed(config_maps.get_opt(&name)).await??.is_none() {
                 // Nothing watches ConfigMaps; look again for the referenced one to appear.
                 return Ok(Action::requeue(ERROR_RETRY));
             }
@@ -585,7 +596,7 @@ pub async fn reconcile_task_definition(
         }
         FunctionConfigMap::Inline(desired) => {
             let name = desired.metadata.name.clone().unwrap_or_default();
-            let existing = config_maps.get_opt(&name).await?;
+            let existing = timed(config_maps.get_opt(&name)).await??;
             let reference = ObjectReference {
                 api_version: Some("v1".into()),
                 kind: Some("ConfigMap".into()),
@@ -596,7 +607,7 @@ pub async fn reconcile_task_definition(
             match config_map_action(&desired, existing.as_ref()) {
                 ConfigMapAction::Unchanged => {}
                 ConfigMapAction::Create(cm) => {
-                    match config_maps.create(&PostParams::default(), &cm).await {
+                    match timed(config_maps.create(&PostParams::default(), &cm)).await? {
                         Ok(_) => {}
                         Err(e) if is_status(&e, |s| s.is_already_exists()) => {
                             return Ok(Action::requeue(CONFLICT_RETRY));
@@ -609,10 +620,7 @@ pub async fn reconcile_task_definition(
                     }
                 }
                 ConfigMapAction::Replace(cm) => {
-                    match config_maps
-                        .replace(&name, &PostParams::default(), &cm)
-                        .await
-                    {
+                    match timed(config_maps.replace(&name, &PostParams::default(), &cm)).await? {
                         Ok(_) => {}
                         Err(e) if is_status(&e, |s| s.is_conflict()) => {
                             return Ok(Action::requeue(CONFLICT_RETRY));
@@ -631,12 +639,12 @@ pub async fn reconcile_task_definition(
     if let Some(status) = task_definition_status(&definition, &config_map_name) {
         let api: Api<KeptnTaskDefinition> = Api::namespaced(client.clone(), &namespace);
         let patch = json!({ "status": status });
-        api.patch_status(
+        timed(api.patch_status(
             &definition.name_any(),
             &PatchParams::default(),
             &Patch::Merge(&patch),
-        )
-        .await?;
+        ))
+        .await??;
     }
     Ok(Action::await_change())
 }
