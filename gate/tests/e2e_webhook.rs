@@ -1,0 +1,308 @@
+//! End-to-end with both real binaries: `portcullis-webhook` (registered with the
+//! MutatingWebhookConfiguration of `deploy/base`) and `portcullis-gate`, on kubesim with its
+//! simulated controllers. The webhook binary must be built (`cargo build -p webhook`; `make test`
+//! does it through `cargo test --workspace`).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ListParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use serde_json::json;
+use shared::crd::{KeptnApp, KeptnAppVersion, KeptnState, KeptnWorkload, KeptnWorkloadVersion};
+
+const SERVICE: &str = "portcullis-webhook";
+const INSTALL_NS: &str = "portcullis-system";
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn webhook_binary() -> PathBuf {
+    let path =
+        Path::new(env!("CARGO_BIN_EXE_portcullis-gate")).with_file_name("portcullis-webhook");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p webhook` (same profile) first",
+        path.display()
+    );
+    path
+}
+
+/// A CA and a serving certificate for the webhook Service, written to `dir`; returns the CA PEM.
+fn certificates(dir: &Path) -> String {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().expect("ca key");
+    let ca = ca_params.self_signed(&ca_key).expect("ca");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let host = format!("{SERVICE}.{INSTALL_NS}.svc");
+    let leaf_key = KeyPair::generate().expect("key");
+    let leaf = CertificateParams::new(vec![host, SERVICE.to_owned()])
+        .expect("leaf params")
+        .signed_by(&leaf_key, &issuer)
+        .expect("leaf");
+    std::fs::write(dir.join("tls.crt"), leaf.pem()).expect("cert");
+    std::fs::write(dir.join("tls.key"), leaf_key.serialize_pem()).expect("key");
+    ca.pem()
+}
+
+struct Processes {
+    children: Vec<tokio::process::Child>,
+    logs: tempfile::TempDir,
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for name in ["webhook", "gate"] {
+                let text = std::fs::read_to_string(self.logs.path().join(format!("{name}.log")))
+                    .unwrap_or_default();
+                eprintln!("---- {name} log ----");
+                for line in text.lines().rev().take(60).collect::<Vec<_>>().iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+}
+
+fn spawn(binary: &Path, args: &[String], kubeconfig: &Path, log: &Path) -> tokio::process::Child {
+    let out = std::fs::File::create(log).expect("log");
+    let err = out.try_clone().expect("log");
+    tokio::process::Command::new(binary)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("POD_NAMESPACE", INSTALL_NS)
+        .env("RUST_LOG", "info,kube=warn")
+        .env("LOG_FILTER", "info,kube=warn")
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{} starts: {e}", binary.display()))
+}
+
+/// The SPEC's first scenario with the real webhook: an annotated Deployment without checks is
+/// gated by the webhook (A8), released by the gate (A12, A13) and completes; the names are
+/// `waiter-waiter-0.4` and `waiter-0.4-6b86b273`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn annotated_deployment_through_webhook_and_gate() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sim = kubesim::Sim::start(kubesim::SimConfig {
+        nodes: 2,
+        controllers: true,
+        controllers_config: Some(kubesim::controllers::ControllersConfig::fast(2)),
+        ..Default::default()
+    })
+    .await
+    .expect("kubesim");
+    let c: Client = sim.client().expect("client");
+    let crds: Api<CustomResourceDefinition> = Api::all(c.clone());
+    for crd in shared::crd::all() {
+        crds.create(&PostParams::default(), &crd)
+            .await
+            .expect("crd");
+    }
+    let namespaces: Api<Namespace> = Api::all(c.clone());
+    for (name, enabled) in [(INSTALL_NS, false), ("hooked", true)] {
+        let meta = if enabled {
+            json!({"name": name, "annotations": {"keptn.sh/lifecycle-toolkit": "enabled"},
+                "labels": {"keptn.sh/lifecycle-toolkit": "enabled"}})
+        } else {
+            json!({"name": name})
+        };
+        let ns: Namespace = serde_json::from_value(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": meta}),
+        )
+        .expect("ns");
+        namespaces
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("namespace");
+    }
+
+    let logs = tempfile::tempdir().expect("tempdir");
+    let ca = certificates(logs.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    sim.register_service(INSTALL_NS, SERVICE, addr);
+    let mut procs = Processes {
+        children: Vec::new(),
+        logs,
+    };
+    let dir = procs.logs.path().to_path_buf();
+    procs.children.push(spawn(
+        &webhook_binary(),
+        &[
+            format!("--listen=127.0.0.1:{port}"),
+            format!("--tls-cert={}", dir.join("tls.crt").display()),
+            format!("--tls-key={}", dir.join("tls.key").display()),
+        ],
+        &sim.kubeconfig,
+        &dir.join("webhook.log"),
+    ));
+    procs.children.push(spawn(
+        Path::new(env!("CARGO_BIN_EXE_portcullis-gate")),
+        &["--admin-address=127.0.0.1:0".to_owned()],
+        &sim.kubeconfig,
+        &dir.join("gate.log"),
+    ));
+
+    // Wait for the webhook to be ready (TLS with our CA, as the API server would call it).
+    let https = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).expect("ca"))
+        .resolve(&format!("{SERVICE}.{INSTALL_NS}.svc"), addr)
+        .build()
+        .expect("https client");
+    let url = format!("https://{SERVICE}.{INSTALL_NS}.svc:{port}/readyz");
+    wait_for("webhook ready", WAIT, || {
+        let https = https.clone();
+        let url = url.clone();
+        async move {
+            let r = https.get(&url).send().await.ok()?;
+            r.status().is_success().then_some(())
+        }
+    })
+    .await;
+
+    // The registration from deploy/base, with the CA bundle filled in.
+    let yaml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/base/webhook-configurations.yaml"
+    ))
+    .expect("deploy/base/webhook-configurations.yaml");
+    let first = serde_yaml::Deserializer::from_str(&yaml)
+        .next()
+        .expect("a document");
+    let first: serde_yaml::Value = serde::Deserialize::deserialize(first).expect("yaml");
+    let mut mwc: serde_json::Value = serde_json::to_value(first).expect("json");
+    let bundle = base64::engine::general_purpose::STANDARD.encode(&ca);
+    for hook in mwc["webhooks"].as_array_mut().expect("webhooks") {
+        hook["clientConfig"]["caBundle"] = json!(bundle);
+    }
+    let mwc: MutatingWebhookConfiguration = serde_json::from_value(mwc).expect("mwc");
+    Api::<MutatingWebhookConfiguration>::all(c.clone())
+        .create(&PostParams::default(), &mwc)
+        .await
+        .expect("registration");
+
+    let deploy: Deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "waiter"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "waiter"}},
+            "template": {
+                "metadata": {"labels": {"app": "waiter"},
+                    "annotations": {"keptn.sh/workload": "waiter", "keptn.sh/version": "0.4"}},
+                "spec": {"containers": [{"name": "waiter", "image": "example/waiter:0.4"}]}
+            }
+        }
+    }))
+    .expect("deployment");
+    Api::<Deployment>::namespaced(c.clone(), "hooked")
+        .create(&PostParams::default(), &deploy)
+        .await
+        .expect("deployment created");
+
+    let ns = "hooked";
+    let wl: KeptnWorkload = wait_for("KeptnWorkload waiter-waiter", WAIT, || {
+        let c = c.clone();
+        async move {
+            Api::<KeptnWorkload>::namespaced(c, ns)
+                .get_opt("waiter-waiter")
+                .await
+                .ok()?
+        }
+    })
+    .await;
+    assert_eq!(wl.spec.app, "waiter");
+    assert_eq!(wl.spec.version, "0.4");
+    let pods: Api<Pod> = Api::namespaced(c.clone(), ns);
+    wait_for("both pods released by the gate and ready", WAIT, || {
+        let pods = pods.clone();
+        async move {
+            let list = pods
+                .list(&ListParams::default().labels("app=waiter"))
+                .await
+                .ok()?;
+            let done = list.items.len() == 2
+                && list.items.iter().all(|p| {
+                    let a = p.annotations();
+                    let ungated = p
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.scheduling_gates.as_ref())
+                        .is_none_or(|g| g.iter().all(|g| g.name != "keptn-prechecks-gate"));
+                    ungated
+                        && a.get("keptn.sh/scheduling-gate-removed")
+                            .map(String::as_str)
+                            == Some("true")
+                        && a.get("keptn.sh/workload").map(String::as_str) == Some("waiter")
+                        && p.status
+                            .as_ref()
+                            .and_then(|s| s.conditions.as_ref())
+                            .is_some_and(|c| {
+                                c.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                            })
+                });
+            done.then_some(())
+        }
+    })
+    .await;
+    wait_for(
+        "KWV waiter-waiter-0.4 and KAV waiter-0.4-6b86b273 Completed",
+        WAIT,
+        || {
+            let c = c.clone();
+            async move {
+                let kwv = Api::<KeptnWorkloadVersion>::namespaced(c.clone(), ns)
+                    .get_opt("waiter-waiter-0.4")
+                    .await
+                    .ok()??;
+                let kav = Api::<KeptnAppVersion>::namespaced(c, ns)
+                    .get_opt("waiter-0.4-6b86b273")
+                    .await
+                    .ok()??;
+                let done = |phase: &str, state: &KeptnState| {
+                    phase == "Completed" && *state == KeptnState::Succeeded
+                };
+                let w = kwv.status?;
+                let a = kav.status?;
+                (done(&w.current_phase, &w.status) && done(&a.current_phase, &a.status))
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    let app = Api::<KeptnApp>::namespaced(c.clone(), ns)
+        .get("waiter")
+        .await
+        .expect("KeptnApp waiter");
+    assert_eq!(app.spec.version, "0.4");
+    drop(procs);
+    sim.shutdown().await;
+}
