@@ -31,14 +31,26 @@ struct ServeArgs {
     #[arg(long, env = "KUBESIM_KUBECONFIG")]
     kubeconfig: PathBuf,
     /// Map a webhook service to a loopback address: NAMESPACE/NAME=127.0.0.1:PORT (repeatable).
-    #[arg(long = "service", value_name = "NAMESPACE/NAME=ADDR")]
+    #[arg(
+        long = "service",
+        value_name = "NAMESPACE/NAME=ADDR",
+        env = "KUBESIM_SERVICES",
+        value_delimiter = ','
+    )]
     services: Vec<String>,
     /// Number of Node objects at start.
     #[arg(long, env = "KUBESIM_NODES", default_value_t = 1)]
     nodes: usize,
-    /// Run the simulated control plane (workload controllers, scheduler, kubelets).
-    #[arg(long, env = "KUBESIM_CONTROLLERS")]
+    /// Run the simulated control plane (workload controllers, scheduler, kubelets):
+    /// `--controllers=false` serves the API alone.
+    #[arg(long, env = "KUBESIM_CONTROLLERS", default_value_t = true, action = clap::ArgAction::Set)]
     controllers: bool,
+    /// Controller timings: `real` (10 s back-offs, 500 ms container start) or `fast` (tests, demos).
+    #[arg(long, env = "KUBESIM_TIMING", default_value = "real", value_parser = ["real", "fast"])]
+    timing: String,
+    /// How many changes watches can resume from (older resourceVersions get 410 Expired).
+    #[arg(long, env = "KUBESIM_WATCH_HISTORY", default_value_t = 10_000)]
+    watch_history: usize,
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     log: String,
@@ -77,6 +89,15 @@ async fn main() -> anyhow::Result<()> {
         kubeconfig: Some(args.kubeconfig),
         nodes: args.nodes,
         controllers: args.controllers,
+        controllers_config: Some(if args.timing == "fast" {
+            kubesim::controllers::ControllersConfig::fast(args.nodes)
+        } else {
+            kubesim::controllers::ControllersConfig {
+                nodes: args.nodes,
+                ..Default::default()
+            }
+        }),
+        watch_history: args.watch_history,
         services,
         ..Default::default()
     };

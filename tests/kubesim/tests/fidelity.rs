@@ -1401,6 +1401,26 @@ async fn f13_watch_from_old_version_is_410() {
         v
     };
     assert_eq!(objs.len(), 10);
+    // kube-rs's streaming-list watcher (sendInitialEvents) gets the initial state and InitDone.
+    let mut sl = kube::runtime::watcher(
+        cms.clone(),
+        kube::runtime::watcher::Config::default().streaming_lists(),
+    )
+    .boxed();
+    let mut initial = 0;
+    loop {
+        match tokio::time::timeout(DEADLINE, sl.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
+            kube::runtime::watcher::Event::InitApply(_) => initial += 1,
+            kube::runtime::watcher::Event::InitDone => break,
+            _ => {}
+        }
+    }
+    assert_eq!(initial, 10);
     // sendInitialEvents (streaming list) is served: initial ADDEDs, then the end bookmark.
     let resp = e.http(reqwest::Method::GET, "/api/v1/namespaces/f13old/configmaps?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1").await;
     let text = resp.text().await.unwrap();
@@ -2356,4 +2376,69 @@ async fn deploy_base_applies_with_kubectl_kustomize() {
     assert_eq!(rvs(e.kubectl_ok(&args).await), before);
     let crds = e.kubectl_ok(&["get", "crds", "-o", "name"]).await;
     assert_eq!(crds.lines().count(), 12, "{crds}");
+}
+
+/// `kubesim serve` writes a kubeconfig that kubectl and kube-rs use unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_cli_writes_a_kubeconfig_for_kubectl_and_kube_rs() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubesim"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--controllers=false",
+            "--service",
+            "webhooks/hook=127.0.0.1:9443",
+            "--kubeconfig",
+        ])
+        .arg(&kubeconfig)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    eventually("kubeconfig written", || async { kubeconfig.exists() }).await;
+    let out = tokio::process::Command::new("/usr/bin/kubectl")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .arg("--cache-dir")
+        .arg(dir.path().join("cache"))
+        .args(["get", "namespaces", "-o", "name"])
+        .env_remove("KUBECONFIG")
+        .output()
+        .await
+        .unwrap();
+    let names = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        names.lines().collect::<Vec<_>>(),
+        vec![
+            "namespace/default",
+            "namespace/kube-node-lease",
+            "namespace/kube-public",
+            "namespace/kube-system"
+        ]
+    );
+    let kc = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .unwrap();
+    let client = Client::try_from(config).unwrap();
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client);
+    assert_eq!(
+        nodes
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    child.kill().await.unwrap();
 }
