@@ -1068,3 +1068,91 @@ spec:
     );
     c.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f20_refused_pod_creation_shows_failed_create_and_replica_failure() {
+    let c = Cluster::start(1, "f20-refused").await;
+    // A webhook that cannot be reached, failurePolicy Fail: every pod of app=refused is refused.
+    c.apply(
+        r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata:
+  name: refuse-pods
+webhooks:
+- name: refuse.example.com
+  admissionReviewVersions: ["v1"]
+  sideEffects: None
+  failurePolicy: Fail
+  objectSelector:
+    matchLabels: {app: refused}
+  rules:
+  - operations: ["CREATE"]
+    apiGroups: [""]
+    apiVersions: ["v1"]
+    resources: ["pods"]
+  clientConfig:
+    service: {namespace: nowhere, name: missing, path: /validate}
+"#,
+    );
+    c.apply(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: refused
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: refused}
+  template:
+    metadata:
+      labels: {app: refused}
+    spec:
+      containers:
+      - name: app
+        image: nginx
+"#,
+    );
+    let deployments: Api<Deployment> = c.api();
+    let condition = eventually("ReplicaFailure on the Deployment", DEADLINE, || {
+        let api = deployments.clone();
+        async move {
+            let d = api.get("refused").await.expect("deployment");
+            d.status?
+                .conditions?
+                .into_iter()
+                .find(|c| c.type_ == "ReplicaFailure" && c.status == "True")
+        }
+    })
+    .await;
+    assert_eq!(condition.reason.as_deref(), Some("FailedCreate"));
+    assert!(
+        condition
+            .message
+            .clone()
+            .unwrap_or_default()
+            .contains("refuse.example.com"),
+        "{condition:?}"
+    );
+    let events = c.kubectl_ok(&["get", "events"]).await;
+    assert!(
+        events.contains("FailedCreate") && events.contains("Error creating"),
+        "{events}"
+    );
+    assert!(c.pods().await.is_empty());
+
+    // The webhook goes away: the ReplicaSet creates its pod and the failure clears.
+    c.kubectl_ok(&["delete", "validatingwebhookconfiguration", "refuse-pods"])
+        .await;
+    c.kubectl_ok(&["rollout", "status", "deployment/refused", "--timeout=60s"])
+        .await;
+    eventually("ReplicaFailure cleared", DEADLINE, || {
+        let api = deployments.clone();
+        async move {
+            let d = api.get("refused").await.expect("deployment");
+            let conditions = d.status?.conditions.unwrap_or_default();
+            (!conditions.iter().any(|c| c.type_ == "ReplicaFailure")).then_some(())
+        }
+    })
+    .await;
+    c.sim.shutdown().await;
+}

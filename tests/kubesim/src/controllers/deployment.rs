@@ -669,6 +669,36 @@ fn compute_status(
         );
     }
 
+    // A refused pod creation of the new ReplicaSet shows on the Deployment too.
+    let failure = new_index.and_then(|i| {
+        owned[i]
+            .status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .find(|c| c.type_ == "ReplicaFailure" && c.status == "True")
+            .cloned()
+    });
+    match failure {
+        Some(f) => set_condition(
+            &mut status,
+            DeploymentCondition {
+                type_: "ReplicaFailure".into(),
+                status: "True".into(),
+                reason: f.reason.clone(),
+                message: f.message.clone(),
+                last_update_time: Some(Time(now)),
+                last_transition_time: f.last_transition_time.clone().or(Some(Time(now))),
+            },
+        ),
+        None => {
+            if let Some(c) = status.conditions.as_mut() {
+                c.retain(|c| c.type_ != "ReplicaFailure");
+            }
+        }
+    }
+
     let spec = d.spec.as_ref();
     let deadline = spec.and_then(|s| s.progress_deadline_seconds);
     let has_deadline = deadline.is_some_and(|s| s != i32::MAX);

@@ -150,7 +150,17 @@ pub fn plan_replica_set(rs: &ReplicaSet, pods: &[Pod], now: Timestamp) -> Plan {
         ready_replicas: non_zero(ready),
         available_replicas: non_zero(available),
         observed_generation: rs.metadata.generation,
-        conditions: old.as_ref().and_then(|s| s.conditions.clone()),
+        conditions: old
+            .as_ref()
+            .and_then(|s| s.conditions.clone())
+            .map(|mut c| {
+                // ReplicaFailure (written when a create is refused) goes once nothing is missing.
+                if count >= desired {
+                    c.retain(|c| c.type_ != "ReplicaFailure");
+                }
+                c
+            })
+            .filter(|c| !c.is_empty()),
         terminating_replicas: old.as_ref().and_then(|s| s.terminating_replicas),
     };
     plan.actions.extend(status_patch_if_changed(

@@ -392,7 +392,12 @@ impl Applier {
             Err(e) if api_error(&e).is_some_and(|s| s.is_already_exists()) => {
                 return Ok(Written::Nothing);
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                if let Some(status) = api_error(&e) {
+                    self.record_failed_create(&ns, pod, &status.message).await;
+                }
+                return Err(e);
+            }
         };
         let name = created.name_any();
         if let Some(owner) = crate::controllers::pod_state::controller_ref(&created.metadata) {
@@ -426,6 +431,64 @@ impl Applier {
             .await;
         }
         Ok(seen(Kind::Pod, &ns, &created))
+    }
+
+    /// A refused pod creation (admission webhook denial, quota, validation) is reported as the
+    /// real controllers do: a `FailedCreate` warning on the owner and, for ReplicaSets, the
+    /// `ReplicaFailure` condition (cleared by the next successful sync).
+    async fn record_failed_create(&self, ns: &str, pod: &Pod, message: &str) {
+        let Some(owner) = crate::controllers::pod_state::controller_ref(&pod.metadata) else {
+            return;
+        };
+        let (reporter, text) = match owner.kind.as_str() {
+            "ReplicaSet" => (Reporter::ReplicaSet, format!("Error creating: {message}")),
+            "Job" => (Reporter::Job, format!("Error creating: {message}")),
+            "DaemonSet" => (Reporter::DaemonSet, format!("Error creating: {message}")),
+            "StatefulSet" => (
+                Reporter::StatefulSet,
+                format!(
+                    "create Pod {} in StatefulSet {} failed error: {message}",
+                    pod.metadata.name.clone().unwrap_or_default(),
+                    owner.name
+                ),
+            ),
+            _ => return,
+        };
+        let now = Timestamp::now();
+        let involved = ObjectReference {
+            api_version: Some(owner.api_version.clone()),
+            kind: Some(owner.kind.clone()),
+            name: Some(owner.name.clone()),
+            namespace: Some(ns.to_string()),
+            uid: Some(owner.uid.clone()),
+            ..ObjectReference::default()
+        };
+        self.record(&events::event(
+            involved,
+            reporter,
+            None,
+            true,
+            "FailedCreate",
+            text,
+            now,
+        ))
+        .await;
+        if owner.kind == "ReplicaSet" {
+            let patch = serde_json::json!({ "status": { "conditions": [{
+                "type": "ReplicaFailure",
+                "status": "True",
+                "reason": "FailedCreate",
+                "message": message,
+                "lastTransitionTime": k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
+            }] } });
+            let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), ns);
+            if let Err(error) = api
+                .patch_status(&owner.name, &self.patch_params(), &Patch::Merge(&patch))
+                .await
+            {
+                tracing::debug!(%error, "kubesim controllers: ReplicaFailure not recorded");
+            }
+        }
     }
 
     async fn apply_one(&self, action: &Action) -> Result<Written, kube::Error> {
