@@ -1,0 +1,507 @@
+//! End to end through kubesim: the real `portcullis-webhook` binary (certificates from an rcgen
+//! CA in a temp dir), registered as SPEC A3 describes, driven by the real kubectl. Each test has
+//! its own emulator, namespace and ports; every wait has a deadline.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, PostParams};
+use kubesim::{Sim, SimConfig, SimHandle};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use serde_json::{Value, json};
+
+const INSTALL_NS: &str = "portcullis-system";
+const SERVICE: &str = "portcullis-webhook";
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// The webhook process; killed on drop.
+struct Webhook {
+    child: Child,
+    addr: SocketAddr,
+    ca_pem: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Webhook {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+fn certificates(dir: &Path) -> (PathBuf, PathBuf, String) {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "portcullis-e2e-ca");
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf = CertificateParams::new(vec![
+        format!("{SERVICE}.{INSTALL_NS}.svc"),
+        "localhost".to_string(),
+    ])
+    .unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
+    let cert_path = dir.join("tls.crt");
+    let key_path = dir.join("tls.key");
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, leaf_key.serialize_pem()).unwrap();
+    (cert_path, key_path, ca_pem)
+}
+
+async fn start_webhook(sim: &SimHandle) -> Webhook {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, ca_pem) = certificates(dir.path());
+    let addr = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_portcullis-webhook"))
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .env("KUBECONFIG", &sim.kubeconfig)
+        .env("RUST_LOG", "warn,webhook=info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the webhook binary starts");
+    let webhook = Webhook {
+        child,
+        addr,
+        ca_pem,
+        _dir: dir,
+    };
+    let client = https_client(&webhook);
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let ready = client
+            .get(format!(
+                "https://{SERVICE}.{INSTALL_NS}.svc:{}/readyz",
+                addr.port()
+            ))
+            .send()
+            .await;
+        if ready.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "webhook never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sim.register_service(INSTALL_NS, SERVICE, addr);
+    register(sim, &webhook).await;
+    webhook
+}
+
+fn https_client(webhook: &Webhook) -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(webhook.ca_pem.as_bytes()).unwrap())
+        .resolve(&format!("{SERVICE}.{INSTALL_NS}.svc"), webhook.addr)
+        .build()
+        .unwrap()
+}
+
+fn excluded_namespaces() -> Value {
+    json!({"matchExpressions": [{
+        "key": "kubernetes.io/metadata.name",
+        "operator": "NotIn",
+        "values": [INSTALL_NS, "kube-system", "kube-public", "kube-node-lease"]
+    }]})
+}
+
+/// SPEC A3: NoneOnDryRun, explicit timeout, Fail, IfNeeded, system namespaces excluded.
+async fn register(sim: &SimHandle, webhook: &Webhook) {
+    use base64::Engine as _;
+    let ca_bundle = base64::engine::general_purpose::STANDARD.encode(&webhook.ca_pem);
+    let client_config = |path: &str| {
+        json!({
+            "service": {"namespace": INSTALL_NS, "name": SERVICE, "path": path, "port": 443},
+            "caBundle": ca_bundle,
+        })
+    };
+    let mutating = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "portcullis-webhook"},
+        "webhooks": [
+            {
+                "name": "mpod.portcullis.keptn.sh",
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "NoneOnDryRun",
+                "timeoutSeconds": 5,
+                "failurePolicy": "Fail",
+                "reinvocationPolicy": "IfNeeded",
+                "namespaceSelector": excluded_namespaces(),
+                "clientConfig": client_config("/mutate-v1-pod"),
+                "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}],
+            },
+            {
+                "name": "mworkload.portcullis.keptn.sh",
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "NoneOnDryRun",
+                "timeoutSeconds": 5,
+                "failurePolicy": "Fail",
+                "reinvocationPolicy": "IfNeeded",
+                "namespaceSelector": excluded_namespaces(),
+                "clientConfig": client_config("/mutate-workloads"),
+                "rules": [{"operations": ["CREATE", "UPDATE"], "apiGroups": ["apps"], "apiVersions": ["v1"],
+                           "resources": ["deployments", "statefulsets", "daemonsets"]}],
+            }
+        ]
+    });
+    let validating = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "portcullis-webhook"},
+        "webhooks": [{
+            "name": "vkeptntaskdefinition.portcullis.keptn.sh",
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "timeoutSeconds": 5,
+            "failurePolicy": "Fail",
+            "clientConfig": client_config("/validate-keptntaskdefinition"),
+            "rules": [{"operations": ["CREATE", "UPDATE"], "apiGroups": ["lifecycle.keptn.sh"], "apiVersions": ["v1"],
+                       "resources": ["keptntaskdefinitions"]}],
+        }]
+    });
+    use k8s_openapi::api::admissionregistration::v1::{
+        MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+    };
+    let client = sim.client().unwrap();
+    Api::<MutatingWebhookConfiguration>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(mutating).unwrap(),
+        )
+        .await
+        .unwrap();
+    Api::<ValidatingWebhookConfiguration>::all(client)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(validating).unwrap(),
+        )
+        .await
+        .unwrap();
+}
+
+async fn cluster() -> SimHandle {
+    let sim = Sim::start(SimConfig {
+        controllers: true,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: Api<CustomResourceDefinition> = Api::all(sim.client().unwrap());
+    for crd in shared::crd::all() {
+        crds.create(&PostParams::default(), &crd).await.unwrap();
+    }
+    sim
+}
+
+struct Kubectl {
+    kubeconfig: PathBuf,
+    ns: String,
+}
+
+impl Kubectl {
+    async fn run(&self, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+        let kubeconfig = self.kubeconfig.clone();
+        let ns = self.ns.clone();
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let stdin = stdin.map(str::to_owned);
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write as _;
+            let mut child = Command::new("kubectl")
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .arg("--namespace")
+                .arg(&ns)
+                .args(&args)
+                .stdin(if stdin.is_some() {
+                    Stdio::piped()
+                } else {
+                    Stdio::null()
+                })
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("kubectl runs");
+            if let Some(input) = stdin {
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(input.as_bytes())
+                    .unwrap();
+            }
+            child.wait_with_output().unwrap()
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.run(args, stdin).await;
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    async fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&all, None).await).unwrap()
+    }
+
+    async fn names(&self, resource: &str) -> Vec<String> {
+        let list = self.json(&["get", resource]).await;
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["metadata"]["name"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+async fn namespace(sim: &SimHandle, name: &str, enabled: bool) -> Kubectl {
+    let kubectl = Kubectl {
+        kubeconfig: sim.kubeconfig.clone(),
+        ns: name.to_owned(),
+    };
+    let annotations = if enabled {
+        "  annotations:\n    keptn.sh/lifecycle-toolkit: enabled\n"
+    } else {
+        ""
+    };
+    kubectl
+        .ok(
+            &["apply", "-f", "-"],
+            Some(&format!(
+                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n{annotations}"
+            )),
+        )
+        .await;
+    kubectl
+}
+
+const DEPLOYMENT: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: podtato
+  annotations:
+    keptn.sh/workload: podtato
+    keptn.sh/version: "0.1.0"
+    keptn.sh/pre-deployment-tasks: check
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: podtato}
+  template:
+    metadata:
+      labels: {app: podtato}
+    spec:
+      containers:
+      - name: server
+        image: ghcr.io/podtato-head/podtato-server:v0.3.2
+"#;
+
+async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn annotated_deployment_gets_keptn_objects_and_gated_pods() {
+    let sim = cluster().await;
+    let _webhook = start_webhook(&sim).await;
+    let k = namespace(&sim, "shop", true).await;
+    k.ok(&["apply", "-f", "-"], Some(DEPLOYMENT)).await;
+
+    // Right away (A7): the workload admission wrote both before the apply returned.
+    let workloads = k.json(&["get", "keptnworkloads"]).await;
+    let items = workloads["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{workloads}");
+    assert_eq!(items[0]["metadata"]["name"], "podtato-podtato");
+    assert_eq!(items[0]["spec"]["app"], "podtato");
+    assert_eq!(items[0]["spec"]["version"], "0.1.0");
+    assert_eq!(items[0]["spec"]["preDeploymentTasks"], json!(["check"]));
+    assert_eq!(k.names("keptnappcreationrequests").await, ["podtato"]);
+    let kacr = k.json(&["get", "keptnappcreationrequest", "podtato"]).await;
+    assert_eq!(
+        kacr["metadata"]["annotations"]["keptn.sh/app-type"],
+        "single-service"
+    );
+
+    // The pods are gated and stamped (A8), kubectl shows SchedulingGated.
+    let pods = wait_for("two gated pods", || async {
+        let pods = k.json(&["get", "pods"]).await;
+        let items = pods["items"].as_array().cloned().unwrap_or_default();
+        (items.len() == 2).then_some(items)
+    })
+    .await;
+    for pod in &pods {
+        assert_eq!(
+            pod["spec"]["schedulingGates"],
+            json!([{"name": "keptn-prechecks-gate"}])
+        );
+        let a = &pod["metadata"]["annotations"];
+        assert_eq!(a["keptn.sh/workload"], "podtato");
+        assert_eq!(a["keptn.sh/app"], "podtato");
+        assert_eq!(a["keptn.sh/version"], "0.1.0");
+        assert_eq!(a["keptn.sh/pre-deployment-tasks"], "check");
+    }
+    wait_for("STATUS SchedulingGated", || async {
+        let table = k.ok(&["get", "pods", "--no-headers"], None).await;
+        let lines: Vec<&str> = table.lines().collect();
+        (lines.len() == 2 && lines.iter().all(|l| l.contains("SchedulingGated"))).then_some(())
+    })
+    .await;
+
+    // The first pod pointed the KeptnWorkload at its ReplicaSet (B §1.3, A7).
+    let kw = k.json(&["get", "keptnworkload", "podtato-podtato"]).await;
+    assert_eq!(kw["spec"]["resourceReference"]["kind"], "ReplicaSet");
+    assert_eq!(kw["metadata"]["ownerReferences"][0]["kind"], "ReplicaSet");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_not_enabled_and_job_pods_untouched() {
+    let sim = cluster().await;
+    let _webhook = start_webhook(&sim).await;
+    let off = namespace(&sim, "plain", false).await;
+    off.ok(&["apply", "-f", "-"], Some(DEPLOYMENT)).await;
+    let on = namespace(&sim, "shop", true).await;
+    on.ok(
+        &["apply", "-f", "-"],
+        Some(
+            r#"
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: migrate
+spec:
+  template:
+    metadata:
+      annotations:
+        keptn.sh/workload: migrate
+        keptn.sh/version: "1"
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: migrate
+        image: busybox:1.36
+"#,
+        ),
+    )
+    .await;
+    for (k, count) in [(&off, 2), (&on, 1)] {
+        let pods = wait_for("pods", || async {
+            let pods = k.json(&["get", "pods"]).await;
+            let items = pods["items"].as_array().cloned().unwrap_or_default();
+            (items.len() == count).then_some(items)
+        })
+        .await;
+        for pod in pods {
+            assert!(
+                pod["spec"]
+                    .get("schedulingGates")
+                    .is_none_or(Value::is_null),
+                "{}: {pod}",
+                k.ns
+            );
+            assert!(
+                pod["metadata"]["annotations"].get("keptn.sh/app").is_none(),
+                "not stamped"
+            );
+        }
+        assert!(k.names("keptnworkloads").await.is_empty(), "{}", k.ns);
+        assert!(k.names("keptnappcreationrequests").await.is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_dry_run_creates_nothing() {
+    let sim = cluster().await;
+    let _webhook = start_webhook(&sim).await;
+    let k = namespace(&sim, "shop", true).await;
+    let out = k
+        .ok(&["apply", "--dry-run=server", "-f", "-"], Some(DEPLOYMENT))
+        .await;
+    assert!(out.contains("podtato"), "{out}");
+    let pod = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: solo
+  annotations: {keptn.sh/workload: solo}
+spec:
+  containers: [{name: c, image: nginx:1.27}]
+"#;
+    k.ok(&["apply", "--dry-run=server", "-f", "-"], Some(pod))
+        .await;
+    assert!(k.names("deployments").await.is_empty());
+    assert!(k.names("keptnworkloads").await.is_empty());
+    assert!(k.names("keptnappcreationrequests").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unresolvable_workload_and_invalid_task_definition_rejected() {
+    let sim = cluster().await;
+    let _webhook = start_webhook(&sim).await;
+    let k = namespace(&sim, "shop", true).await;
+    let bad = DEPLOYMENT.replace(
+        "    keptn.sh/version: \"0.1.0\"\n",
+        "    keptn.sh/container: sidecar\n",
+    );
+    let out = k.run(&["apply", "-f", "-"], Some(&bad)).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("denied the request")
+            && stderr.contains("The container name 'sidecar' specified in keptn.sh/container"),
+        "{stderr}"
+    );
+    let td = r#"
+apiVersion: lifecycle.keptn.sh/v1
+kind: KeptnTaskDefinition
+metadata:
+  name: check
+spec:
+  retries: 1
+"#;
+    let out = k.run(&["apply", "-f", "-"], Some(td)).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Forbidden! Either Container, Python, or Deno field must be defined"),
+        "{stderr}"
+    );
+    let good = format!("{td}  deno:\n    inline:\n      code: console.log(1)\n");
+    k.ok(&["apply", "-f", "-"], Some(&good)).await;
+}
