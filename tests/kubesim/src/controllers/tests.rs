@@ -1751,3 +1751,53 @@ fn job_on_failure_counts_container_restarts_against_the_backoff_limit() {
     );
     assert!(world.pods.is_empty());
 }
+
+#[test]
+fn replica_failure_is_mirrored_on_the_deployment_and_cleared_once_pods_exist() {
+    let failure = k8s_openapi::api::apps::v1::ReplicaSetCondition {
+        type_: "ReplicaFailure".into(),
+        status: "True".into(),
+        reason: Some("FailedCreate".into()),
+        message: Some("admission webhook \"x\" denied the request".into()),
+        last_transition_time: Some(Time(t0())),
+    };
+    let d = deployment("web", 1, "v1");
+    let created = plan_deployment(&d, &[], &[], t0());
+    let mut rs = created
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            Action::CreateReplicaSet(rs) => Some(rs.as_ref().clone()),
+            _ => None,
+        })
+        .expect("ReplicaSet");
+    rs.metadata.uid = Some("uid-rs".into());
+    rs.status = Some(k8s_openapi::api::apps::v1::ReplicaSetStatus {
+        conditions: Some(vec![failure]),
+        ..Default::default()
+    });
+    let plan = plan_deployment(&d, std::slice::from_ref(&rs), &[], t0());
+    let status = plan.status_of(Kind::Deployment, "web").expect("status");
+    let mirrored = status["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "ReplicaFailure"))
+        .expect("ReplicaFailure on the Deployment");
+    assert_eq!(mirrored["reason"], "FailedCreate");
+
+    // Still missing pods: the ReplicaSet keeps the condition; all there: it goes.
+    let keep = plan_replica_set(&rs, &[], t0());
+    let kept = keep.status_of(
+        Kind::ReplicaSet,
+        rs.metadata.name.as_deref().unwrap_or_default(),
+    );
+    assert!(kept.is_none_or(|s| s["conditions"][0]["type"] == "ReplicaFailure"));
+    let pod = ready_pod("p", &rs.metadata, "ReplicaSet", true);
+    let clear = plan_replica_set(&rs, &[pod], t0());
+    let status = clear
+        .status_of(
+            Kind::ReplicaSet,
+            rs.metadata.name.as_deref().unwrap_or_default(),
+        )
+        .expect("status");
+    assert!(status["conditions"].is_null(), "{status}");
+}
