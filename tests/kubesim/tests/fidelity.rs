@@ -2278,6 +2278,24 @@ async fn robustness_bad_input_gets_status_errors_and_many_clients_work() {
         "40 created plus x, 15 on the first page"
     );
     assert!(rest.metadata.continue_.is_none());
+    // Shutdown closes open watches and returns promptly.
+    let mut open = cms
+        .watch(&WatchParams::default(), "0")
+        .await
+        .unwrap()
+        .boxed();
+    let started = std::time::Instant::now();
+    let Env { sim, .. } = e;
+    sim.shutdown().await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    while let Some(ev) = tokio::time::timeout(DEADLINE, open.next())
+        .await
+        .expect("watch closed")
+    {
+        if ev.is_err() {
+            break;
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2441,4 +2459,76 @@ async fn serve_cli_writes_a_kubeconfig_for_kubectl_and_kube_rs() {
         1
     );
     child.kill().await.unwrap();
+}
+
+/// F21 through HTTP: scheduling gates can only be removed, other pod spec fields are immutable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f21_scheduling_gates_can_only_be_removed() {
+    let e = env("f21").await;
+    let pods: Api<Pod> = Api::namespaced(e.client.clone(), "f21");
+    pods.create(
+        &PostParams::default(),
+        &obj(json!({"metadata": {"name": "gated"}, "spec": {"schedulingGates": [{"name": "a"}, {"name": "b"}], "containers": [{"name": "c", "image": "nginx:1"}]}})),
+    )
+    .await
+    .unwrap();
+    let add = json!([{"op": "add", "path": "/spec/schedulingGates/-", "value": {"name": "c"}}]);
+    let s = api_err(
+        pods.patch(
+            "gated",
+            &PatchParams::default(),
+            &Patch::<Value>::Json(serde_json::from_value(add).unwrap()),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(s.code, 422);
+    assert!(
+        s.message.contains("spec.schedulingGates")
+            && s.message.contains("Forbidden: only deletion is allowed"),
+        "{}",
+        s.message
+    );
+    // The image may change; other spec fields may not.
+    let image = json!({"spec": {"containers": [{"name": "c", "image": "nginx:2"}]}});
+    pods.patch("gated", &PatchParams::default(), &Patch::Strategic(image))
+        .await
+        .unwrap();
+    let restart = json!({"spec": {"restartPolicy": "Never"}});
+    let s = api_err(
+        pods.patch("gated", &PatchParams::default(), &Patch::Merge(restart))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(s.code, 422, "{}", s.message);
+    assert!(
+        s.message.contains("pod updates may not change fields"),
+        "{}",
+        s.message
+    );
+    // Removing gates, in any order, is allowed.
+    let remove = json!([{"op": "remove", "path": "/spec/schedulingGates/1"}]);
+    pods.patch(
+        "gated",
+        &PatchParams::default(),
+        &Patch::<Value>::Json(serde_json::from_value(remove).unwrap()),
+    )
+    .await
+    .unwrap();
+    let remove = json!([{"op": "remove", "path": "/spec/schedulingGates"}]);
+    let p = pods
+        .patch(
+            "gated",
+            &PatchParams::default(),
+            &Patch::<Value>::Json(serde_json::from_value(remove).unwrap()),
+        )
+        .await
+        .unwrap();
+    assert!(
+        p.spec
+            .unwrap()
+            .scheduling_gates
+            .unwrap_or_default()
+            .is_empty()
+    );
 }
