@@ -382,6 +382,16 @@ pub async fn reconcile_task(
         TaskAction::Done => Ok(Action::await_change()),
         TaskAction::Wait(after) => Ok(Action::requeue(after)),
         TaskAction::CreateJob { job, status } => {
+            // Running a task is the one step that cannot be undone: decide it on the stored
+            // task, not on a cache entry that may lag behind (A15).
+            let fresh = timed(tasks.get_opt(&task.name_any())).await??;
+            match fresh {
+                None => return Ok(Action::await_change()),
+                Some(f) if f.metadata.resource_version != task.metadata.resource_version => {
+                    return Ok(Action::requeue(CONFLICT_RETRY));
+                }
+                Some(_) => {}
+            }
             let job_name = job.metadata.name.clone().unwrap_or_default();
             match timed(jobs.create(&PostParams::default(), &job)).await? {
                 Ok(_) => {}
