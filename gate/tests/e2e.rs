@@ -31,6 +31,7 @@ struct Env {
     client: Client,
     logs: tempfile::TempDir,
     gates: Vec<tokio::process::Child>,
+    admin_ports: Vec<u16>,
     started: usize,
 }
 
@@ -97,6 +98,7 @@ async fn start_env() -> Env {
         client,
         logs: tempfile::tempdir().expect("tempdir"),
         gates: Vec::new(),
+        admin_ports: Vec::new(),
         started: 0,
     }
 }
@@ -113,15 +115,16 @@ impl Env {
         let log =
             std::fs::File::create(self.logs.path().join(format!("gate-{i}.log"))).expect("log");
         let err = log.try_clone().expect("log");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        self.admin_ports.push(port);
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis-gate"))
             .arg("--kubeconfig")
             .arg(self.kubeconfig())
-            .args([
-                "--admin-address",
-                "127.0.0.1:0",
-                "--sweep-interval-seconds",
-                "1",
-            ])
+            .args(["--admin-address", &format!("127.0.0.1:{port}")])
+            .args(["--sweep-interval-seconds", "1"])
             .args(["--identity", &format!("gate-{i}")])
             .args(extra)
             .env("LOG_FILTER", "info,gate=debug,kube=warn")
@@ -909,4 +912,121 @@ async fn gate_killed_mid_rollout_standby_takes_over() {
         "no rewrite of a finished KWV"
     );
     assert_eq!(tasks(&c, ns).await.len(), 1);
+}
+
+/// Sum of a metric's samples from a gate's `/metrics`.
+async fn metric(port: u16, name: &str) -> Option<f64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .await
+        .ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.ok()?;
+    Some(
+        body.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum(),
+    )
+}
+
+/// A14: pods gated longer than `observabilityTimeout` (2 s) with no workload version are
+/// reported (gauge by age, one Warning Event per pod) and never released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweeper_reports_stale_gated_pods_without_releasing() {
+    let mut env = start_env().await;
+    let c = env.client.clone();
+    let ns = "stale";
+    env.namespace(ns).await;
+    env.config(ns, json!({"observabilityTimeout": "2s"})).await;
+    let gate = env.start_gate(&[]);
+    let port = env.admin_ports[gate];
+    // Pods of a workload nobody created a KeptnWorkload for.
+    gated_deployment(&c, ns, "orphan", "orphan", "1", 2, json!({})).await;
+    wait_for("the gauge counts both gated pods", WAIT, || async move {
+        (metric(port, "portcullis_gated_pods").await? == 2.0).then_some(())
+    })
+    .await;
+    let stale = wait_for("a stale report on each pod", WAIT, || {
+        let c = c.clone();
+        async move {
+            let evs: Vec<Event> = events(&c, ns)
+                .await
+                .into_iter()
+                .filter(|e| e.reason.as_deref() == Some("SchedulingGateStale"))
+                .collect();
+            let p = pods(&c, ns, "orphan").await;
+            (p.len() == 2
+                && p.iter().all(|pod| {
+                    evs.iter().any(|e| {
+                        e.regarding.as_ref().and_then(|r| r.name.clone()) == Some(pod.name_any())
+                    })
+                }))
+            .then_some(evs)
+        }
+    })
+    .await;
+    assert_eq!(stale[0].type_.as_deref(), Some("Warning"));
+    let note = stale[0].note.clone().unwrap_or_default();
+    assert!(
+        note.contains("KeptnWorkloadVersion orphan-orphan-1 does not exist"),
+        "{note}"
+    );
+    assert!(
+        pods(&c, ns, "orphan").await.iter().all(gated),
+        "the sweeper never releases"
+    );
+    assert_eq!(
+        metric(port, "portcullis_gate_stale_reports").await,
+        Some(2.0)
+    );
+}
+
+/// B §3.10 blocking rule: with `blockDeployment: false` a failed pre-deployment task makes the
+/// phase `Warning`, the pods are released and the workload version still ends `Succeeded`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_blocking_failed_task_becomes_warning_and_releases() {
+    let mut env = start_env().await;
+    let c = env.client.clone();
+    let ns = "lenient";
+    env.namespace(ns).await;
+    env.config(ns, json!({"blockDeployment": false})).await;
+    env.start_gate(&[]);
+    task_definition(&c, ns, "smoke").await;
+    let rs = gated_deployment(&c, ns, "web", "web", "2", 1, json!({})).await;
+    workload_objects(&c, ns, "web", "web", "2", &rs, &["smoke"]).await;
+    creation_request(&c, ns, "web", true).await;
+    let task = wait_for("the pre-deployment KeptnTask", WAIT, || {
+        let c = c.clone();
+        async move { tasks(&c, ns).await.into_iter().next() }
+    })
+    .await;
+    assert!(
+        pods(&c, ns, "web").await.iter().all(gated),
+        "gated while the task runs"
+    );
+    finish_task(&c, ns, &task.name_any(), "Failed").await;
+    wait_for("pod released", WAIT, || {
+        let c = c.clone();
+        async move {
+            let p = pods(&c, ns, "web").await;
+            (p.len() == 1 && p.iter().all(released)).then_some(())
+        }
+    })
+    .await;
+    let kwv: KeptnWorkloadVersion = wait_for("KWV Completed", WAIT, || {
+        let c = c.clone();
+        async move {
+            let k: KeptnWorkloadVersion = get(&c, ns, "web-web-2").await?;
+            (k.status.as_ref()?.current_phase == "Completed").then_some(k)
+        }
+    })
+    .await;
+    let s = kwv.status.expect("status");
+    assert_eq!(s.pre_deployment_status, KeptnState::Warning);
+    assert_eq!(s.status, KeptnState::Succeeded);
 }
