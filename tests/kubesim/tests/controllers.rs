@@ -1156,3 +1156,39 @@ spec:
     .await;
     c.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f20_cronjobs_are_not_simulated_and_say_so() {
+    let c = Cluster::start(1, "f20-cron").await;
+    c.apply(
+        r#"apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: nightly
+spec:
+  schedule: "* * * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers:
+          - name: work
+            image: busybox
+"#,
+    );
+    let message = eventually("the NotSimulated warning", DEADLINE, || async {
+        let events = c.kubectl_ok(&["get", "events"]).await;
+        events
+            .lines()
+            .find(|l| l.contains("NotSimulated") && l.contains("cronjob/nightly"))
+            .map(str::to_string)
+    })
+    .await;
+    assert!(message.contains("Warning"), "{message}");
+    assert!(
+        message.contains("kubesim does not simulate CronJobs"),
+        "{message}"
+    );
+    c.sim.shutdown().await;
+}

@@ -20,6 +20,8 @@ pub enum Reporter {
     DaemonSet,
     /// `job-controller`
     Job,
+    /// `cronjob-controller`
+    CronJob,
     /// `default-scheduler`
     Scheduler,
     /// `kubelet` on a node
@@ -35,6 +37,7 @@ impl Reporter {
             Reporter::StatefulSet => "statefulset-controller",
             Reporter::DaemonSet => "daemonset-controller",
             Reporter::Job => "job-controller",
+            Reporter::CronJob => "cronjob-controller",
             Reporter::Scheduler => "default-scheduler",
             Reporter::Kubelet => "kubelet",
         }

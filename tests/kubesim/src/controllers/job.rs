@@ -490,3 +490,22 @@ pub fn new_pod(job: &Job) -> Pod {
     }
     pod
 }
+
+/// CronJobs are not simulated: each one gets a warning event saying so, once, instead of
+/// silently never running.
+pub fn plan_cron_job(cron_job: &k8s_openapi::api::batch::v1::CronJob, now: Timestamp) -> Plan {
+    let mut plan = Plan::default();
+    if cron_job.metadata.deletion_timestamp.is_some() {
+        return plan;
+    }
+    plan.actions.push(Action::Event(Box::new(events::event(
+        events::reference("batch/v1", "CronJob", &cron_job.metadata),
+        Reporter::CronJob,
+        None,
+        true,
+        "NotSimulated",
+        "kubesim does not simulate CronJobs: no Job will be created for this schedule".into(),
+        now,
+    ))));
+    plan
+}

@@ -244,6 +244,22 @@ pub async fn spawn(client: Client, config: ControllersConfig) -> Result<Controll
             plan
         },
     )));
+    let mut warned: std::collections::HashSet<String> = std::collections::HashSet::new();
+    tasks.push(tokio::spawn(control_loop(
+        "cronjob",
+        informers.clone(),
+        Applier::new(client.clone(), manager),
+        move |i: &Informers, now: Timestamp| {
+            let mut plan = Plan::default();
+            for cron_job in i.cron_jobs.state() {
+                let uid = cron_job.metadata.uid.clone().unwrap_or_default();
+                if warned.insert(uid) {
+                    plan.merge(job::plan_cron_job(&cron_job, now));
+                }
+            }
+            plan
+        },
+    )));
     tasks.push(tokio::spawn(control_loop(
         "scheduler",
         informers.clone(),

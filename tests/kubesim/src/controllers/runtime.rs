@@ -12,7 +12,7 @@ use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Event, Node, ObjectReference, Pod};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -49,6 +49,8 @@ pub struct Informers {
     pub daemon_sets: Store<DaemonSet>,
     /// all Jobs
     pub jobs: Store<Job>,
+    /// all CronJobs (only to say they are not simulated)
+    pub cron_jobs: Store<CronJob>,
     changes: watch::Receiver<u64>,
 }
 
@@ -89,6 +91,7 @@ impl Informers {
             stateful_sets: informer(Api::all(client.clone()), tx.clone(), tasks),
             daemon_sets: informer(Api::all(client.clone()), tx.clone(), tasks),
             jobs: informer(Api::all(client.clone()), tx.clone(), tasks),
+            cron_jobs: informer(Api::all(client.clone()), tx.clone(), tasks),
             changes: rx,
         };
         let ready = async {
@@ -98,7 +101,8 @@ impl Informers {
             informers.deployments.wait_until_ready().await?;
             informers.stateful_sets.wait_until_ready().await?;
             informers.daemon_sets.wait_until_ready().await?;
-            informers.jobs.wait_until_ready().await
+            informers.jobs.wait_until_ready().await?;
+            informers.cron_jobs.wait_until_ready().await
         };
         match tokio::time::timeout(Duration::from_secs(30), ready).await {
             Ok(Ok(())) => Ok(informers),
