@@ -250,3 +250,81 @@ pub fn openapi_v2(reg: &Registry) -> Value {
     }
     json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.32.0"}, "paths": {}, "definitions": defs})
 }
+
+/// Media type of aggregated discovery (`apidiscovery.k8s.io/v2`), which kubectl 1.32 asks for first.
+pub const AGGREGATED_V2: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+fn subresource_entries(r: &ResourceInfo) -> Vec<Value> {
+    let gvk = |g: &str, v: &str, k: &str| json!({"group": g, "version": v, "kind": k});
+    let mut subs = Vec::new();
+    if r.status {
+        subs.push(json!({"subresource": "status", "responseKind": gvk(&r.group, &r.version, &r.kind), "verbs": ["get", "patch", "update"]}));
+    }
+    if r.scale.is_some() {
+        subs.push(json!({"subresource": "scale", "responseKind": gvk("autoscaling", "v1", "Scale"), "verbs": ["get", "patch", "update"]}));
+    }
+    for sub in &r.extra_subresources {
+        let (kind, verbs) = match sub.as_str() {
+            "binding" => ("Binding", json!(["create"])),
+            "eviction" => ("Eviction", json!(["create"])),
+            "log" => ("Pod", json!(["get"])),
+            "finalize" => ("Namespace", json!(["update"])),
+            "ephemeralcontainers" => ("Pod", json!(["get", "patch", "update"])),
+            _ => ("PodProxyOptions", json!(["create", "get"])),
+        };
+        let group = if matches!(kind, "Eviction") {
+            "policy"
+        } else {
+            ""
+        };
+        subs.push(
+            json!({"subresource": sub, "responseKind": gvk(group, "v1", kind), "verbs": verbs}),
+        );
+    }
+    subs
+}
+
+fn aggregated_group(reg: &Registry, group: &str, versions: &[String]) -> Value {
+    let versions: Vec<Value> = versions
+        .iter()
+        .map(|v| {
+            let resources: Vec<Value> = reg
+                .all()
+                .filter(|r| r.group == group && &r.version == v)
+                .map(|r| {
+                    json!({
+                        "resource": r.plural,
+                        "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
+                        "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+                        "singularResource": r.singular,
+                        "verbs": VERBS,
+                        "shortNames": r.short_names,
+                        "categories": r.categories,
+                        "subresources": subresource_entries(r),
+                    })
+                })
+                .collect();
+            json!({"version": v, "resources": resources, "freshness": "Current"})
+        })
+        .collect();
+    let metadata = if group.is_empty() {
+        json!({"creationTimestamp": null})
+    } else {
+        json!({"name": group, "creationTimestamp": null})
+    };
+    json!({"metadata": metadata, "versions": versions})
+}
+
+/// `/api` (`core`) or `/apis` in the aggregated format: every resource of every group at once.
+pub fn aggregated(reg: &Registry, core: bool) -> Value {
+    let items: Vec<Value> = if core {
+        vec![aggregated_group(reg, "", &["v1".to_string()])]
+    } else {
+        reg.groups()
+            .iter()
+            .map(|(g, vs)| aggregated_group(reg, g, vs))
+            .collect()
+    };
+    json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
+}

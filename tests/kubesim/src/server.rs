@@ -98,6 +98,31 @@ fn respond(code: u16, body: &Value, warnings: &[String]) -> Response {
     resp
 }
 
+/// Whether the client asked for aggregated discovery v2 (kubectl 1.32 does, with legacy JSON as
+/// its fallback).
+fn wants_aggregated(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| {
+            a.split(',').any(|t| {
+                let t = t.replace(' ', "");
+                t.contains("g=apidiscovery.k8s.io")
+                    && t.contains("v=v2")
+                    && !t.contains("v=v2beta1")
+                    && t.contains("as=APIGroupDiscoveryList")
+            })
+        })
+}
+
+/// A 200 JSON response with a specific content type.
+fn respond_as(body: &Value, content_type: &'static str) -> Response {
+    let mut resp = respond(200, body, &[]);
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
 fn error_response(e: &ApiError) -> Response {
     respond(e.code, &e.to_status(), &[])
 }
@@ -155,6 +180,14 @@ async fn route(
         )),
         ["version"] => Ok(respond(200, &discovery::version(), &[])),
         ["healthz" | "readyz" | "livez", ..] => Ok((StatusCode::OK, "ok").into_response()),
+        ["api"] if wants_aggregated(headers) => Ok(respond_as(
+            &discovery::aggregated(&*state.registry()?, true),
+            discovery::AGGREGATED_V2,
+        )),
+        ["apis"] if wants_aggregated(headers) => Ok(respond_as(
+            &discovery::aggregated(&*state.registry()?, false),
+            discovery::AGGREGATED_V2,
+        )),
         ["api"] => Ok(respond(
             200,
             &discovery::core_versions(&app.server_address),

@@ -261,6 +261,33 @@ async fn f01_discovery_lists_crds_after_apply() {
     assert!(discovery.groups().any(|g| g.name() == "example.com"));
     assert!(discovery.groups().any(|g| g.name() == "events.k8s.io"));
 
+    // Aggregated discovery (what kubectl 1.32 asks for first) lists the CRD with its subresources.
+    let resp = reqwest::Client::new()
+        .get(format!("{}/apis", e.sim.url))
+        .header(
+            "Accept",
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    );
+    let agg: Value = resp.json().await.unwrap();
+    let group = agg["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["metadata"]["name"] == "example.com")
+        .expect("example.com group");
+    let res = &group["versions"][0]["resources"][0];
+    assert_eq!(
+        (res["resource"].as_str(), res["scope"].as_str()),
+        (Some("widgets"), Some("Namespaced"))
+    );
+    assert_eq!(res["subresources"].as_array().unwrap().len(), 2);
     // Conversion webhooks are not emulated: refused loudly.
     let mut crd: Value =
         serde_yaml::from_str(&std::fs::read_to_string(crate_path(WIDGETS_CRD)).unwrap()).unwrap();
