@@ -157,20 +157,6 @@ pub fn function_container(
         CheckError::NoRuntime { namespace, name }
     })?;
     let mut params = FunctionParams::of(definition, runtime, spec);
-    // The task's parameters are under the definition's (definition keys win).
-    if let Some(task_params) = &task.spec.parameters {
-        for (k, v) in &task_params.map {
-            params
-                .parameters
-                .entry(k.clone())
-                .or_insert_with(|| v.clone());
-        }
-    }
-    if let Some(secret) = task.spec.secure_parameters.as_ref().map(|s| &s.secret)
-        && !secret.is_empty()
-    {
-        params.secret = secret.clone();
-    }
     // The definition whose code runs, for the "no source" error.
     let mut code_owner = definition;
     if let Some(parent_name) = parent_name(definition) {
@@ -188,6 +174,21 @@ pub fn function_container(
             })?;
         params = params.over_parent(FunctionParams::of(parent, parent_runtime, parent_spec));
         code_owner = parent;
+    }
+    // The task's parameters come last, under the definitions' (definition keys, the parent's
+    // included, win); its secret overrides theirs.
+    if let Some(task_params) = &task.spec.parameters {
+        for (k, v) in &task_params.map {
+            params
+                .parameters
+                .entry(k.clone())
+                .or_insert_with(|| v.clone());
+        }
+    }
+    if let Some(secret) = task.spec.secure_parameters.as_ref().map(|s| &s.secret)
+        && !secret.is_empty()
+    {
+        params.secret = secret.clone();
     }
     if params.config_map.is_empty() && params.url.is_empty() {
         let (namespace, name) = definition_id(code_owner);

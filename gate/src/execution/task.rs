@@ -238,8 +238,10 @@ pub fn decide_task(input: &TaskInput<'_>) -> TaskAction {
                 Err(error) => {
                     status.message = error.to_string();
                     let event = match &error {
-                        CheckError::ParentNotFound { name } => {
-                            definition_not_found_event(task, name)
+                        // Keptn's event names the task's own definition here; the status
+                        // message names the missing parent.
+                        CheckError::ParentNotFound { .. } => {
+                            definition_not_found_event(task, &task.spec.task_definition)
                         }
                         other => create_failed_event(task, &other.to_string()),
                     };

@@ -510,6 +510,22 @@ fn b5_5_function_ref_runs_parent_code_and_runtime_with_child_values() {
 }
 
 #[test]
+fn b5_5_parameter_precedence_child_then_parent_then_task() {
+    let (parent, child) = parent_and_child();
+    let t = task(
+        json!({"spec": {"taskDefinition": "hello", "secureParameters": {"secret": "task-secret"},
+        "parameters": {"map": {"shared": "task", "only-parent": "task", "only-task": "t"}}}}),
+    );
+    let job = job_json(&build_job(&t, &child, Some(&parent), &images(), 10000).unwrap());
+    let env = env_of(&job);
+    assert_eq!(
+        env[0],
+        json!({"name": "DATA", "value": r#"{"only-child":"c","only-parent":"p","only-task":"t","shared":"child"}"#})
+    );
+    assert_eq!(env[3]["valueFrom"]["secretKeyRef"]["name"], "task-secret");
+}
+
+#[test]
 fn b5_5_function_ref_child_secret_and_url_parent() {
     let parent = definition(
         "base",
