@@ -216,10 +216,13 @@ fn b5_5_parent_not_found_reports_create_task_not_found() {
         panic!("expected ReportBuildFailure");
     };
     assert_eq!(event.reason, "CreateTaskNotFound");
+    // As Keptn: the event names the task's definition, the status message the missing parent.
     assert!(
         event
             .message
-            .starts_with("Create Task: could not find KeptnTaskDefinition: base / ")
+            .starts_with("Create Task: could not find KeptnTaskDefinition: hello / "),
+        "{}",
+        event.message
     );
     assert_eq!(status.message, "could not find KeptnTaskDefinition: base");
 }
