@@ -202,6 +202,25 @@ pub fn controller_ref<K: kube::Resource<DynamicType = ()>>(
     Some(reference)
 }
 
+/// JSON as Go's `json.Marshal` writes it (Keptn builds `DATA` and `KEPTN_CONTEXT` with it):
+/// compact, with `<`, `>`, `&`, U+2028 and U+2029 escaped as `\uXXXX`. Those characters can only
+/// occur inside JSON strings, so replacing them keeps the document equivalent.
+pub fn go_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, serde_json::Error> {
+    let plain = serde_json::to_string(value)?;
+    let mut out = String::with_capacity(plain.len());
+    for c in plain.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            other => out.push(other),
+        }
+    }
+    Ok(out)
+}
+
 /// Namespaces a definition is looked up in, in order (B §5.3, §6.2, §8 item 11): the object's
 /// own, then the Keptn installation namespace (once when they are the same).
 pub fn definition_namespaces<'a>(namespace: &'a str, install_namespace: &'a str) -> Vec<&'a str> {
@@ -258,6 +277,15 @@ mod format_tests {
             RunnerImages::from_lookup(|_| Some(String::new())),
             RunnerImages::default()
         );
+    }
+
+    #[test]
+    fn b5_5_json_escaped_as_go_does() {
+        let map = std::collections::BTreeMap::from([("q", "a<b && c>d \u{2028}é")]);
+        let json = go_json(&map).unwrap();
+        assert_eq!(json, r#"{"q":"a\u003cb \u0026\u0026 c\u003ed \u2028é"}"#);
+        let back: std::collections::BTreeMap<String, String> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back["q"], "a<b && c>d \u{2028}é");
     }
 
     #[test]

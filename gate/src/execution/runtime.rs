@@ -198,10 +198,7 @@ pub fn function_container(
     let mount_path = params.runtime.mount_path();
     let mut env = Vec::with_capacity(5);
     if !params.parameters.is_empty() {
-        env.push(plain_env(
-            "DATA",
-            serde_json::to_string(&params.parameters)?,
-        ));
+        env.push(plain_env("DATA", super::go_json(&params.parameters)?));
     }
     env.push(plain_env(KEPTN_CONTEXT, context_json));
     env.push(plain_env("CMD_ARGS", params.cmd_parameters.clone()));
