@@ -7,7 +7,7 @@
 //! Every decision is a pure function from observed objects to a [`Plan`] (module per
 //! controller); [`runtime`] is the thin shell that watches and writes. What a container does
 //! (ready, never ready, crash, exit code, delays) is decided by pod annotations: see [`outcome`]
-//! and `CONTROLLERS.md`. CronJobs are not simulated.
+//! and `CONTROLLERS.md`. CronJobs are not simulated: each gets a `NotSimulated` warning event.
 
 pub mod actions;
 pub mod daemonset;

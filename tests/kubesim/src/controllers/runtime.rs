@@ -763,18 +763,26 @@ pub async fn control_loop<F>(
     let mut rx = informers.subscribe();
     let mut failures: u32 = 0;
     let mut previous: Option<Vec<Action>> = None;
+    let mut repeats: u32 = 0;
     loop {
         rx.borrow_and_update();
         let current = plan(&informers, Timestamp::now());
         let mut wake = current.requeue_after.unwrap_or(RESYNC);
         if !current.actions.is_empty() {
-            if previous.as_ref() == Some(&current.actions) {
+            let writes: Vec<Action> = current.writes().into_iter().cloned().collect();
+            if previous.as_ref() == Some(&writes) {
                 // The same writes again: the server did not take them as expected. Do not spin.
-                tracing::debug!(
-                    controller = name,
-                    "repeating the previous plan; slowing down"
-                );
+                repeats += 1;
+                if repeats == 20 {
+                    tracing::warn!(
+                        controller = name,
+                        actions = ?writes,
+                        "kubesim controller keeps repeating the same writes"
+                    );
+                }
                 tokio::time::sleep(Duration::from_millis(250)).await;
+            } else {
+                repeats = 0;
             }
             let mut expectations = Vec::new();
             let mut failed = false;
@@ -796,7 +804,7 @@ pub async fn control_loop<F>(
             } else {
                 failures = 0;
             }
-            previous = Some(current.actions);
+            previous = Some(writes);
             // Our own writes changed the stores: plan again right away (the barrier waited for them).
             if !failed {
                 continue;

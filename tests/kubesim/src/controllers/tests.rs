@@ -1801,3 +1801,111 @@ fn replica_failure_is_mirrored_on_the_deployment_and_cleared_once_pods_exist() {
         .expect("status");
     assert!(status["conditions"].is_null(), "{status}");
 }
+
+#[test]
+fn recreate_scales_the_old_replica_set_down_before_the_new_one_up() {
+    let mut world = World::new(1);
+    let mut d = deployment("web", 2, "v1");
+    d.spec.as_mut().expect("spec").strategy =
+        Some(k8s_openapi::api::apps::v1::DeploymentStrategy {
+            type_: Some("Recreate".into()),
+            rolling_update: None,
+        });
+    world.deployments.push(d);
+    world.run_until(
+        Duration::from_secs(60),
+        |w| rolled_out(&w.deployments[0]),
+        |_| {},
+    );
+    change_image(&mut world, "v2");
+    world.run_until(
+        Duration::from_secs(120),
+        |w| rolled_out(&w.deployments[0]),
+        |w| {
+            let revisions: std::collections::BTreeSet<i64> = w
+                .pods
+                .iter()
+                .filter_map(|p| {
+                    let owner = controller_ref(&p.metadata)?;
+                    let rs = w
+                        .replica_sets
+                        .iter()
+                        .find(|r| r.metadata.uid.as_deref() == Some(owner.uid.as_str()))?;
+                    Some(deployment::revision_of(&rs.metadata))
+                })
+                .collect();
+            assert!(
+                revisions.len() <= 1,
+                "old and new pods never run together: {revisions:?}"
+            );
+        },
+    );
+    assert_eq!(deployment::revision_of(&world.deployments[0].metadata), 2);
+}
+
+#[test]
+fn paused_deployment_does_not_roll_out_a_new_template() {
+    let mut world = World::new(1);
+    world.deployments.push(deployment("web", 1, "v1"));
+    world.run_until(
+        Duration::from_secs(60),
+        |w| rolled_out(&w.deployments[0]),
+        |_| {},
+    );
+    change_image(&mut world, "v2");
+    world.deployments[0].spec.as_mut().expect("spec").paused = Some(true);
+    let plan = plan_deployment(
+        &world.deployments[0],
+        &world.replica_sets,
+        &world.pods,
+        world.now,
+    );
+    assert!(
+        !plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::CreateReplicaSet(_)))
+    );
+    let status = plan.status_of(Kind::Deployment, "web").expect("status");
+    let progressing = status["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Progressing"))
+        .expect("Progressing");
+    assert_eq!(
+        (
+            progressing["status"].as_str(),
+            progressing["reason"].as_str()
+        ),
+        (Some("Unknown"), Some("DeploymentPaused"))
+    );
+}
+
+#[test]
+fn parallel_statefulset_creates_all_pods_at_once() {
+    let mut set = stateful_set(3);
+    set.spec.as_mut().expect("spec").pod_management_policy = Some("Parallel".into());
+    let plan = plan_stateful_set(&set, &[], t0());
+    let names: Vec<String> = plan
+        .created_pods()
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    assert_eq!(names, vec!["db-0", "db-1", "db-2"]);
+}
+
+#[test]
+fn cron_jobs_get_a_not_simulated_warning() {
+    let cron = k8s_openapi::api::batch::v1::CronJob {
+        metadata: meta("nightly", "uid-cron"),
+        ..Default::default()
+    };
+    let plan = super::job::plan_cron_job(&cron, t0());
+    assert_eq!(
+        plan.events(),
+        vec![(
+            "NotSimulated",
+            "kubesim does not simulate CronJobs: no Job will be created for this schedule"
+        )]
+    );
+    assert!(plan.writes().is_empty());
+}
