@@ -46,7 +46,7 @@ fn task_name_of(task: &KeptnTask) -> Result<&str, CheckError> {
 /// `appVersion`, `workloadVersion`, `taskType`, `objectType`, then `metadata` when non-empty).
 pub fn keptn_context_json(task: &KeptnTask) -> Result<String, CheckError> {
     // The field order of `TaskContext` is Keptn's order, and an empty metadata map is skipped.
-    super::go_json(&task.spec.context)
+    Ok(super::go_json(&task.spec.context)?)
 }
 
 /// Builds the Job that runs `task` (B §5.4–§5.6): `definition` is the task's
