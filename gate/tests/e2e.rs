@@ -1030,3 +1030,112 @@ async fn non_blocking_failed_task_becomes_warning_and_releases() {
     assert_eq!(s.pre_deployment_status, KeptnState::Warning);
     assert_eq!(s.status, KeptnState::Succeeded);
 }
+
+/// Kills the running gate (SIGKILL) after `after` and starts a fresh one; returns its index.
+async fn bounce(env: &mut Env, current: usize, after: Duration) -> usize {
+    tokio::time::sleep(after).await;
+    env.kill_gate(current).await;
+    env.start_gate(&[])
+}
+
+/// Restart safety: the gate is SIGKILLed and restarted at many points of a rollout with a pre-
+/// and a post-deployment task (right after objects appear, while tasks run, right after a task
+/// finishes). No pod is released before its pre-deployment task succeeded, no task is created
+/// twice, and the rollout ends Completed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gate_restarted_at_many_moments_of_a_rollout() {
+    let mut env = start_env().await;
+    let c = env.client.clone();
+    let ns = "chaos";
+    env.namespace(ns).await;
+    task_definition(&c, ns, "migrate").await;
+    task_definition(&c, ns, "notify").await;
+    let mut gate = env.start_gate(&[]);
+    let rs = gated_deployment(&c, ns, "svc", "svc", "9", 3, json!({})).await;
+    let wl: KeptnWorkload = serde_json::from_value(json!({
+        "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnWorkload",
+        "metadata": {"name": "svc-svc",
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs.0, "uid": rs.1}]},
+        "spec": {"app": "svc", "version": "9",
+            "preDeploymentTasks": ["migrate"], "postDeploymentTasks": ["notify"],
+            "resourceReference": {"uid": rs.1, "kind": "ReplicaSet", "name": rs.0}}
+    }))
+    .expect("workload");
+    Api::<KeptnWorkload>::namespaced(c.clone(), ns)
+        .create(&PostParams::default(), &wl)
+        .await
+        .expect("workload");
+    creation_request(&c, ns, "svc", true).await;
+    // Kill while the app, its versions and the first task are being created.
+    for delay in [30, 60, 120] {
+        gate = bounce(&mut env, gate, Duration::from_millis(delay)).await;
+    }
+    let pre = wait_for("the pre-deployment task", WAIT, || {
+        let c = c.clone();
+        async move {
+            tasks(&c, ns)
+                .await
+                .into_iter()
+                .find(|t| t.spec.check_type == "pre")
+        }
+    })
+    .await;
+    for delay in [10, 80] {
+        gate = bounce(&mut env, gate, Duration::from_millis(delay)).await;
+    }
+    assert!(
+        pods(&c, ns, "svc").await.iter().all(gated),
+        "no pod released before its pre-deployment task succeeded"
+    );
+    finish_task(&c, ns, &pre.name_any(), "Succeeded").await;
+    // Kill right after the task finished, and again while pods are being released.
+    for delay in [0, 20, 50] {
+        gate = bounce(&mut env, gate, Duration::from_millis(delay)).await;
+    }
+    let post = wait_for("the post-deployment task", WAIT, || {
+        let c = c.clone();
+        async move {
+            tasks(&c, ns)
+                .await
+                .into_iter()
+                .find(|t| t.spec.check_type == "post")
+        }
+    })
+    .await;
+    assert!(
+        pods(&c, ns, "svc")
+            .await
+            .iter()
+            .all(|p| released(p) && ready(p)),
+        "every pod released and running before post-deployment"
+    );
+    gate = bounce(&mut env, gate, Duration::from_millis(10)).await;
+    finish_task(&c, ns, &post.name_any(), "Succeeded").await;
+    bounce(&mut env, gate, Duration::from_millis(30)).await;
+    wait_for("KWV and KAV Completed", WAIT, || {
+        let c = c.clone();
+        async move {
+            let w = kwv_state(&c, ns, "svc-svc-9").await?;
+            let a = kav_state(&c, ns, "svc-9-6b86b273").await?;
+            (w == ("Completed".to_owned(), KeptnState::Succeeded)
+                && a == ("Completed".to_owned(), KeptnState::Succeeded))
+                .then_some(())
+        }
+    })
+    .await;
+    let all: Vec<String> = tasks(&c, ns).await.iter().map(|t| t.name_any()).collect();
+    assert_eq!(all.len(), 2, "each task created once: {all:?}");
+    let kavs = Api::<KeptnAppVersion>::namespaced(c.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .expect("kavs");
+    assert_eq!(kavs.items.len(), 1, "one app version");
+    let kwv: KeptnWorkloadVersion = get(&c, ns, "svc-svc-9").await.expect("kwv");
+    let items = kwv.status.expect("status").pre_deployment_task_status;
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        items[0].name,
+        pre.name_any(),
+        "the status names the one task"
+    );
+}
