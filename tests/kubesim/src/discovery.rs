@@ -1,8 +1,8 @@
 //! Discovery (`/version`, `/api`, `/apis`, resource lists — FIDELITY F1) and the OpenAPI
 //! documents kubectl reads before it writes (`/openapi/v2`, `/openapi/v3` — F3).
 //!
-//! Discovery is answered in the legacy (unaggregated) format with `application/json`; kubectl
-//! 1.32 asks for aggregated discovery first and falls back when the content type says legacy.
+//! `/api` and `/apis` answer in the aggregated format (`apidiscovery.k8s.io/v2`) when the client
+//! asks for it, as kubectl 1.32 does first, and in the legacy format otherwise (kube-rs).
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
