@@ -1,0 +1,352 @@
+#!/usr/bin/env python3
+"""Helpers of demo/run.sh: free ports, readiness probes, and reading what kubectl reports.
+
+Every subcommand reads files that run.sh wrote with `kubectl get ... -o json`; none talks to the
+cluster itself, so what the demo shows is what kubectl shows.
+
+  free-port                          print a free TCP port on 127.0.0.1
+  probe URL [CA_FILE [SNI_HOST]]     exit 0 when GET URL answers 2xx (HTTPS verified against CA_FILE)
+  changes NOW.json STATE_FILE        print what changed since STATE_FILE (exit 0), or exit 1
+  outcome NOW.json PODS              print running | completed | failed | held
+  verify NOW.json EVENTS.json PODS   check the completed rollout; print the checks; exit 1 if one fails
+  summary NOW.json EVENTS.json T0    one-screen summary of a completed rollout (T0: epoch of apply)
+  held NOW.json EVENTS.json PODS     check and explain a held rollout; exit 1 if not held
+"""
+
+import json
+import socket
+import ssl
+import sys
+import urllib.request
+from datetime import datetime, timezone
+
+GATE = "keptn-prechecks-gate"
+RELEASED = "keptn.sh/scheduling-gate-removed"
+
+
+def load(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def items(doc, kind):
+    return [i for i in doc.get("items", []) if i.get("kind") == kind]
+
+
+def name(obj):
+    return obj["metadata"]["name"]
+
+
+def status(obj):
+    return obj.get("status") or {}
+
+
+def ts(value):
+    """RFC 3339 time from the API server, as epoch seconds (None when absent)."""
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def gated(pod):
+    gates = (pod.get("spec") or {}).get("schedulingGates") or []
+    return any(g.get("name") == GATE for g in gates)
+
+
+def ready(pod):
+    conds = status(pod).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
+
+
+def condition_time(pod, kind):
+    for c in status(pod).get("conditions") or []:
+        if c.get("type") == kind and c.get("status") == "True":
+            return ts(c.get("lastTransitionTime"))
+    return None
+
+
+def app_pods(doc):
+    """Pods of the demo's workloads (Job pods of tasks are listed separately)."""
+    return [p for p in items(doc, "Pod") if "job-name" not in p["metadata"].get("labels", {})]
+
+
+def pod_state(pod):
+    if gated(pod):
+        return "SchedulingGated"
+    st = status(pod)
+    text = st.get("phase", "Pending")
+    if text == "Running":
+        text += ", ready" if ready(pod) else ", not ready"
+    restarts = sum(c.get("restartCount", 0) for c in st.get("containerStatuses") or [])
+    if restarts:
+        text += f", {restarts} restart(s)"
+    return text
+
+
+def describe(obj):
+    """(short kind/name, state text) of one object, without anything that changes by itself."""
+    kind, st = obj["kind"], status(obj)
+    if kind in ("KeptnAppVersion", "KeptnWorkloadVersion"):
+        short = "kav" if kind == "KeptnAppVersion" else "kwv"
+        if not st.get("currentPhase"):
+            return f"{short}/{name(obj)}", "waiting for the app" if short == "kwv" else "Pending"
+        return f"{short}/{name(obj)}", f"{st['currentPhase']} {st.get('status', 'Pending')}"
+    if kind == "KeptnTask":
+        job = st.get("jobName")
+        text = st.get("status", "Pending") + (f" (Job {job})" if job else "")
+        return f"keptntask/{name(obj)}", text
+    if kind == "KeptnEvaluation":
+        text = f"{st.get('overallStatus', 'Pending')} after {st.get('retryCount', 0)} attempt(s)"
+        return f"keptnevaluation/{name(obj)}", text
+    if kind == "Pod":
+        return f"pod/{name(obj)}", pod_state(obj)
+    return f"{kind.lower()}/{name(obj)}", ""
+
+
+def cmd_changes(now_path, state_path):
+    new = dict(describe(o) for o in load(now_path).get("items", []))
+    try:
+        old = load(state_path)
+    except (FileNotFoundError, json.JSONDecodeError):
+        old = {}
+    if new == old:
+        return 1
+    for key in sorted(set(old) | set(new), key=order):
+        before, after = old.get(key), new.get(key)
+        if before == after:
+            continue
+        if before is None:
+            print(f"   + {key}: {after}")
+        elif after is None:
+            print(f"   - {key}: gone")
+        elif before == "SchedulingGated":
+            print(f"   ~ {key}: {before} -> {after}   << gate {GATE} removed")
+        else:
+            print(f"   ~ {key}: {before} -> {after}")
+    with open(state_path, "w", encoding="utf-8") as f:
+        json.dump(new, f)
+    return 0
+
+
+def order(key):
+    kinds = ["kav/", "kwv/", "keptntask/", "keptnevaluation/", "pod/"]
+    rank = next((i for i, k in enumerate(kinds) if key.startswith(k)), len(kinds))
+    return (rank, key)
+
+
+def the_kav(doc):
+    kavs = items(doc, "KeptnAppVersion")
+    return max(kavs, key=lambda k: k["metadata"].get("creationTimestamp", "")) if kavs else None
+
+
+def cmd_outcome(now_path, want_pods):
+    doc = load(now_path)
+    kav = the_kav(doc)
+    st = status(kav) if kav else {}
+    if st.get("currentPhase") == "Completed" and st.get("status") == "Succeeded":
+        print("completed")
+    elif st.get("status") == "Failed":
+        pods = app_pods(doc)
+        warned = len(pods) == int(want_pods) and all(gated(p) for p in pods)
+        print("held" if warned else "failed")
+    else:
+        print("running")
+    return 0
+
+
+class Checks:
+    def __init__(self):
+        self.failed = 0
+
+    def check(self, ok, text):
+        print(f"   {'ok  ' if ok else 'FAIL'} {text}")
+        if not ok:
+            self.failed += 1
+
+
+def cmd_verify(now_path, events_path, want_pods):
+    """What a completed demo must show; each line is a real assertion."""
+    doc, c = load(now_path), Checks()
+    kav = the_kav(doc)
+    kst = status(kav) if kav else {}
+    c.check(kav is not None and kst.get("status") == "Succeeded"
+            and kst.get("currentPhase") == "Completed",
+            f"KeptnAppVersion {name(kav) if kav else '?'} Completed / Succeeded")
+    kwvs = items(doc, "KeptnWorkloadVersion")
+    c.check(len(kwvs) == 3 and all(status(w).get("status") == "Succeeded" for w in kwvs),
+            f"{len(kwvs)} KeptnWorkloadVersions, all Succeeded (3 expected)")
+    tasks = items(doc, "KeptnTask")
+    pre = [t for t in tasks if t["spec"].get("checkType") == "pre"]
+    c.check(len(pre) == 1 and status(pre[0]).get("status") == "Succeeded"
+            and status(pre[0]).get("jobName"),
+            "pre-deployment KeptnTask check-dependencies ran as a Job and Succeeded")
+    evals = items(doc, "KeptnEvaluation")
+    c.check(len(evals) == 1 and status(evals[0]).get("overallStatus") == "Succeeded",
+            "post-deployment KeptnEvaluation shop-healthy Succeeded")
+    pods = app_pods(doc)
+    c.check(len(pods) == int(want_pods), f"{len(pods)} app pods ({want_pods} expected)")
+    c.check(all(not gated(p) and p["metadata"].get("annotations", {}).get(RELEASED) == "true"
+                for p in pods),
+            f"every pod was gated by the webhook and released by the gate ({RELEASED}: \"true\")")
+    c.check(all(ready(p) for p in pods), "every pod Running and Ready")
+    task_end = ts(status(pre[0]).get("endTime")) if pre else None
+    scheduled = [condition_time(p, "PodScheduled") for p in pods]
+    c.check(task_end is not None and all(s is not None and s >= task_end for s in scheduled),
+            "no pod was scheduled before the pre-deployment task had succeeded")
+    return 1 if c.failed else 0
+
+
+def since(t, t0):
+    return f"{t - t0:5.0f}s" if t is not None else "    ?"
+
+
+def cmd_summary(now_path, events_path, t0):
+    doc, t0 = load(now_path), float(t0)
+    kav = the_kav(doc)
+    kst = status(kav)
+    start, end = ts(kst.get("startTime")), ts(kst.get("endTime"))
+    took = f"{end - start:.0f}s" if start and end else "?"
+    print(f" App shop version {kav['spec'].get('version')} -> KeptnAppVersion {name(kav)}: "
+          f"{kst.get('currentPhase')}, {kst.get('status')} in {took}")
+    print(f"   pre-deployment tasks {kst.get('preDeploymentStatus')}, "
+          f"pre-evaluations {kst.get('preDeploymentEvaluationStatus')}, "
+          f"workloads {kst.get('workloadOverallStatus')}, "
+          f"post tasks {kst.get('postDeploymentStatus')}, "
+          f"post-evaluations {kst.get('postDeploymentEvaluationStatus')}")
+    print(" Workloads (KeptnWorkloadVersion: phase, status, pods):")
+    pods = app_pods(doc)
+    for w in sorted(items(doc, "KeptnWorkloadVersion"), key=name):
+        ws = status(w)
+        mine = [p for p in pods
+                if p["metadata"].get("annotations", {}).get("keptn.sh/workload")
+                == w["spec"].get("workloadName", "").removeprefix("shop-")]
+        print(f"   {name(w):24} {ws.get('currentPhase', '-'):10} {ws.get('status', '-'):10} "
+              f"{sum(ready(p) for p in mine)}/{len(mine)} ready")
+    print(" Checks:")
+    for t in items(doc, "KeptnTask"):
+        ts_, te = ts(status(t).get("startTime")), ts(status(t).get("endTime"))
+        dur = f"{te - ts_:.0f}s" if ts_ and te else "?"
+        print(f"   task {t['spec'].get('taskDefinition')} ({t['spec'].get('checkType')}): "
+              f"{status(t).get('status')} in {dur}, Job {status(t).get('jobName')}")
+    for e in items(doc, "KeptnEvaluation"):
+        es = status(e)
+        for metric, r in (es.get("evaluationStatus") or {}).items():
+            print(f"   evaluation {e['spec'].get('evaluationDefinition')} "
+                  f"({e['spec'].get('checkType')}): {es.get('overallStatus')} after "
+                  f"{es.get('retryCount')} attempt(s); {metric}: {r.get('message')}")
+    created = [ts(p["metadata"].get("creationTimestamp")) for p in pods]
+    scheduled = [condition_time(p, "PodScheduled") for p in pods]
+    holds = [s - c for c, s in zip(created, scheduled) if c and s]
+    print(f" Gates: {len(pods)} pods created with {GATE} (SchedulingGated), "
+          + (f"held {min(holds):.0f}-{max(holds):.0f}s, " if holds else "")
+          + f"all released by portcullis-gate ({RELEASED}=true)")
+    print(" Timeline (seconds after the Deployments were applied):")
+    marks = []
+    apps = items(doc, "KeptnApp")
+    if apps:
+        marks.append((ts(apps[0]["metadata"].get("creationTimestamp")),
+                      "KeptnApp shop created (end of the discovery window)"))
+    for t in items(doc, "KeptnTask"):
+        marks.append((ts(status(t).get("startTime")), f"task {t['spec'].get('taskDefinition')} started"))
+        marks.append((ts(status(t).get("endTime")), f"task {t['spec'].get('taskDefinition')} "
+                      f"{status(t).get('status')}"))
+    if scheduled and all(scheduled):
+        marks.append((min(scheduled), "first gate released, pod scheduled"))
+        marks.append((max(scheduled), "last gate released, pod scheduled"))
+    ends = [ts(status(w).get("endTime")) for w in items(doc, "KeptnWorkloadVersion")]
+    if ends and all(ends):
+        marks.append((max(ends), "all workloads Completed"))
+    for e in items(doc, "KeptnEvaluation"):
+        marks.append((ts(status(e).get("endTime")),
+                      f"evaluation {e['spec'].get('evaluationDefinition')} {status(e).get('overallStatus')}"))
+    marks.append((end, "KeptnAppVersion Completed"))
+    for t, text in sorted((m for m in marks if m[0] is not None), key=lambda m: m[0]):
+        print(f"   {since(t, t0)}  {text}")
+    return 0
+
+
+def warnings_on(events, pod):
+    out = []
+    for e in events.get("items", []):
+        obj = e.get("involvedObject") or e.get("regarding") or {}
+        if e.get("type") == "Warning" and obj.get("kind") == "Pod" and obj.get("name") == name(pod):
+            out.append(e)
+    return out
+
+
+def cmd_held(now_path, events_path, want_pods):
+    """A held rollout: the app failed its pre-deployment task, every pod is still gated and says why."""
+    doc, events, c = load(now_path), load(events_path), Checks()
+    kav = the_kav(doc)
+    kst = status(kav) if kav else {}
+    c.check(kst.get("status") == "Failed" and kst.get("currentPhase") == "AppPreDeployTasks",
+            f"KeptnAppVersion {name(kav) if kav else '?'} Failed in AppPreDeployTasks "
+            f"(preDeploymentStatus {kst.get('preDeploymentStatus')}, later phases "
+            f"{kst.get('workloadOverallStatus')})")
+    for t in items(doc, "KeptnTask"):
+        ts_ = status(t)
+        print(f"        task {t['spec'].get('taskDefinition')}: {ts_.get('status')}: "
+              f"{ts_.get('reason', '')} {ts_.get('message', '')}".rstrip())
+    pods = app_pods(doc)
+    c.check(len(pods) == int(want_pods) and all(gated(p) for p in pods),
+            f"{sum(gated(p) for p in pods)}/{want_pods} pods still SchedulingGated ({GATE})")
+    c.check(not any(p["metadata"].get("annotations", {}).get(RELEASED) for p in pods),
+            "no pod was released")
+    warned = [p for p in pods if any(e.get("reason") == "AppPreDeployTasksFailed"
+                                     for e in warnings_on(events, p))]
+    c.check(len(warned) == len(pods) and pods,
+            f"{len(warned)}/{len(pods)} pods carry a Warning Event AppPreDeployTasksFailed")
+    kwvs = items(doc, "KeptnWorkloadVersion")
+    waiting = [w for w in kwvs if not status(w).get("currentPhase")]
+    c.check(len(waiting) == len(kwvs) == 3,
+            f"{len(waiting)}/3 KeptnWorkloadVersions never started (they wait for the app)")
+    return 1 if c.failed else 0
+
+
+def cmd_probe(url, ca=None, sni=None):
+    ctx = None
+    if ca:
+        ctx = ssl.create_default_context(cafile=ca)
+    req = urllib.request.Request(url)
+    try:
+        if sni:
+            # The serving certificate names the Service; connect to the local port by that name.
+            host, port = url.split("//", 1)[1].split("/", 1)[0].split(":")
+            with socket.create_connection((host, int(port)), timeout=2) as raw:
+                with ctx.wrap_socket(raw, server_hostname=sni) as tls:
+                    path = "/" + url.split("//", 1)[1].split("/", 1)[1]
+                    tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {sni}\r\nConnection: close\r\n\r\n"
+                                .encode())
+                    head = tls.recv(64).decode("latin-1")
+            return 0 if head.split(" ")[1].startswith("2") else 1
+        with urllib.request.urlopen(req, timeout=2, context=ctx) as r:
+            return 0 if 200 <= r.status < 300 else 1
+    except (OSError, ValueError, IndexError):
+        return 1
+
+
+def cmd_free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        print(s.getsockname()[1])
+    return 0
+
+
+def main(argv):
+    commands = {
+        "free-port": cmd_free_port,
+        "probe": cmd_probe,
+        "changes": cmd_changes,
+        "outcome": cmd_outcome,
+        "verify": cmd_verify,
+        "summary": cmd_summary,
+        "held": cmd_held,
+    }
+    if len(argv) < 2 or argv[1] not in commands:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return commands[argv[1]](*argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
