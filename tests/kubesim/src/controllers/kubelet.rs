@@ -99,6 +99,31 @@ pub fn plan_kubelet(pods: &[Pod], nodes: &[Node], now: Timestamp, timing: &Kubel
         if pod_state::is_finished(pod) {
             continue;
         }
+        if let Some(status) = deadline_exceeded(pod, now) {
+            plan.actions.push(Action::Event(Box::new(events::event(
+                events::reference("v1", "Pod", &pod.metadata),
+                Reporter::Kubelet,
+                Some(node_name),
+                true,
+                "DeadlineExceeded",
+                DEADLINE_MESSAGE.into(),
+                now,
+            ))));
+            plan.actions.extend(status_patch_if_changed(
+                Kind::Pod,
+                &namespace,
+                &name,
+                pod.status.as_ref(),
+                &status,
+            ));
+            continue;
+        }
+        if let Some(secs) = pod.spec.as_ref().and_then(|s| s.active_deadline_seconds)
+            && let Some(start) = pod.status.as_ref().and_then(|s| s.start_time.as_ref())
+        {
+            let left = start.0.as_second() + secs - now.as_second();
+            plan.requeue(Duration::from_secs(u64::try_from(left.max(1)).unwrap_or(1)));
+        }
         let (status, wake) = next_status(pod, node, now, timing);
         if let Some(wake) = wake {
             plan.requeue(wake);
@@ -130,6 +155,74 @@ pub fn plan_kubelet(pods: &[Pod], nodes: &[Node], now: Timestamp, timing: &Kubel
         ));
     }
     plan
+}
+
+/// Message of a pod stopped by its `activeDeadlineSeconds`.
+pub const DEADLINE_MESSAGE: &str = "Pod was active on the node longer than the specified deadline";
+
+/// The final status of a pod that ran past `spec.activeDeadlineSeconds`: the kubelet kills its
+/// containers and fails it with reason `DeadlineExceeded`.
+pub fn deadline_exceeded(pod: &Pod, now: Timestamp) -> Option<PodStatus> {
+    let secs = pod.spec.as_ref()?.active_deadline_seconds?;
+    let old = pod.status.clone()?;
+    let start = old.start_time.as_ref()?.0;
+    if now.as_second() - start.as_second() < secs {
+        return None;
+    }
+    let containers = old.container_statuses.clone().map(|statuses| {
+        statuses
+            .into_iter()
+            .map(|mut c| {
+                let started = c
+                    .state
+                    .as_ref()
+                    .and_then(|s| s.running.as_ref())
+                    .and_then(|r| r.started_at.clone());
+                if c.state
+                    .as_ref()
+                    .and_then(|s| s.terminated.as_ref())
+                    .is_none()
+                {
+                    c.state = Some(ContainerState {
+                        terminated: Some(ContainerStateTerminated {
+                            exit_code: 137,
+                            reason: Some("Error".into()),
+                            started_at: started,
+                            finished_at: Some(Time(now)),
+                            container_id: c.container_id.clone(),
+                            ..ContainerStateTerminated::default()
+                        }),
+                        ..ContainerState::default()
+                    });
+                }
+                c.ready = false;
+                c.started = Some(false);
+                c
+            })
+            .collect()
+    });
+    let conditions = old.conditions.clone().map(|conditions| {
+        conditions
+            .into_iter()
+            .map(|mut c| {
+                if matches!(c.type_.as_str(), "Ready" | "ContainersReady") && c.status == "True" {
+                    c.status = "False".into();
+                    c.reason = Some("PodFailed".into());
+                    c.message = None;
+                    c.last_transition_time = Some(Time(now));
+                }
+                c
+            })
+            .collect()
+    });
+    Some(PodStatus {
+        phase: Some("Failed".into()),
+        reason: Some("DeadlineExceeded".into()),
+        message: Some(DEADLINE_MESSAGE.into()),
+        container_statuses: containers,
+        conditions,
+        ..old
+    })
 }
 
 /// An event about one container of a pod, as the kubelet of `node` records it.

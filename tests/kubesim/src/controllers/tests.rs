@@ -1909,3 +1909,36 @@ fn cron_jobs_get_a_not_simulated_warning() {
     );
     assert!(plan.writes().is_empty());
 }
+
+#[test]
+fn kubelet_fails_pods_past_their_active_deadline() {
+    let mut pod = bound(&[], "Always");
+    pod.spec.as_mut().expect("spec").active_deadline_seconds = Some(30);
+    let (running, _) = drive(pod, 60, pod_state::is_ready);
+    assert!(super::kubelet::deadline_exceeded(&running, at(10)).is_none());
+    let plan = plan_kubelet(
+        std::slice::from_ref(&running),
+        &[node(1)],
+        at(31),
+        &timing(),
+    );
+    let status = plan.status_of(Kind::Pod, "p").expect("status");
+    assert_eq!(status["phase"], "Failed");
+    assert_eq!(status["reason"], "DeadlineExceeded");
+    assert_eq!(
+        status["message"],
+        "Pod was active on the node longer than the specified deadline"
+    );
+    assert_eq!(
+        status["containerStatuses"][0]["state"]["terminated"]["exitCode"],
+        137
+    );
+    assert!(plan.events().iter().any(|(r, _)| *r == "DeadlineExceeded"));
+    let failed = patched(&running, &serde_json::json!({ "status": status }));
+    assert!(!pod_state::is_ready(&failed));
+    assert!(
+        plan_kubelet(&[failed], &[node(1)], at(40), &timing())
+            .actions
+            .is_empty()
+    );
+}
