@@ -55,3 +55,10 @@ clean:
 .PHONY: bench-gate
 bench-gate:
 	$(CARGO) test -p gate --release --locked --test bench -- --ignored --nocapture
+
+## bench-webhook (webhook owner): criterion bench of the pod handler, then a load run of the release
+## webhook binary with oha over TLS keep-alive (webhook/bench/load.sh; RATE, DURATION, CONNECTIONS, HTTP2=1).
+.PHONY: bench-webhook
+bench-webhook:
+	$(CARGO) bench --locked -p webhook --bench pod_handler
+	CARGO=$(CARGO) webhook/bench/load.sh

@@ -505,3 +505,51 @@ spec:
     let good = format!("{td}  deno:\n    inline:\n      code: console.log(1)\n");
     k.ok(&["apply", "-f", "-"], Some(&good)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_write_rejects_with_a_warning_event() {
+    let sim = cluster().await;
+    let _webhook = start_webhook(&sim).await;
+    let k = namespace(&sim, "shop", true).await;
+    // The KeptnWorkload API disappears after the webhook became ready: its create fails.
+    k.ok(
+        &[
+            "delete",
+            "customresourcedefinition",
+            "keptnworkloads.lifecycle.keptn.sh",
+        ],
+        None,
+    )
+    .await;
+    let out = wait_for("a rejected apply", || async {
+        let out = k.run(&["apply", "-f", "-"], Some(DEPLOYMENT)).await;
+        (!out.status.success()).then_some(out)
+    })
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("could not create KeptnWorkload shop/podtato-podtato"),
+        "{stderr}"
+    );
+    let event = wait_for("a CreateWorkloadFailed event", || async {
+        let events = k.json(&["get", "events"]).await;
+        events["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["reason"] == "CreateWorkloadFailed")
+            .cloned()
+    })
+    .await;
+    assert_eq!(event["type"], "Warning");
+    assert_eq!(event["involvedObject"]["kind"], "KeptnWorkload");
+    assert_eq!(event["involvedObject"]["name"], "podtato-podtato");
+    assert_eq!(event["reportingComponent"], "portcullis-webhook");
+    let message = event["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "Create Workload: could not create KeptnWorkload / Namespace: shop, Name: podtato-podtato, Version: 0.1.0"
+        ),
+        "{message}"
+    );
+}
