@@ -1503,6 +1503,20 @@ async fn f23_events_share_one_store_and_leases_use_optimistic_concurrency() {
         )
         .await
         .unwrap();
+    // A repeat of the same event is folded into a series (a patch through events.k8s.io/v1).
+    recorder
+        .publish(
+            &kube::runtime::events::Event {
+                type_: kube::runtime::events::EventType::Warning,
+                reason: "GateHeld".into(),
+                note: Some("waiting for pre-deployment checks".into()),
+                action: "Check".into(),
+                secondary: None,
+            },
+            &reference,
+        )
+        .await
+        .unwrap();
     let core: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(e.client.clone(), "f23");
     let listed = core
         .list(
@@ -1517,6 +1531,12 @@ async fn f23_events_share_one_store_and_leases_use_optimistic_concurrency() {
         Some("waiting for pre-deployment checks")
     );
     assert_eq!(listed.items[0].reason.as_deref(), Some("GateHeld"));
+    assert_eq!(
+        listed.items[0].series.as_ref().and_then(|s| s.count),
+        Some(2),
+        "{:?}",
+        listed.items[0]
+    );
     let new: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(e.client.clone(), "f23");
     // A core Event is listed through events.k8s.io too.
     core.create(&PostParams::default(), &obj(json!({"metadata": {"name": "legacy"}, "involvedObject": {"kind": "Pod", "name": "p", "namespace": "f23"},
