@@ -203,10 +203,11 @@ pub fn plan_stateful_set(set: &StatefulSet, pods: &[Pod], now: Timestamp) -> Pla
     let mut status = StatefulSetStatus {
         observed_generation: set.metadata.generation,
         replicas: status_replicas,
-        ready_replicas: Some(ready),
-        available_replicas: Some(available),
-        current_replicas: Some(current_replicas),
-        updated_replicas: Some(updated_replicas),
+        // Zero counts are omitted, as the API serialises them.
+        ready_replicas: (ready != 0).then_some(ready),
+        available_replicas: (available != 0).then_some(available),
+        current_replicas: (current_replicas != 0).then_some(current_replicas),
+        updated_replicas: (updated_replicas != 0).then_some(updated_replicas),
         current_revision: Some(current_rev.clone()),
         update_revision: Some(update_rev.clone()),
         collision_count: Some(
@@ -225,7 +226,7 @@ pub fn plan_stateful_set(set: &StatefulSet, pods: &[Pod], now: Timestamp) -> Pla
         && status_replicas == replicas
     {
         status.current_revision = Some(update_rev.clone());
-        status.current_replicas = Some(updated_replicas);
+        status.current_replicas = (updated_replicas != 0).then_some(updated_replicas);
     }
     if let Some(at) = owned
         .iter()
