@@ -184,6 +184,13 @@ async fn shutdown_signal() {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    tracing::info!(
+        leader_elect = cli.election.leader_elect,
+        lease_namespace = %cli.election.lease_namespace,
+        keptn_namespace = %cli.lifecycle.keptn_namespace,
+        promotion_tasks_enabled = cli.lifecycle.promotion_tasks_enabled,
+        "starting"
+    );
     let client = client(&cli.client).await?;
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
@@ -265,5 +272,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_are_consistent_and_parse() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "portcullis-gate",
+            "--leader-elect",
+            "--lease-namespace",
+            "ns",
+            "--promotion-tasks-enabled",
+            "--admin-address",
+            "127.0.0.1:9",
+            "--log-format",
+            "json",
+        ])
+        .expect("parses");
+        assert!(cli.election.leader_elect);
+        assert_eq!(cli.election.lease_namespace, "ns");
+        assert!(cli.lifecycle.promotion_tasks_enabled);
+        assert!(matches!(cli.log.log_format, LogFormat::Json));
+        assert!(Cli::try_parse_from(["portcullis-gate", "--admin-address", "nope"]).is_err());
     }
 }
