@@ -875,3 +875,225 @@ fn pod_on_the_workload_path_denied() {
     let decision = workloads::admit(&request(&review), &enabled()).unwrap();
     assert!(denied(&decision).message.contains("Kind=Pod"));
 }
+
+// ---------------------------------------------------------------- the pod matrix
+
+/// Every combination of namespace enablement, owner, where the keys are, and the gates already
+/// present: the rules of B §1.2–§1.4 and A4/A8/A22 stated independently of the code, plus the
+/// invariants every answer must keep (the patch applies to the raw pod, other gates survive in
+/// order, there is never a second Portcullis gate, writes happen only for gated pods, and
+/// admitting the patched pod again changes nothing).
+#[test]
+fn pod_matrix() {
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Ns {
+        Annotated,
+        Labelled,
+        Plain,
+        WrongValue,
+    }
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum OwnerCase {
+        ReplicaSetOfDeployment,
+        BareReplicaSet,
+        ReplicaSetOfRollout,
+        StatefulSet,
+        DaemonSet,
+        DirectDeployment,
+        Job,
+        CronJob,
+        Bare,
+    }
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Keys {
+        PodAnnotations,
+        PodK8sLabels,
+        ParentAnnotations,
+        ParentK8sLabels,
+        Nowhere,
+    }
+    let namespaces = [Ns::Annotated, Ns::Labelled, Ns::Plain, Ns::WrongValue];
+    let owners = [
+        OwnerCase::ReplicaSetOfDeployment,
+        OwnerCase::BareReplicaSet,
+        OwnerCase::ReplicaSetOfRollout,
+        OwnerCase::StatefulSet,
+        OwnerCase::DaemonSet,
+        OwnerCase::DirectDeployment,
+        OwnerCase::Job,
+        OwnerCase::CronJob,
+        OwnerCase::Bare,
+    ];
+    let keys_cases = [
+        Keys::PodAnnotations,
+        Keys::PodK8sLabels,
+        Keys::ParentAnnotations,
+        Keys::ParentK8sLabels,
+        Keys::Nowhere,
+    ];
+    let gate_cases: [&[&str]; 3] = [&[], &["a.io/one", "b.io/two"], &[GATE]];
+    let mut cases = 0;
+    for ns in namespaces {
+        for owner in owners {
+            for keys_at in keys_cases {
+                for gates in gate_cases {
+                    cases += 1;
+                    let label = format!("{ns:?}/{owner:?}/{keys_at:?}/{gates:?}");
+                    let (ann, lab) = match ns {
+                        Ns::Annotated => {
+                            (json!({"keptn.sh/lifecycle-toolkit": "enabled"}), json!({}))
+                        }
+                        Ns::Labelled => {
+                            (json!({}), json!({"keptn.sh/lifecycle-toolkit": "enabled"}))
+                        }
+                        Ns::Plain => (json!({}), json!({})),
+                        Ns::WrongValue => {
+                            (json!({"keptn.sh/lifecycle-toolkit": "true"}), json!({}))
+                        }
+                    };
+                    let parent_meta = match keys_at {
+                        Keys::ParentAnnotations => {
+                            meta(&[(keys::WORKLOAD, "svc"), (keys::VERSION, "2.0")], &[])
+                        }
+                        Keys::ParentK8sLabels => meta(
+                            &[],
+                            &[
+                                ("app.kubernetes.io/name", "svc"),
+                                ("app.kubernetes.io/version", "2.0"),
+                            ],
+                        ),
+                        _ => meta(&[("unrelated", "x")], &[]),
+                    };
+                    let mut world = MemorySnapshot::complete().with_namespace(namespace(ann, lab));
+                    let mut builder = pod(NS).container("svc", "svc:2.0");
+                    builder = match owner {
+                        OwnerCase::ReplicaSetOfDeployment => {
+                            world = world
+                                .with_replica_set(replica_set("svc-abc", Some("svc")))
+                                .with_parent(
+                                    ParentKind::Deployment,
+                                    NS,
+                                    "svc",
+                                    parent_meta.clone(),
+                                );
+                            builder.owned_by("apps/v1", "ReplicaSet", "svc-abc", "rs-uid")
+                        }
+                        OwnerCase::BareReplicaSet => {
+                            world = world.with_replica_set(replica_set("svc-abc", None));
+                            builder.owned_by("apps/v1", "ReplicaSet", "svc-abc", "rs-uid")
+                        }
+                        OwnerCase::ReplicaSetOfRollout => {
+                            let rs: ReplicaSet = serde_json::from_value(json!({
+                                "metadata": {"name": "svc-abc", "namespace": NS, "ownerReferences": [
+                                    {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "svc", "uid": "r"}]}
+                            }))
+                            .unwrap();
+                            world = world.with_replica_set(rs).with_parent(
+                                ParentKind::Deployment,
+                                NS,
+                                "svc",
+                                parent_meta.clone(),
+                            );
+                            builder.owned_by("apps/v1", "ReplicaSet", "svc-abc", "rs-uid")
+                        }
+                        OwnerCase::StatefulSet => {
+                            world = world.with_parent(
+                                ParentKind::StatefulSet,
+                                NS,
+                                "svc",
+                                parent_meta.clone(),
+                            );
+                            builder.owned_by("apps/v1", "StatefulSet", "svc", "sts-uid")
+                        }
+                        OwnerCase::DaemonSet => {
+                            world = world.with_parent(
+                                ParentKind::DaemonSet,
+                                NS,
+                                "svc",
+                                parent_meta.clone(),
+                            );
+                            builder.owned_by("apps/v1", "DaemonSet", "svc", "ds-uid")
+                        }
+                        OwnerCase::DirectDeployment => {
+                            world = world.with_parent(
+                                ParentKind::Deployment,
+                                NS,
+                                "svc",
+                                parent_meta.clone(),
+                            );
+                            builder.owned_by("apps/v1", "Deployment", "svc", "d-uid")
+                        }
+                        OwnerCase::Job => builder.owned_by("batch/v1", "Job", "svc", "j-uid"),
+                        OwnerCase::CronJob => {
+                            builder.owned_by("batch/v1", "CronJob", "svc", "c-uid")
+                        }
+                        OwnerCase::Bare => builder.named("svc"),
+                    };
+                    builder = match keys_at {
+                        Keys::PodAnnotations => builder
+                            .annotated(keys::WORKLOAD, "svc")
+                            .annotated(keys::VERSION, "2.0"),
+                        Keys::PodK8sLabels => builder
+                            .labelled("app.kubernetes.io/name", "svc")
+                            .labelled("app.kubernetes.io/version", "2.0"),
+                        _ => builder,
+                    };
+                    if !gates.is_empty() {
+                        builder = builder.gates(gates);
+                    }
+                    let raw = builder.build();
+
+                    // The rules, stated on their own.
+                    let enabled = matches!(ns, Ns::Annotated | Ns::Labelled);
+                    let supported =
+                        !matches!(owner, OwnerCase::Job | OwnerCase::CronJob | OwnerCase::Bare);
+                    let parent_counts = matches!(
+                        owner,
+                        OwnerCase::ReplicaSetOfDeployment
+                            | OwnerCase::StatefulSet
+                            | OwnerCase::DaemonSet
+                    );
+                    let annotated = match keys_at {
+                        Keys::PodAnnotations | Keys::PodK8sLabels => true,
+                        Keys::ParentAnnotations | Keys::ParentK8sLabels => parent_counts,
+                        Keys::Nowhere => false,
+                    };
+                    let gated = enabled && supported && annotated;
+
+                    let decision = admit_pod(&raw, &world);
+                    let out = apply(&raw, &decision);
+                    let got_gates: Vec<&str> = out["spec"]["schedulingGates"]
+                        .as_array()
+                        .map(|g| g.iter().filter_map(|x| x["name"].as_str()).collect())
+                        .unwrap_or_default();
+                    let ours = got_gates.iter().filter(|g| **g == GATE).count();
+                    let others: Vec<&str> =
+                        got_gates.iter().copied().filter(|g| *g != GATE).collect();
+                    let others_before: Vec<&str> =
+                        gates.iter().copied().filter(|g| *g != GATE).collect();
+                    assert_eq!(others, others_before, "{label}: other gates kept in order");
+                    assert!(ours <= 1, "{label}: at most one Portcullis gate");
+                    if gated {
+                        assert_eq!(ours, 1, "{label}: gated");
+                        let a = annotations(&out);
+                        assert_eq!(a["keptn.sh/workload"], "svc", "{label}");
+                        assert_eq!(a["keptn.sh/version"], "2.0", "{label}");
+                        assert_eq!(a["keptn.sh/app"], "svc", "{label}");
+                        let kw = created_workload(&decision);
+                        assert_eq!(kw.metadata.name.as_deref(), Some("svc-svc"), "{label}");
+                        assert_eq!(kw.spec.version, "2.0", "{label}");
+                        assert!(created_request(&decision).is_some(), "{label}");
+                        let again = admit_pod(&out, &world);
+                        assert!(patch_of(&again).is_empty(), "{label}: reinvocation");
+                        assert!(again.writes.is_empty(), "{label}: reinvocation writes");
+                    } else {
+                        assert!(patch_of(&decision).is_empty(), "{label}: untouched");
+                        assert!(decision.writes.is_empty(), "{label}: nothing written");
+                        assert_eq!(ours, usize::from(gates.contains(&GATE)), "{label}");
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(cases, 4 * 9 * 5 * 3);
+}
