@@ -184,6 +184,7 @@ pub fn run_check_phase(input: &CheckPhaseInput<'_>, world: &dyn World) -> CheckP
                             reason: "ReconcileEvaluationFailed".into(),
                             message,
                             target: NoteTarget::Evaluation(item.name.clone()),
+                            phase: "ReconcileEvaluation".into(),
                         });
                     }
                 }

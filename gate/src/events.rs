@@ -8,6 +8,8 @@ pub struct Note {
     pub reason: String,
     pub message: String,
     pub target: NoteTarget,
+    /// Phase short name for the `phase` annotation (the reason without its suffix).
+    pub phase: String,
 }
 
 /// The object an event is attached to.
@@ -49,6 +51,7 @@ impl Subject {
             reason: format!("{short}{suffix}"),
             message: self.message(long, text),
             target: NoteTarget::Subject,
+            phase: short.to_owned(),
         }
     }
 
@@ -61,9 +64,105 @@ impl Subject {
     }
 }
 
+/// Longest `note` the API server accepts on an events.k8s.io Event.
+const MAX_NOTE: usize = 1024;
+
+/// The events.k8s.io/v1 Event for a note (B §7.1): `annotations` are the object-specific keys;
+/// `namespace`, `name` and `phase` are added here. Names follow `<object>.<hex nanos>`.
+pub fn event(
+    note: &Note,
+    regarding: k8s_openapi::api::core::v1::ObjectReference,
+    mut annotations: std::collections::BTreeMap<String, String>,
+    controller: &str,
+    instance: &str,
+    now: jiff::Timestamp,
+) -> k8s_openapi::api::events::v1::Event {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+    let name = regarding.name.clone().unwrap_or_default();
+    let namespace = regarding.namespace.clone();
+    annotations.insert("namespace".into(), namespace.clone().unwrap_or_default());
+    annotations.insert("name".into(), name.clone());
+    annotations.insert("phase".into(), note.phase.clone());
+    let mut text = note.message.clone();
+    if text.len() > MAX_NOTE {
+        let mut cut = MAX_NOTE;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    k8s_openapi::api::events::v1::Event {
+        metadata: kube::api::ObjectMeta {
+            name: Some(format!("{name}.{:x}", now.as_nanosecond())),
+            namespace,
+            annotations: Some(annotations),
+            ..Default::default()
+        },
+        event_time: Some(MicroTime(now)),
+        action: Some(note.reason.clone()),
+        reason: Some(note.reason.clone()),
+        note: Some(text),
+        regarding: Some(regarding),
+        reporting_controller: Some(controller.to_owned()),
+        reporting_instance: Some(instance.to_owned()),
+        type_: Some(if note.warning { "Warning" } else { "Normal" }.to_owned()),
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_carries_reason_note_and_annotations() {
+        let s = Subject {
+            namespace: "ns".into(),
+            name: "app-1.0-6b86b273".into(),
+            version: "1.0".into(),
+        };
+        let note = s.warning("AppDeploy", "Failed", "App Deployment", "has failed");
+        let regarding = k8s_openapi::api::core::v1::ObjectReference {
+            kind: Some("KeptnAppVersion".into()),
+            name: Some("app-1.0-6b86b273".into()),
+            namespace: Some("ns".into()),
+            ..Default::default()
+        };
+        let extra = [("appName".to_owned(), "app".to_owned())].into();
+        let now = jiff::Timestamp::from_second(1_700_000_000).unwrap();
+        let e = event(
+            &note,
+            regarding,
+            extra,
+            "keptnappversion-controller",
+            "gate-0",
+            now,
+        );
+        assert_eq!(e.reason.as_deref(), Some("AppDeployFailed"));
+        assert_eq!(e.type_.as_deref(), Some("Warning"));
+        assert_eq!(
+            e.note.as_deref(),
+            Some(
+                "App Deployment: has failed / Namespace: ns, Name: app-1.0-6b86b273, Version: 1.0"
+            )
+        );
+        let a = e.metadata.annotations.unwrap();
+        assert_eq!(a["phase"], "AppDeploy");
+        assert_eq!(a["namespace"], "ns");
+        assert_eq!(a["name"], "app-1.0-6b86b273");
+        assert_eq!(a["appName"], "app");
+        assert_eq!(
+            e.reporting_controller.as_deref(),
+            Some("keptnappversion-controller")
+        );
+        assert!(e.metadata.name.unwrap().starts_with("app-1.0-6b86b273."));
+        let long = Note {
+            message: "é".repeat(600),
+            ..note
+        };
+        let e = event(&long, Default::default(), Default::default(), "c", "i", now);
+        assert!(e.note.unwrap().len() <= 1024);
+    }
 
     #[test]
     fn message_format_with_and_without_version() {

@@ -444,11 +444,30 @@ async fn single_service_deployment_is_gated_released_and_completed() {
             .iter()
             .any(|c| c.type_ == "Ready" && c.status == "True")
     );
-    let reasons: Vec<String> = events(&c, ns)
-        .await
-        .into_iter()
-        .filter_map(|e| e.reason)
-        .collect();
+    let evs = events(&c, ns).await;
+    let finished = evs
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("WorkloadCompletedFinished"))
+        .expect("WorkloadCompletedFinished");
+    let a = finished.metadata.annotations.clone().unwrap_or_default();
+    assert_eq!(
+        a.get("phase").map(String::as_str),
+        Some("WorkloadCompleted")
+    );
+    assert_eq!(
+        a.get("workloadVersionName").map(String::as_str),
+        Some("waiter-waiter-0.4")
+    );
+    assert_eq!(
+        a.get("workloadName").map(String::as_str),
+        Some("waiter-waiter")
+    );
+    assert_eq!(a.get("appName").map(String::as_str), Some("waiter"));
+    assert_eq!(
+        finished.reporting_controller.as_deref(),
+        Some("keptnworkloadversion-controller")
+    );
+    let reasons: Vec<String> = evs.into_iter().filter_map(|e| e.reason).collect();
     for want in [
         "WorkloadDeployStarted",
         "WorkloadCompletedFinished",

@@ -150,7 +150,12 @@ async fn reconcile_app(app: Arc<KeptnApp>, ctx: Arc<Context>) -> Result<Action, 
             "Create App Version",
             "could not create KeptnAppVersion",
         );
-        ctx.publish(&ctx.recorders.app, &note, app.object_ref(&()));
+        ctx.publish(
+            &ctx.recorders.app,
+            &note,
+            app.object_ref(&()),
+            super::app_annotations(&app),
+        );
         return Err(e);
     }
     if let Some(version) = &plan.current_version {
@@ -171,7 +176,12 @@ async fn reconcile_app(app: Arc<KeptnApp>, ctx: Arc<Context>) -> Result<Action, 
                 "Deprecate App Version",
                 "could not deprecate KeptnAppVersion",
             );
-            ctx.publish(&ctx.recorders.app, &note, app.object_ref(&()));
+            ctx.publish(
+                &ctx.recorders.app,
+                &note,
+                app.object_ref(&()),
+                super::app_annotations(&app),
+            );
             return Err(e);
         }
         tracing::info!(namespace = %ns, kav = %old, "deprecated superseded KeptnAppVersion");
@@ -215,7 +225,12 @@ async fn reconcile_workload(wl: Arc<KeptnWorkload>, ctx: Arc<Context>) -> Result
                     "Create Workload Version",
                     "could not create KeptnWorkloadVersion",
                 );
-                ctx.publish(&ctx.recorders.workload, &note, wl.object_ref(&()));
+                ctx.publish(
+                    &ctx.recorders.workload,
+                    &note,
+                    wl.object_ref(&()),
+                    super::workload_annotations(&wl),
+                );
                 tracing::warn!(error = %e, kwv = %kwv_name, "could not create KeptnWorkloadVersion");
                 return Ok(Action::requeue(Duration::from_secs(10)));
             }

@@ -147,7 +147,8 @@ async fn apply_actions<K, S>(
     plan: &Plan<S>,
     world: &CacheWorld<'_>,
     owner: &CheckOwner,
-    recorder: &kube::runtime::events::Recorder,
+    recorder: &super::Recorder,
+    annotations: &std::collections::BTreeMap<String, String>,
 ) -> Result<(), Error>
 where
     K: Resource<DynamicType = ()>,
@@ -166,16 +167,23 @@ where
                 version: String::new(),
             };
             let note = subject.warning(short, "Failed", short, &format!("could not create {what}"));
-            ctx.publish(recorder, &note, obj.object_ref(&()));
+            ctx.publish(recorder, &note, obj.object_ref(&()), annotations.clone());
             first_error.get_or_insert(e);
         }
     }
     for note in plan.notes() {
         match &note.target {
-            NoteTarget::Subject => ctx.publish(recorder, note, obj.object_ref(&())),
+            NoteTarget::Subject => {
+                ctx.publish(recorder, note, obj.object_ref(&()), annotations.clone())
+            }
             NoteTarget::Evaluation(name) => {
                 if let Some(e) = ctx.caches.evaluations.get(&key(name, &owner.namespace)) {
-                    ctx.publish(&ctx.recorders.evaluation, note, e.object_ref(&()));
+                    ctx.publish(
+                        &ctx.recorders.evaluation,
+                        note,
+                        e.object_ref(&()),
+                        super::evaluation_annotations(&e),
+                    );
                 }
             }
         }
@@ -297,6 +305,7 @@ async fn reconcile_app_version(
         &world,
         &owner,
         &ctx.recorders.app_version,
+        &super::kav_annotations(&kav),
     )
     .await;
     if kav.status.as_ref() != Some(&plan.status) {
@@ -470,6 +479,7 @@ async fn reconcile_workload_version(
         &world,
         &owner,
         &ctx.recorders.workload_version,
+        &super::kwv_annotations(&kwv),
     )
     .await;
     let api: Api<KeptnWorkloadVersion> = Api::namespaced(ctx.client.clone(), &ns);

@@ -9,7 +9,7 @@ pub use discovery::apply_config;
 mod lifecycle;
 mod pods;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -17,7 +17,6 @@ use futures::{Future, FutureExt, Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{DaemonSet, ReplicaSet, StatefulSet};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -114,6 +113,7 @@ pub struct Context {
     ready: tokio::sync::watch::Receiver<bool>,
 }
 
+/// `reportingController` of the events each controller publishes (B §0.4).
 struct Recorders {
     app_version: Recorder,
     workload_version: Recorder,
@@ -121,6 +121,15 @@ struct Recorders {
     workload: Recorder,
     evaluation: Recorder,
     gate: Recorder,
+}
+
+/// Publishes events.k8s.io/v1 Events for one reporting controller. kube's own recorder cannot
+/// set the event annotations B §7.1 asks for, hence this small one.
+#[derive(Clone)]
+struct Recorder {
+    client: Client,
+    controller: &'static str,
+    instance: String,
 }
 
 impl Context {
@@ -145,31 +154,123 @@ impl Context {
             .inc();
     }
 
-    /// Publishes an event in the background (B §7.1: events are sent asynchronously).
+    /// Publishes an event in the background (B §7.1: events are sent asynchronously), with
+    /// the object-specific annotations of its regarding object.
     fn publish(
         &self,
         recorder: &Recorder,
         note: &Note,
         regarding: k8s_openapi::api::core::v1::ObjectReference,
+        annotations: BTreeMap<String, String>,
     ) {
-        let recorder = recorder.clone();
-        let event = Event {
-            type_: if note.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: note.reason.clone(),
-            note: Some(note.message.clone()),
-            action: note.reason.clone(),
-            secondary: None,
+        let event = crate::events::event(
+            note,
+            regarding,
+            annotations,
+            recorder.controller,
+            &recorder.instance,
+            jiff::Timestamp::now(),
+        );
+        let api: Api<k8s_openapi::api::events::v1::Event> = match &event.metadata.namespace {
+            Some(ns) => Api::namespaced(recorder.client.clone(), ns),
+            None => Api::default_namespaced(recorder.client.clone()),
         };
         tokio::spawn(async move {
-            if let Err(e) = recorder.publish(&event, &regarding).await {
-                tracing::warn!(error = %e, reason = %event.reason, "could not publish event");
+            if let Err(e) = timed(api.create(&PostParams::default(), &event)).await {
+                tracing::warn!(error = %e, reason = ?event.reason, "could not publish event");
             }
         });
     }
+}
+
+/// The `traceparent` annotation of an object (usually empty).
+fn traceparent(meta: &kube::api::ObjectMeta) -> String {
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get("traceparent").cloned())
+        .unwrap_or_default()
+}
+
+fn pairs<const N: usize>(
+    meta: &kube::api::ObjectMeta,
+    kv: [(&str, &str); N],
+) -> BTreeMap<String, String> {
+    let mut m: BTreeMap<String, String> = kv
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    m.insert("traceparent".into(), traceparent(meta));
+    m
+}
+
+/// Event annotations of a KeptnAppVersion (B §7.1).
+fn kav_annotations(k: &KeptnAppVersion) -> BTreeMap<String, String> {
+    let name = k.metadata.name.clone().unwrap_or_default();
+    pairs(
+        &k.metadata,
+        [
+            ("appName", &k.spec.app_name),
+            ("appVersion", &k.spec.app.version),
+            ("appVersionName", &name),
+        ],
+    )
+}
+
+/// Event annotations of a KeptnWorkloadVersion (B §7.1).
+fn kwv_annotations(k: &KeptnWorkloadVersion) -> BTreeMap<String, String> {
+    let name = k.metadata.name.clone().unwrap_or_default();
+    pairs(
+        &k.metadata,
+        [
+            ("appName", &k.spec.workload.app),
+            ("workloadName", &k.spec.workload_name),
+            ("workloadVersion", &k.spec.workload.version),
+            ("workloadVersionName", &name),
+        ],
+    )
+}
+
+/// Event annotations of a KeptnEvaluation (B §7.1).
+fn evaluation_annotations(e: &KeptnEvaluation) -> BTreeMap<String, String> {
+    let name = e.metadata.name.clone().unwrap_or_default();
+    pairs(
+        &e.metadata,
+        [
+            ("appName", &e.spec.app_name),
+            ("appVersion", &e.spec.app_version),
+            ("workloadName", &e.spec.workload),
+            ("workloadVersion", &e.spec.workload_version),
+            ("evaluationName", &name),
+            ("evaluationDefinitionName", &e.spec.evaluation_definition),
+        ],
+    )
+}
+
+/// Event annotations of a KeptnApp (B §7.1).
+fn app_annotations(a: &KeptnApp) -> BTreeMap<String, String> {
+    let revision = a.spec.revision.to_string();
+    let name = a.metadata.name.clone().unwrap_or_default();
+    pairs(
+        &a.metadata,
+        [
+            ("appName", &name),
+            ("appVersion", &a.spec.version),
+            ("appRevision", &revision),
+        ],
+    )
+}
+
+/// Event annotations of a KeptnWorkload (B §7.1).
+fn workload_annotations(w: &KeptnWorkload) -> BTreeMap<String, String> {
+    let name = w.metadata.name.clone().unwrap_or_default();
+    pairs(
+        &w.metadata,
+        [
+            ("appName", &w.spec.app),
+            ("workloadName", &name),
+            ("workloadVersion", &w.spec.version),
+        ],
+    )
 }
 
 /// Runs a write with [`WRITE_TIMEOUT`].
@@ -353,20 +454,18 @@ pub async fn run(
         daemonsets: daemonsets.store.clone(),
         pods: pods.store.clone(),
     };
-    let reporter = |controller: &str| Reporter {
-        controller: controller.to_owned(),
-        instance: Some(settings.identity.clone()),
+    let recorder = |controller: &'static str| Recorder {
+        client: client.clone(),
+        controller,
+        instance: settings.identity.clone(),
     };
     let recorders = Recorders {
-        app_version: Recorder::new(client.clone(), reporter("keptnappversion-controller")),
-        workload_version: Recorder::new(
-            client.clone(),
-            reporter("keptnworkloadversion-controller"),
-        ),
-        app: Recorder::new(client.clone(), reporter("keptnapp-controller")),
-        workload: Recorder::new(client.clone(), reporter("keptnworkload-controller")),
-        evaluation: Recorder::new(client.clone(), reporter("keptnevaluation-controller")),
-        gate: Recorder::new(client.clone(), reporter("portcullis-gate")),
+        app_version: recorder("keptnappversion-controller"),
+        workload_version: recorder("keptnworkloadversion-controller"),
+        app: recorder("keptnapp-controller"),
+        workload: recorder("keptnworkload-controller"),
+        evaluation: recorder("keptnevaluation-controller"),
+        gate: recorder("portcullis-gate"),
     };
     let (ready_tx, ready_rx) = tokio::sync::watch::channel(false);
     let ctx = Arc::new(Context {

@@ -236,11 +236,17 @@ async fn reconcile_pod(pod: Arc<GatedPod>, ctx: Arc<Context>) -> Result<Action, 
             if first {
                 let note = Note {
                     warning: true,
+                    phase: reason.trim_end_matches("Failed").to_owned(),
                     reason,
                     message,
                     target: NoteTarget::Subject,
                 };
-                ctx.publish(&ctx.recorders.gate, &note, pod.object_ref(&()));
+                ctx.publish(
+                    &ctx.recorders.gate,
+                    &note,
+                    pod.object_ref(&()),
+                    BTreeMap::new(),
+                );
             }
             Ok(Action::await_change())
         }
@@ -338,8 +344,14 @@ pub(super) async fn sweeper(ctx: Arc<Context>) {
                         pod.name_any()
                     ),
                     target: NoteTarget::Subject,
+                    phase: "SchedulingGate".into(),
                 };
-                ctx.publish(&ctx.recorders.gate, &note, pod.object_ref(&()));
+                ctx.publish(
+                    &ctx.recorders.gate,
+                    &note,
+                    pod.object_ref(&()),
+                    BTreeMap::new(),
+                );
             }
         }
         reported.retain(|uid| live.contains(uid));
