@@ -44,6 +44,8 @@ pub struct ApiState {
     pub webhooks: Webhooks,
     /// Wakes the garbage collector after deletions and finalizer changes.
     pub gc_wakeup: Notify,
+    /// Next Service cluster IP (host part within 10.96.0.0/12) and NodePort to hand out.
+    allocator: std::sync::Mutex<(u32, u16)>,
     pub settings: Settings,
 }
 
@@ -282,6 +284,7 @@ impl ApiState {
             webhooks: Webhooks::new(services.clone()),
             services,
             gc_wakeup: Notify::new(),
+            allocator: std::sync::Mutex::new((10, 30000)),
             settings,
         }
     }
@@ -456,6 +459,81 @@ impl ApiState {
         Ok(())
     }
 
+    /// What the Service registry allocates: a cluster IP (unless headless or ExternalName) and
+    /// node ports for NodePort/LoadBalancer Services; an update keeps what was allocated.
+    fn allocate_service(&self, svc: &mut Value, old: Option<&Value>) {
+        let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) else {
+            return;
+        };
+        let ty = spec
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP")
+            .to_string();
+        let old_spec = old.and_then(|o| o.get("spec"));
+        let Ok(mut next) = self.allocator.lock() else {
+            return;
+        };
+        if ty != "ExternalName" {
+            let ip = match spec
+                .get("clusterIP")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+            {
+                Some(ip) => ip.to_string(),
+                None => match old_spec
+                    .and_then(|o| o.get("clusterIP"))
+                    .and_then(Value::as_str)
+                {
+                    Some(ip) => ip.to_string(),
+                    None => {
+                        let host = next.0;
+                        next.0 += 1;
+                        format!(
+                            "10.{}.{}.{}",
+                            96 + (host >> 16),
+                            (host >> 8) & 0xff,
+                            host & 0xff
+                        )
+                    }
+                },
+            };
+            spec.insert("clusterIP".into(), json!(ip));
+            spec.insert("clusterIPs".into(), json!([ip]));
+            if ip != "None" {
+                spec.entry("ipFamilies").or_insert_with(|| json!(["IPv4"]));
+            }
+            spec.entry("ipFamilyPolicy")
+                .or_insert_with(|| json!("SingleStack"));
+        }
+        if ty == "NodePort" || ty == "LoadBalancer" {
+            let old_ports: Vec<Value> = old_spec
+                .and_then(|o| o.get("ports"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+                for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+                    if p.get("nodePort").is_some_and(|n| !n.is_null()) {
+                        continue;
+                    }
+                    let kept = old_ports
+                        .iter()
+                        .find(|o| {
+                            o.get("port") == p.get("port") && o.get("protocol") == p.get("protocol")
+                        })
+                        .and_then(|o| o.get("nodePort").cloned());
+                    let port = kept.unwrap_or_else(|| {
+                        let n = next.1;
+                        next.1 = if n >= 32767 { 30000 } else { n + 1 };
+                        json!(n)
+                    });
+                    p.insert("nodePort".into(), port);
+                }
+            }
+        }
+    }
+
     /// POST: create an object.
     pub async fn create(
         &self,
@@ -531,6 +609,9 @@ impl ApiState {
             }
         }
         special_on_write(info, &mut obj, None, &now)?;
+        if info.storage == "/services" {
+            self.allocate_service(&mut obj, None);
+        }
         let input = self.admission_input(
             info,
             "CREATE",
@@ -963,6 +1044,9 @@ impl ApiState {
         self.check_fields(info, &mut obj, Some(&current), opts, &mut warnings)?;
         let now = now();
         special_on_write(info, &mut obj, Some(&current), &now)?;
+        if info.storage == "/services" {
+            self.allocate_service(&mut obj, Some(&current));
+        }
         if info.generation
             && part == Part::Main
             && generation_part(&obj) != generation_part(&current)

@@ -2579,3 +2579,45 @@ async fn f21_scheduling_gates_can_only_be_removed() {
             .is_empty()
     );
 }
+
+/// The Service registry allocates cluster IPs and node ports, and keeps them on update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_get_cluster_ips_and_node_ports() {
+    let e = env("svc").await;
+    let svcs: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(e.client.clone(), "svc");
+    let a = svcs
+        .create(
+            &PostParams::default(),
+            &obj(json!({"metadata": {"name": "a"}, "spec": {"ports": [{"port": 80}]}})),
+        )
+        .await
+        .unwrap();
+    let b = svcs
+        .create(&PostParams::default(), &obj(json!({"metadata": {"name": "b"}, "spec": {"type": "NodePort", "ports": [{"port": 443}]}})))
+        .await
+        .unwrap();
+    let (a, b) = (a.spec.unwrap(), b.spec.unwrap());
+    assert!(
+        a.cluster_ip
+            .as_deref()
+            .is_some_and(|ip| ip.starts_with("10.96."))
+    );
+    assert_ne!(a.cluster_ip, b.cluster_ip);
+    let node_port = b.ports.unwrap()[0].node_port.expect("node port");
+    assert!((30000..=32767).contains(&node_port));
+    let headless = svcs
+        .create(&PostParams::default(), &obj(json!({"metadata": {"name": "h"}, "spec": {"clusterIP": "None", "ports": [{"port": 80}]}})))
+        .await
+        .unwrap();
+    assert_eq!(headless.spec.unwrap().cluster_ip.as_deref(), Some("None"));
+    // kubectl apply of a manifest without the allocated values keeps them.
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("svc.yaml");
+    std::fs::write(&m, "apiVersion: v1\nkind: Service\nmetadata: {name: b, namespace: svc}\nspec: {type: NodePort, ports: [{port: 443}], selector: {app: b}}\n").unwrap();
+    e.kubectl_ok(&["replace", "-f", m.to_str().unwrap()]).await;
+    let after = svcs.get("b").await.unwrap().spec.unwrap();
+    assert_eq!(after.cluster_ip, b.cluster_ip);
+    assert_eq!(after.ports.unwrap()[0].node_port, Some(node_port));
+    let out = e.kubectl_ok(&["get", "svc", "-n", "svc"]).await;
+    assert!(out.contains(a.cluster_ip.as_deref().unwrap()), "{out}");
+}
