@@ -82,7 +82,15 @@ impl App {
                     .into_response(),
             ),
             Ok(request) => {
-                let verdict = self.decide(endpoint, &request).await;
+                let span = tracing::debug_span!(
+                    "admit",
+                    path = endpoint.path(),
+                    uid = %request.uid,
+                    namespace = request.namespace.as_deref().unwrap_or_default(),
+                    name = %request.name,
+                );
+                let verdict =
+                    tracing::Instrument::instrument(self.decide(endpoint, &request), span).await;
                 let label = verdict.label();
                 if let Verdict::Deny(denial) = &verdict {
                     tracing::info!(
