@@ -1324,6 +1324,27 @@ async fn f13_watch_streams_changes_bookmarks_and_selectors() {
     }
     assert!(started.elapsed() >= Duration::from_millis(900));
 
+    // Metadata-only lists and watches (PartialObjectMetadata), as kube-rs's metadata_watcher uses.
+    let meta = cms.list_metadata(&ListParams::default()).await.unwrap();
+    assert!(
+        meta.items
+            .iter()
+            .any(|m| m.metadata.name.as_deref() == Some("z"))
+    );
+    let mut mw = cms
+        .watch_metadata(&WatchParams::default().timeout(10), &current)
+        .await
+        .unwrap()
+        .boxed();
+    match tokio::time::timeout(DEADLINE, mw.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+    {
+        WatchEvent::Added(m) => assert_eq!(m.metadata.name.as_deref(), Some("y")),
+        other => panic!("unexpected {other:?}"),
+    }
     // An unsupported field selector is refused.
     let s = api_err(
         cms.list(&ListParams::default().fields("data.k=v"))
