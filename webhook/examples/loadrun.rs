@@ -291,7 +291,10 @@ async fn measure(
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "  machine load average (1/5/15 min) after the run: {}",
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     println!(
         "objective p99 < 1 ms at {} req/s with zero API calls: {}",
