@@ -56,6 +56,26 @@ pub fn deletion_rank(pod: &Pod) -> impl Ord {
     )
 }
 
+/// A merge patch setting a pod's owner references (uid-guarded by the pod's resourceVersion is
+/// not needed: the next sync re-checks).
+fn owner_patch(
+    namespace: &str,
+    pod: &Pod,
+    refs: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
+) -> Action {
+    let value = if refs.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::to_value(refs).unwrap_or(serde_json::Value::Null)
+    };
+    Action::Patch {
+        kind: Kind::Pod,
+        namespace: namespace.to_string(),
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        patch: serde_json::json!({ "metadata": { "ownerReferences": value } }),
+    }
+}
+
 /// Plans one sync of a ReplicaSet from the pods of its namespace.
 pub fn plan_replica_set(rs: &ReplicaSet, pods: &[Pod], now: Timestamp) -> Plan {
     let mut plan = Plan::default();
@@ -67,10 +87,36 @@ pub fn plan_replica_set(rs: &ReplicaSet, pods: &[Pod], now: Timestamp) -> Plan {
         return plan;
     };
     let namespace = rs.metadata.namespace.clone().unwrap_or_default();
-    let owned: Vec<&Pod> = pods
-        .iter()
-        .filter(|p| is_controlled_by(&p.metadata, uid))
-        .collect();
+    // Adoption and release, as the real controller does: orphans whose labels match the
+    // selector are adopted, owned pods whose labels no longer match are let go.
+    let matches = |p: &Pod| {
+        pod_state::selector_matches(
+            &spec.selector,
+            &p.metadata.labels.clone().unwrap_or_default(),
+        )
+    };
+    let mut owned: Vec<&Pod> = Vec::new();
+    let accepting = rs.metadata.deletion_timestamp.is_none();
+    for pod in pods {
+        let controlled = is_controlled_by(&pod.metadata, uid);
+        let orphan = pod_state::controller_ref(&pod.metadata).is_none();
+        let refs = pod.metadata.owner_references.clone().unwrap_or_default();
+        if controlled && !matches(pod) && accepting && !pod_state::is_terminating(pod) {
+            let kept: Vec<_> = refs.into_iter().filter(|r| r.uid != uid).collect();
+            plan.actions.push(owner_patch(&namespace, pod, kept));
+            continue;
+        }
+        if orphan && matches(pod) && accepting && !pod_state::is_terminating(pod) {
+            let mut adopted = refs;
+            adopted.push(owner_reference("apps/v1", "ReplicaSet", &rs.metadata));
+            plan.actions.push(owner_patch(&namespace, pod, adopted));
+            owned.push(pod);
+            continue;
+        }
+        if controlled {
+            owned.push(pod);
+        }
+    }
     let mut active: Vec<&Pod> = owned.iter().copied().filter(|p| is_active(p)).collect();
     let desired = spec.replicas.unwrap_or(1).max(0);
     let count = i32::try_from(active.len()).unwrap_or(i32::MAX);

@@ -128,6 +128,18 @@ fn ready_pod(name: &str, owner: &ObjectMeta, kind: &str, ready: bool) -> Pod {
     pod
 }
 
+/// A pod of a ReplicaSet, labelled from its template as the controller makes them.
+fn rs_pod(name: &str, rs: &ReplicaSet, ready: bool) -> Pod {
+    let mut pod = ready_pod(name, &rs.metadata, "ReplicaSet", ready);
+    pod.metadata.labels = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.as_ref())
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.clone());
+    pod
+}
+
 fn set_ready(pod: &mut Pod, ready: bool) {
     pod.status = Some(k8s_openapi::api::core::v1::PodStatus {
         phase: Some("Running".into()),
@@ -765,7 +777,7 @@ fn replica_set(replicas: i32) -> ReplicaSet {
 #[test]
 fn replica_set_creates_missing_pods_from_generate_name_with_a_controller_reference() {
     let rs = replica_set(3);
-    let existing = ready_pod("web-abc-x", &rs.metadata, "ReplicaSet", true);
+    let existing = rs_pod("web-abc-x", &rs, true);
     let plan = plan_replica_set(&rs, &[existing], t0());
     let created = plan.created_pods();
     assert_eq!(created.len(), 2);
@@ -793,11 +805,11 @@ fn replica_set_creates_missing_pods_from_generate_name_with_a_controller_referen
 #[test]
 fn replica_set_deletes_surplus_not_ready_pods_first() {
     let rs = replica_set(1);
-    let mut newer_ready = ready_pod("ready-new", &rs.metadata, "ReplicaSet", true);
+    let mut newer_ready = rs_pod("ready-new", &rs, true);
     newer_ready.metadata.creation_timestamp = Some(Time(at(10)));
     let pods = vec![
-        ready_pod("ready-old", &rs.metadata, "ReplicaSet", true),
-        ready_pod("unready", &rs.metadata, "ReplicaSet", false),
+        rs_pod("ready-old", &rs, true),
+        rs_pod("unready", &rs, false),
         newer_ready,
     ];
     let plan = plan_replica_set(&rs, &pods, at(20));
@@ -809,7 +821,7 @@ fn replica_set_deletes_surplus_not_ready_pods_first() {
 #[test]
 fn replica_set_ignores_finished_and_foreign_pods() {
     let rs = replica_set(1);
-    let mut done = ready_pod("done", &rs.metadata, "ReplicaSet", false);
+    let mut done = rs_pod("done", &rs, false);
     if let Some(s) = done.status.as_mut() {
         s.phase = Some("Failed".into());
     }
@@ -1791,7 +1803,7 @@ fn replica_failure_is_mirrored_on_the_deployment_and_cleared_once_pods_exist() {
         rs.metadata.name.as_deref().unwrap_or_default(),
     );
     assert!(kept.is_none_or(|s| s["conditions"][0]["type"] == "ReplicaFailure"));
-    let pod = ready_pod("p", &rs.metadata, "ReplicaSet", true);
+    let pod = rs_pod("p", &rs, true);
     let clear = plan_replica_set(&rs, &[pod], t0());
     let status = clear
         .status_of(
@@ -1941,4 +1953,29 @@ fn kubelet_fails_pods_past_their_active_deadline() {
             .actions
             .is_empty()
     );
+}
+
+#[test]
+fn replica_set_adopts_matching_orphans_and_releases_relabelled_pods() {
+    let rs = replica_set(2);
+    let mut orphan = bare_pod("orphan");
+    orphan.metadata.labels = Some(labels("web"));
+    let mut relabelled = rs_pod("moved", &rs, true);
+    relabelled.metadata.labels = Some(labels("debug"));
+    let mut unrelated = bare_pod("other");
+    unrelated.metadata.labels = Some(labels("db"));
+    let plan = plan_replica_set(&rs, &[orphan, relabelled, unrelated], t0());
+    let adopted = plan.patch_of(Kind::Pod, "orphan").expect("orphan adopted");
+    assert_eq!(adopted["metadata"]["ownerReferences"][0]["uid"], "uid-rs");
+    assert_eq!(
+        adopted["metadata"]["ownerReferences"][0]["controller"],
+        true
+    );
+    let released = plan
+        .patch_of(Kind::Pod, "moved")
+        .expect("relabelled pod released");
+    assert!(released["metadata"]["ownerReferences"].is_null());
+    assert!(plan.patch_of(Kind::Pod, "other").is_none());
+    // The adopted pod counts: one more is created, not two.
+    assert_eq!(plan.created_pods().len(), 1);
 }
