@@ -150,9 +150,6 @@ pub enum CheckError {
         field: &'static str,
         source: shared::crd::DurationError,
     },
-    /// A Job needs a positive deadline (`activeDeadlineSeconds`).
-    #[error("timeout {0:?} is shorter than one second; a Job needs at least 1s")]
-    TimeoutTooShort(String),
     /// The object lacks metadata every stored object has (name, namespace, uid).
     #[error("{kind} lacks metadata.{field}")]
     Metadata {
@@ -182,7 +179,6 @@ impl CheckError {
             CheckError::ParentNotFound { .. } => "parent_not_found",
             CheckError::ParentNotFunction { .. } => "parent_not_function",
             CheckError::Duration { .. } => "duration",
-            CheckError::TimeoutTooShort(_) => "timeout_too_short",
             CheckError::Metadata { .. } => "metadata",
             CheckError::ForeignJob { .. } => "foreign_job",
             CheckError::Timeout(_) => "timeout",
