@@ -718,6 +718,25 @@ impl ApiState {
             });
             if info.storage == CRDS {
                 errors.extend(validate_crd(obj));
+                let group = obj
+                    .pointer("/spec/group")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let plural = obj
+                    .pointer("/spec/names/plural")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                if self
+                    .registry()?
+                    .all()
+                    .any(|r| r.builtin && r.group == group && r.plural == plural)
+                {
+                    errors.push(FieldError::new(
+                        FieldErrorKind::Forbidden,
+                        "spec.names.plural",
+                        format!("{plural}.{group} is a built-in resource"),
+                    ));
+                }
             }
         } else {
             errors.extend(schema_errors);

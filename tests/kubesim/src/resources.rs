@@ -359,8 +359,12 @@ impl Registry {
                 field_labels,
                 extra_subresources: vec![],
             };
-            self.resources
-                .insert((group.into(), vname.into(), plural.into()), Arc::new(info));
+            // A CRD never shadows a built-in resource.
+            let key = (group.to_string(), vname.to_string(), plural.to_string());
+            if self.resources.get(&key).is_some_and(|r| r.builtin) {
+                continue;
+            }
+            self.resources.insert(key, Arc::new(info));
         }
     }
 }

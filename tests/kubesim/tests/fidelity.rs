@@ -306,6 +306,24 @@ async fn f01_discovery_lists_crds_after_apply() {
         .unwrap_err(),
     );
     assert_eq!(s.code, 501);
+    // A CRD may not shadow a built-in resource.
+    let mut shadow = crd.clone();
+    shadow["metadata"]["name"] = json!("deployments.apps");
+    shadow["spec"]["group"] = json!("apps");
+    shadow["spec"]["names"] = json!({"kind": "Deployment", "plural": "deployments"});
+    shadow["spec"].as_object_mut().unwrap().remove("conversion");
+    let s = api_err(
+        e.raw(
+            "POST",
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            None,
+            Some("application/json"),
+            serde_json::to_vec(&shadow).unwrap(),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(s.code, 422, "{}", s.message);
     // Deleting the CRD stops serving it.
     e.kubectl_ok(&["delete", "crd", "widgets.example.com"])
         .await;
