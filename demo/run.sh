@@ -220,7 +220,7 @@ while :; do
       ;;
   esac
   ((SECONDS < end)) || fail "the rollout did not reach the expected state within ${ROLLOUT_TIMEOUT}s"
-  sleep 1
+  sleep 0.5
 done
 
 # Events and the objects the summary reads.
@@ -238,10 +238,10 @@ if ((FAIL)); then
   wait_until "a Warning Event on every held pod" 60 held_reached
   POD=$(kubectl get pods -n "$NS" -l app=checkout -o jsonpath='{.items[0].metadata.name}')
   note "Why is pod $POD Pending?"
-  printf '    $ kubectl describe pod -n %s %s   (trimmed: status and events)\n' "$NS" "$POD"
-  kubectl describe pod -n "$NS" "$POD" |
-    grep -E '^(Status:|Annotations:|Scheduling Gates:|Events:)|^ {2,}(keptn|Type|----|Warning|Normal)|^ +keptn-prechecks-gate' |
-    sed 's/^/      /'
+  printf '    $ kubectl describe pod -n %s %s   (trimmed to the sections that explain it)\n' "$NS" "$POD"
+  kubectl describe pod -n "$NS" "$POD" >"$WORK/describe.txt" || fail "kubectl describe failed"
+  awk '/^[A-Za-z]/ { keep = $1 ~ /^(Name|Annotations|Status|Controlled|Scheduling|Conditions|Events):?$/ }
+       keep { print "      " $0 }' "$WORK/describe.txt"
   show kubectl get kav -n "$NS" -o wide
   show kubectl get keptntasks -n "$NS" \
     -o custom-columns=NAME:.metadata.name,STATUS:.status.status,REASON:.status.reason,MESSAGE:.status.message
@@ -250,7 +250,8 @@ if ((FAIL)); then
   "${OBSERVE[@]}" held "$WORK/now.json" "$WORK/events.json" "$APP_PODS" ||
     fail "the held state did not last"
   note ""
-  note "The pods keep the scheduling gate keptn-prechecks-gate; Keptn would have released them."
+  note "Every pod keeps the scheduling gate keptn-prechecks-gate and carries a Warning Event naming"
+  note "the failed check (Portcullis also holds pods when a workload-level check fails; Keptn releases them)."
   note "To retry after fixing the task: kubectl -n $NS patch keptnapp shop --type merge -p '{\"spec\":{\"revision\":2}}'"
   note "Demo finished in $(( (${EPOCHREALTIME/./} - T0) / 1000000 ))s: the held rollout was shown (exit 0)."
   exit 0
