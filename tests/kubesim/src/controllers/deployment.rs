@@ -286,6 +286,18 @@ pub fn plan_deployment(
         .unwrap_or(0);
     let new_revision = max_old_revision + 1;
     let paused = spec.paused == Some(true);
+    // A changed `replicas` on a Deployment with active ReplicaSets is a scaling event: the
+    // replicas are distributed over the active ReplicaSets first; the rollout goes on afterwards.
+    let scaling_event = owned.iter().any(|rs| {
+        rs_replicas(rs) > 0
+            && rs
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(DESIRED_REPLICAS))
+                .and_then(|v| v.parse::<i32>().ok())
+                .is_some_and(|v| v != desired)
+    });
 
     let mut created: Option<String> = None;
     let new_index = match new_index {
@@ -308,7 +320,7 @@ pub fn plan_deployment(
             }
             Some(i)
         }
-        None if paused => None,
+        None if paused || scaling_event => None,
         None => {
             let hash = template_hash(&spec.template, collision_count);
             let rs_name = format!("{name}-{hash}");
@@ -342,22 +354,14 @@ pub fn plan_deployment(
         }
     };
 
-    if !paused {
-        if let Some(new_i) = new_index {
-            if is_recreate(d) {
-                plan_recreate(&mut owned, new_i, desired, pods);
-            } else {
-                plan_rolling(d, &mut owned, new_i, desired, max_surge);
-            }
-        }
+    if paused || scaling_event {
+        // A paused Deployment still follows scale changes, without rolling out.
+        plan_scale(d, &mut owned, new_index, desired, max_surge);
     } else if let Some(new_i) = new_index {
-        // A paused Deployment still follows scale changes when it is not mid-rollout.
-        let others_active = owned
-            .iter()
-            .enumerate()
-            .any(|(i, rs)| i != new_i && rs_replicas(rs) > 0);
-        if !others_active {
-            set_replicas(&mut owned[new_i], desired);
+        if is_recreate(d) {
+            plan_recreate(&mut owned, new_i, desired, pods);
+        } else {
+            plan_rolling(d, &mut owned, new_i, desired, max_surge);
         }
     }
 
@@ -369,7 +373,7 @@ pub fn plan_deployment(
                 .push(Action::CreateReplicaSet(Box::new(rs.clone())));
             if rs_replicas(rs) > 0 {
                 plan.actions
-                    .push(scaling_event(d, &rs_name, 0, rs_replicas(rs), now));
+                    .push(scaling_message(d, &rs_name, 0, rs_replicas(rs), now));
             }
             continue;
         }
@@ -381,7 +385,7 @@ pub fn plan_deployment(
         };
         let scaled = rs_replicas(before) != rs_replicas(rs);
         if scaled {
-            plan.actions.push(scaling_event(
+            plan.actions.push(scaling_message(
                 d,
                 &rs_name,
                 rs_replicas(before),
@@ -440,7 +444,7 @@ pub fn plan_deployment(
 }
 
 /// The `ScalingReplicaSet` event the real controller records on the Deployment.
-fn scaling_event(d: &Deployment, rs_name: &str, from: i32, to: i32, now: Timestamp) -> Action {
+fn scaling_message(d: &Deployment, rs_name: &str, from: i32, to: i32, now: Timestamp) -> Action {
     let direction = if to > from { "up" } else { "down" };
     Action::Event(Box::new(events::event(
         events::reference("apps/v1", "Deployment", &d.metadata),
@@ -529,6 +533,125 @@ fn plan_rolling(d: &Deployment, owned: &mut [ReplicaSet], new_i: usize, desired:
     );
     for (i, (replicas, _)) in old_indices.iter().zip(olds) {
         set_replicas(&mut owned[*i], replicas);
+    }
+}
+
+/// The share of a scaling event one ReplicaSet gets: its size scaled by the ratio of the new
+/// `replicas + maxSurge` to the one recorded in its `max-replicas` annotation, rounded, within
+/// what is left to distribute.
+fn proportion(rs: &ReplicaSet, d: &Deployment, to_add: i32, added: i32, max_surge: i32) -> i32 {
+    let replicas = rs_replicas(rs);
+    if replicas == 0 || to_add == 0 || to_add == added {
+        return 0;
+    }
+    let desired = desired_replicas(d);
+    let fraction = if desired == 0 {
+        -replicas
+    } else {
+        let max_now = desired + max_surge;
+        let max_before = rs
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(MAX_REPLICAS))
+            .and_then(|v| v.parse::<i32>().ok())
+            .filter(|v| *v != 0)
+            .unwrap_or_else(|| d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0));
+        if max_before == 0 {
+            0
+        } else {
+            let scaled = f64::from(replicas) * f64::from(max_now) / f64::from(max_before);
+            // Rounded half away from zero, as the real controller rounds.
+            scaled.round() as i32 - replicas
+        }
+    };
+    let allowed = to_add - added;
+    if to_add > 0 {
+        fraction.min(allowed)
+    } else {
+        fraction.max(allowed)
+    }
+}
+
+/// A scaling event (or a paused Deployment): one active ReplicaSet takes the new size; a
+/// saturated new ReplicaSet ends the old ones; otherwise the difference is spread proportionally
+/// over the active ReplicaSets, leftovers to the largest.
+fn plan_scale(
+    d: &Deployment,
+    owned: &mut [ReplicaSet],
+    new_index: Option<usize>,
+    desired: i32,
+    max_surge: i32,
+) {
+    let active: Vec<usize> = (0..owned.len())
+        .filter(|i| rs_replicas(&owned[*i]) > 0)
+        .collect();
+    let single = match active.len() {
+        0 => new_index.or_else(|| owned.len().checked_sub(1)),
+        1 => Some(active[0]),
+        _ => None,
+    };
+    // Every ReplicaSet the scaling considers records the Deployment size it was scaled for, so
+    // the event is over once handled.
+    let annotate = |rs: &mut ReplicaSet| {
+        let annotations = rs.metadata.annotations.get_or_insert_with(BTreeMap::new);
+        annotations.insert(DESIRED_REPLICAS.into(), desired.to_string());
+        annotations.insert(MAX_REPLICAS.into(), (desired + max_surge).to_string());
+    };
+    if let Some(i) = single {
+        set_replicas(&mut owned[i], desired);
+        annotate(&mut owned[i]);
+        return;
+    }
+    if let Some(n) = new_index {
+        let rs = &owned[n];
+        let annotated = rs
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(DESIRED_REPLICAS))
+            .and_then(|v| v.parse::<i32>().ok());
+        let saturated =
+            annotated == Some(desired) && rs_replicas(rs) == desired && rs_status(rs).2 == desired;
+        if saturated {
+            for i in active.iter().filter(|i| **i != n) {
+                set_replicas(&mut owned[*i], 0);
+                annotate(&mut owned[*i]);
+            }
+            return;
+        }
+    }
+    if is_recreate(d) {
+        return;
+    }
+    let total: i32 = active.iter().map(|i| rs_replicas(&owned[*i])).sum();
+    let allowed = if desired > 0 { desired + max_surge } else { 0 };
+    let to_add = allowed - total;
+    let mut order = active.clone();
+    order.sort_by_key(|i| {
+        let created = creation_key(&owned[*i]);
+        let newer_first = if to_add > 0 {
+            std::cmp::Reverse(created.0)
+        } else {
+            std::cmp::Reverse(-created.0)
+        };
+        (std::cmp::Reverse(rs_replicas(&owned[*i])), newer_first)
+    });
+    let mut added = 0;
+    let mut sizes: Vec<(usize, i32)> = Vec::new();
+    for i in &order {
+        let share = proportion(&owned[*i], d, to_add, added, max_surge);
+        added += share;
+        sizes.push((*i, rs_replicas(&owned[*i]) + share));
+    }
+    if let Some(first) = sizes.first_mut()
+        && to_add != 0
+    {
+        first.1 = (first.1 + to_add - added).max(0);
+    }
+    for (i, size) in sizes {
+        set_replicas(&mut owned[i], size);
+        annotate(&mut owned[i]);
     }
 }
 

@@ -1979,3 +1979,104 @@ fn replica_set_adopts_matching_orphans_and_releases_relabelled_pods() {
     // The adopted pod counts: one more is created, not two.
     assert_eq!(plan.created_pods().len(), 1);
 }
+
+#[test]
+fn scaling_mid_rollout_is_proportional() {
+    // The example of the Kubernetes documentation: 10 replicas, maxSurge 3, maxUnavailable 2,
+    // a rollout stuck with 8 old and 5 new pods; scaled to 15, the old ReplicaSet gets 3 more
+    // and the new one 2.
+    let mut world = World::new(2);
+    world.deployments.push(with_strategy(
+        deployment("web", 10, "v1"),
+        IntOrString::Int(3),
+        IntOrString::Int(2),
+    ));
+    world.run_until(
+        Duration::from_secs(120),
+        |w| rolled_out(&w.deployments[0]),
+        |_| {},
+    );
+    {
+        let d = &mut world.deployments[0];
+        let spec = d.spec.as_mut().expect("spec");
+        spec.template = template("web", "v2");
+        if let Some(m) = spec.template.metadata.as_mut() {
+            m.annotations = Some(BTreeMap::from([(
+                outcome::OUTCOME.to_string(),
+                "never-ready".to_string(),
+            )]));
+        }
+        d.metadata.generation = Some(2);
+    }
+    let sizes = |w: &World| {
+        let mut v: Vec<(i64, i32)> = w
+            .replica_sets
+            .iter()
+            .map(|rs| (deployment::revision_of(&rs.metadata), rs_replicas(rs)))
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    world.run_until(
+        Duration::from_secs(120),
+        |w| sizes(w) == vec![(1, 8), (2, 5)],
+        |_| {},
+    );
+    // Stuck: nothing more happens.
+    let timing = KubeletTiming {
+        start_delay: Duration::from_secs(1),
+        ..KubeletTiming::default()
+    };
+    for _ in 0..5 {
+        world.round(&timing, &JobBackoff::default());
+        world.now = Timestamp::from_second(world.now.as_second() + 1).expect("time");
+    }
+    assert_eq!(sizes(&world), vec![(1, 8), (2, 5)]);
+
+    world.deployments[0].spec.as_mut().expect("spec").replicas = Some(15);
+    world.deployments[0].metadata.generation = Some(3);
+    let plan = plan_deployment(
+        &world.deployments[0],
+        &world.replica_sets,
+        &world.pods,
+        world.now,
+    );
+    assert!(
+        !plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::CreateReplicaSet(_)))
+    );
+    world.apply(&plan);
+    assert_eq!(sizes(&world), vec![(1, 11), (2, 7)]);
+    for rs in &world.replica_sets {
+        let a = rs.metadata.annotations.clone().unwrap_or_default();
+        assert_eq!(
+            a.get(deployment::DESIRED_REPLICAS).map(String::as_str),
+            Some("15")
+        );
+        assert_eq!(
+            a.get(deployment::MAX_REPLICAS).map(String::as_str),
+            Some("18")
+        );
+    }
+    // The scaling event is over: the next sync is an ordinary (stuck) rollout again.
+    let next = plan_deployment(
+        &world.deployments[0],
+        &world.replica_sets,
+        &world.pods,
+        world.now,
+    );
+    assert!(next.patch_of(Kind::ReplicaSet, "x").is_none());
+    assert!(
+        next.writes().iter().all(|a| !matches!(
+            a,
+            Action::Patch {
+                kind: Kind::ReplicaSet,
+                ..
+            }
+        )),
+        "{:?}",
+        next.writes()
+    );
+}
