@@ -83,6 +83,8 @@ pub struct CheckEvent {
     pub reason: String,
     /// `<phase long name>: <text> / Namespace: <ns>, Name: <name>[, Version: <v>]`.
     pub message: String,
+    /// Phase short name, for the event's `phase` annotation.
+    pub phase: String,
 }
 
 impl CheckEvent {
@@ -98,8 +100,108 @@ impl CheckEvent {
             warning: true,
             reason: format!("{short}{suffix}"),
             message: object.message(long, text),
+            phase: short.to_owned(),
         }
     }
+}
+
+/// Longest `note` the API server accepts on an events.k8s.io Event.
+const MAX_NOTE: usize = 1024;
+
+/// The events.k8s.io/v1 Event of B §7.1 for `event` about `regarding`: `annotations` are the
+/// object-specific keys; `namespace`, `name` and `phase` are added here.
+pub fn event_object(
+    event: &CheckEvent,
+    regarding: k8s_openapi::api::core::v1::ObjectReference,
+    mut annotations: std::collections::BTreeMap<String, String>,
+    controller: &str,
+    instance: &str,
+    now: jiff::Timestamp,
+) -> k8s_openapi::api::events::v1::Event {
+    let name = regarding.name.clone().unwrap_or_default();
+    let namespace = regarding.namespace.clone();
+    annotations.insert("namespace".into(), namespace.clone().unwrap_or_default());
+    annotations.insert("name".into(), name.clone());
+    annotations.insert("phase".into(), event.phase.clone());
+    let mut note = event.message.clone();
+    if note.len() > MAX_NOTE {
+        let mut cut = MAX_NOTE;
+        while !note.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        note.truncate(cut);
+    }
+    k8s_openapi::api::events::v1::Event {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(format!("{name}.{:x}", now.as_nanosecond())),
+            namespace,
+            annotations: Some(annotations),
+            ..Default::default()
+        },
+        event_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+            now,
+        )),
+        action: Some(event.reason.clone()),
+        reason: Some(event.reason.clone()),
+        note: Some(note),
+        regarding: Some(regarding),
+        reporting_controller: Some(controller.to_owned()),
+        reporting_instance: Some(instance.to_owned()),
+        type_: Some(if event.warning { "Warning" } else { "Normal" }.to_owned()),
+        ..Default::default()
+    }
+}
+
+/// `traceparent` of an object's annotations (usually empty), as B §7.1 puts it on events.
+fn traceparent(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get("traceparent").cloned())
+        .unwrap_or_default()
+}
+
+/// B §7.1 event annotations of a KeptnTask.
+pub fn task_event_annotations(
+    task: &shared::crd::KeptnTask,
+) -> std::collections::BTreeMap<String, String> {
+    let c = &task.spec.context;
+    std::collections::BTreeMap::from([
+        ("appName".to_owned(), c.app_name.clone()),
+        ("appVersion".to_owned(), c.app_version.clone()),
+        ("workloadName".to_owned(), c.workload_name.clone()),
+        ("workloadVersion".to_owned(), c.workload_version.clone()),
+        (
+            "taskName".to_owned(),
+            task.metadata.name.clone().unwrap_or_default(),
+        ),
+        (
+            "taskDefinitionName".to_owned(),
+            task.spec.task_definition.clone(),
+        ),
+        ("traceparent".to_owned(), traceparent(&task.metadata)),
+    ])
+}
+
+/// B §7.1 event annotations of a KeptnEvaluation.
+pub fn evaluation_event_annotations(
+    evaluation: &shared::crd::KeptnEvaluation,
+) -> std::collections::BTreeMap<String, String> {
+    let s = &evaluation.spec;
+    std::collections::BTreeMap::from([
+        ("appName".to_owned(), s.app_name.clone()),
+        ("appVersion".to_owned(), s.app_version.clone()),
+        ("workloadName".to_owned(), s.workload.clone()),
+        ("workloadVersion".to_owned(), s.workload_version.clone()),
+        (
+            "evaluationName".to_owned(),
+            evaluation.metadata.name.clone().unwrap_or_default(),
+        ),
+        (
+            "evaluationDefinitionName".to_owned(),
+            s.evaluation_definition.clone(),
+        ),
+        ("traceparent".to_owned(), traceparent(&evaluation.metadata)),
+    ])
 }
 
 /// What an event message names: the object's namespace, name and version.
@@ -282,6 +384,78 @@ mod format_tests {
         assert_eq!(json, r#"{"q":"a\u003cb \u0026\u0026 c\u003ed \u2028é"}"#);
         let back: std::collections::BTreeMap<String, String> = serde_json::from_str(&json).unwrap();
         assert_eq!(back["q"], "a<b && c>d \u{2028}é");
+    }
+
+    #[test]
+    fn b7_1_event_object_with_annotations() {
+        let task = crate::execution::tests::task(serde_json::json!({
+            "metadata": {"annotations": {"traceparent": "00-abc-def-01"}}
+        }));
+        let id = ObjectId {
+            namespace: "app",
+            name: "pre-hello-12345",
+            version: "0.4",
+        };
+        let e = CheckEvent::warning("CreateTask", "NotFound", "Create Task", "x", &id);
+        let regarding = k8s_openapi::api::core::v1::ObjectReference {
+            kind: Some("KeptnTask".into()),
+            name: Some("pre-hello-12345".into()),
+            namespace: Some("app".into()),
+            ..Default::default()
+        };
+        let now = jiff::Timestamp::from_second(1_700_000_000).unwrap();
+        let ev = event_object(
+            &e,
+            regarding,
+            task_event_annotations(&task),
+            "keptntask-controller",
+            "gate-0",
+            now,
+        );
+        assert_eq!(ev.reason.as_deref(), Some("CreateTaskNotFound"));
+        assert_eq!(ev.type_.as_deref(), Some("Warning"));
+        assert_eq!(
+            ev.reporting_controller.as_deref(),
+            Some("keptntask-controller")
+        );
+        assert_eq!(ev.reporting_instance.as_deref(), Some("gate-0"));
+        assert_eq!(ev.metadata.namespace.as_deref(), Some("app"));
+        assert!(ev.metadata.name.unwrap().starts_with("pre-hello-12345."));
+        let a = ev.metadata.annotations.unwrap();
+        let want: std::collections::BTreeMap<String, String> = [
+            ("appName", "waiter"),
+            ("appVersion", ""),
+            ("workloadName", "waiter-waiter"),
+            ("workloadVersion", "0.4"),
+            ("taskName", "pre-hello-12345"),
+            ("taskDefinitionName", "hello"),
+            ("traceparent", "00-abc-def-01"),
+            ("namespace", "app"),
+            ("name", "pre-hello-12345"),
+            ("phase", "CreateTask"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        assert_eq!(a, want);
+        let long = CheckEvent {
+            message: "é".repeat(600),
+            ..e
+        };
+        let ev = event_object(&long, Default::default(), Default::default(), "c", "i", now);
+        assert!(ev.note.unwrap().len() <= MAX_NOTE);
+    }
+
+    #[test]
+    fn b7_1_evaluation_event_annotations() {
+        let e = crate::execution::tests::evaluation(serde_json::json!({}));
+        let a = evaluation_event_annotations(&e);
+        assert_eq!(a["evaluationName"], "pre-eval-ready-23456");
+        assert_eq!(a["evaluationDefinitionName"], "ready");
+        assert_eq!(a["workloadName"], "waiter-waiter");
+        assert_eq!(a["workloadVersion"], "0.4");
+        assert_eq!(a["appName"], "waiter");
+        assert_eq!(a["traceparent"], "");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! it) and status merge patches on `/status` carrying the `resourceVersion` the decision was made
 //! on, so a decision taken on a stale cache entry conflicts and is re-made instead of applied.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +15,6 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -29,7 +28,8 @@ use super::task::{TASK_POLL, TASK_RETRY, job_create_failed_event};
 use super::{
     CheckError, CheckEvent, CheckMetrics, EvaluationAction, JobLookup, RunnerImages, TaskAction,
     TaskInput, attempt_evaluation, config_map_action, decide_task, definition_namespaces,
-    metric_namespaces, plan_function_config_map, task_definition_status,
+    evaluation_event_annotations, event_object, metric_namespaces, plan_function_config_map,
+    task_definition_status, task_event_annotations,
 };
 
 /// B §3.13: after a read error, look again in 30 s.
@@ -41,31 +41,77 @@ const API_TIMEOUT: Duration = Duration::from_secs(10);
 /// Buffer of each shared watch stream of [`run`].
 const SHARED_BUFFER: usize = 256;
 
-/// Event recorders, one per controller as Keptn names them (B §0.4).
+/// Publishes events.k8s.io/v1 Events for one reporting controller, with B §7.1's annotations
+/// (kube's recorder cannot set annotations).
+#[derive(Clone)]
+pub struct EventPublisher {
+    client: Client,
+    controller: &'static str,
+    instance: String,
+}
+
+impl EventPublisher {
+    /// A publisher reporting as `controller` from `instance`.
+    pub fn new(client: &Client, controller: &'static str, instance: String) -> Self {
+        EventPublisher {
+            client: client.clone(),
+            controller,
+            instance,
+        }
+    }
+
+    /// Publishes in the background (B §7.1: events are sent asynchronously); failures are
+    /// only logged.
+    fn publish(
+        &self,
+        event: &CheckEvent,
+        regarding: ObjectReference,
+        annotations: BTreeMap<String, String>,
+    ) {
+        let object = event_object(
+            event,
+            regarding,
+            annotations,
+            self.controller,
+            &self.instance,
+            Timestamp::now(),
+        );
+        let api: Api<k8s_openapi::api::events::v1::Event> = match &object.metadata.namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::default_namespaced(self.client.clone()),
+        };
+        tokio::spawn(async move {
+            let reason = object.reason.clone().unwrap_or_default();
+            match timed(api.create(&PostParams::default(), &object)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => tracing::warn!(%reason, %error, "could not publish event"),
+                Err(error) => tracing::warn!(%reason, %error, "could not publish event"),
+            }
+        });
+    }
+}
+
+/// Event publishers, one per controller as Keptn names them (B §0.4).
 #[derive(Clone)]
 pub struct CheckRecorders {
-    pub task: Recorder,
-    pub task_definition: Recorder,
-    pub evaluation: Recorder,
+    pub task: EventPublisher,
+    pub task_definition: EventPublisher,
+    pub evaluation: EventPublisher,
 }
 
 impl CheckRecorders {
-    /// Recorders reporting as `keptntask-controller`, `keptntaskdefinition-controller` and
+    /// Publishers reporting as `keptntask-controller`, `keptntaskdefinition-controller` and
     /// `keptnevaluation-controller`, with `instance` as the reporting instance.
     pub fn new(client: &Client, instance: Option<String>) -> Self {
-        let recorder = |controller: &str| {
-            Recorder::new(
-                client.clone(),
-                Reporter {
-                    controller: controller.to_owned(),
-                    instance: instance.clone(),
-                },
-            )
-        };
+        let instance = instance.unwrap_or_default();
         CheckRecorders {
-            task: recorder("keptntask-controller"),
-            task_definition: recorder("keptntaskdefinition-controller"),
-            evaluation: recorder("keptnevaluation-controller"),
+            task: EventPublisher::new(client, "keptntask-controller", instance.clone()),
+            task_definition: EventPublisher::new(
+                client,
+                "keptntaskdefinition-controller",
+                instance.clone(),
+            ),
+            evaluation: EventPublisher::new(client, "keptnevaluation-controller", instance),
         }
     }
 }
@@ -229,25 +275,6 @@ fn namespace_of<K: Resource>(object: &K, kind: &'static str) -> Result<String, C
     })
 }
 
-async fn publish(recorder: &Recorder, event: &CheckEvent, reference: &ObjectReference) {
-    let ev = Event {
-        type_: if event.warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: event.reason.clone(),
-        note: Some(event.message.clone()),
-        action: event.reason.clone(),
-        secondary: None,
-    };
-    match timed(recorder.publish(&ev, reference)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::warn!(reason = %event.reason, %error, "could not publish event"),
-        Err(error) => tracing::warn!(reason = %event.reason, %error, "could not publish event"),
-    }
-}
-
 /// A merge patch that turns `current` into `desired`: keys only in `current` become `null`
 /// (merge patches otherwise keep them), nested objects are diffed the same way.
 pub fn merge_diff(current: &Value, desired: &Value) -> Value {
@@ -409,23 +436,21 @@ pub async fn reconcile_task(
                             job: job_name,
                             task: task.name_any(),
                         };
-                        publish(
-                            &ctx.recorders.task,
+                        ctx.recorders.task.publish(
                             &job_create_failed_event(&task),
-                            &reference,
-                        )
-                        .await;
+                            reference.clone(),
+                            task_event_annotations(&task),
+                        );
                         return Err(error);
                     }
                 }
                 Err(e) => {
                     tracing::warn!(task = %task.name_any(), error = %e, "could not create Job");
-                    publish(
-                        &ctx.recorders.task,
+                    ctx.recorders.task.publish(
                         &job_create_failed_event(&task),
-                        &reference,
-                    )
-                    .await;
+                        reference.clone(),
+                        task_event_annotations(&task),
+                    );
                     return Ok(Action::requeue(TASK_RETRY));
                 }
             }
@@ -449,7 +474,9 @@ pub async fn reconcile_task(
         }
         TaskAction::ReportMissingDefinition { event, status }
         | TaskAction::ReportBuildFailure { event, status } => {
-            publish(&ctx.recorders.task, &event, &reference).await;
+            ctx.recorders
+                .task
+                .publish(&event, reference.clone(), task_event_annotations(&task));
             if !write_status(&tasks, task.as_ref(), current, &status).await? {
                 return Ok(Action::requeue(CONFLICT_RETRY));
             }
@@ -560,7 +587,11 @@ pub async fn reconcile_evaluation(
             if !write_status(&api, evaluation.as_ref(), current, &status).await? {
                 return Ok(Action::requeue(CONFLICT_RETRY));
             }
-            publish(&ctx.recorders.evaluation, &event, &reference).await;
+            ctx.recorders.evaluation.publish(
+                &event,
+                reference.clone(),
+                evaluation_event_annotations(&evaluation),
+            );
             ctx.metrics.evaluation_finished(&evaluation, &status);
             Ok(Action::await_change())
         }
@@ -574,7 +605,11 @@ pub async fn reconcile_evaluation(
                 Ok(false) => return Ok(Action::requeue(CONFLICT_RETRY)),
                 Err(error) => {
                     let event = super::evaluation::status_write_failed_event(&evaluation);
-                    publish(&ctx.recorders.evaluation, &event, &reference).await;
+                    ctx.recorders.evaluation.publish(
+                        &event,
+                        reference.clone(),
+                        evaluation_event_annotations(&evaluation),
+                    );
                     return Err(error);
                 }
             }
@@ -624,7 +659,11 @@ pub async fn reconcile_task_definition(
                         }
                         Err(e) => {
                             let event = config_map_failed_event(&namespace, &name, true);
-                            publish(&ctx.recorders.task_definition, &event, &reference).await;
+                            ctx.recorders.task_definition.publish(
+                                &event,
+                                reference.clone(),
+                                BTreeMap::new(),
+                            );
                             return Err(e.into());
                         }
                     }
@@ -637,7 +676,11 @@ pub async fn reconcile_task_definition(
                         }
                         Err(e) => {
                             let event = config_map_failed_event(&namespace, &name, false);
-                            publish(&ctx.recorders.task_definition, &event, &reference).await;
+                            ctx.recorders.task_definition.publish(
+                                &event,
+                                reference.clone(),
+                                BTreeMap::new(),
+                            );
                             return Err(e.into());
                         }
                     }

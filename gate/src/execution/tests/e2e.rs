@@ -256,6 +256,15 @@ async fn e2e_tasks_run_as_jobs_and_are_never_rerun() {
             "Create Task: could not find KeptnTaskDefinition: nope / Namespace: app, Name: pre-nope-33333, Version: 0.4"
         )
     );
+    assert_eq!(
+        event.reporting_controller.as_deref(),
+        Some("keptntask-controller")
+    );
+    let annotations = event.metadata.annotations.clone().unwrap_or_default();
+    assert_eq!(annotations["phase"], "CreateTask");
+    assert_eq!(annotations["taskName"], "pre-nope-33333");
+    assert_eq!(annotations["taskDefinitionName"], "nope");
+    assert_eq!(annotations["workloadName"], "waiter-waiter");
     let tasks: Api<KeptnTask> = Api::namespaced(client.clone(), NS);
     wait_for("missing-definition message", || {
         let tasks = tasks.clone();
@@ -429,6 +438,9 @@ async fn e2e_evaluations_compare_metrics_and_give_up_after_retries() {
             "Reconcile Evaluation: retryCount exceeded / Namespace: app, Name: pre-eval-bad-22222, Version: 0.4"
         )
     );
+    let annotations = event.metadata.annotations.clone().unwrap_or_default();
+    assert_eq!(annotations["evaluationName"], "pre-eval-bad-22222");
+    assert_eq!(annotations["phase"], "ReconcileEvaluation");
     controllers.stop().await;
     sim.shutdown().await;
 }
