@@ -66,6 +66,7 @@ fail() {
 cleanup() {
   local rc=$? pid i
   trap - EXIT INT TERM
+  if [[ -n ${BUILD_PID:-} ]]; then kill -TERM "$BUILD_PID" 2>/dev/null || true; fi
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   # Give each process 5 s to stop on its own (the webhook drains), then kill it.
   for pid in "${PIDS[@]}"; do
@@ -121,8 +122,11 @@ done
 step "Building kubesim, portcullis-certs, portcullis-webhook and portcullis-gate (debug)"
 # `--examples` selects no target (there are none) but resolves features with dev-dependencies,
 # exactly as `cargo test --workspace` does, so `make test` reuses the binaries its tests built.
-(cd "$ROOT" && "$CARGO" build --workspace --bins --examples --locked --quiet) ||
-  fail "cargo build failed"
+# In the background so that an interrupt is handled at once (bash runs traps only between commands).
+(cd "$ROOT" && exec "$CARGO" build --workspace --bins --examples --locked --quiet) &
+BUILD_PID=$!
+wait "$BUILD_PID" || fail "cargo build failed"
+BUILD_PID=
 for b in kubesim portcullis-certs portcullis-webhook portcullis-gate; do
   [[ -x "$BIN/$b" ]] || fail "$BIN/$b was not built"
 done
