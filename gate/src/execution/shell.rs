@@ -24,7 +24,7 @@ use shared::crd::{KeptnEvaluation, KeptnEvaluationDefinition, KeptnTask, KeptnTa
 use super::definition::{ConfigMapAction, FunctionConfigMap, config_map_failed_event};
 use super::evaluation::{MISSING_DEFINITION_RETRY, MetricFetch, objectives_to_fetch};
 use super::runtime::parent_name;
-use super::task::{TASK_POLL, TASK_RETRY, job_create_failed_event};
+use super::task::{TASK_POLL, TASK_RETRY, job_create_failed_event, report_is_new};
 use super::{
     CheckError, CheckEvent, CheckMetrics, EvaluationAction, JobLookup, RunnerImages, TaskAction,
     TaskInput, attempt_evaluation, config_map_action, decide_task, definition_namespaces,
@@ -474,11 +474,15 @@ pub async fn reconcile_task(
         }
         TaskAction::ReportMissingDefinition { event, status }
         | TaskAction::ReportBuildFailure { event, status } => {
-            ctx.recorders
-                .task
-                .publish(&event, reference.clone(), task_event_annotations(&task));
             if !write_status(&tasks, task.as_ref(), current, &status).await? {
                 return Ok(Action::requeue(CONFLICT_RETRY));
+            }
+            if report_is_new(current, &status) {
+                ctx.recorders.task.publish(
+                    &event,
+                    reference.clone(),
+                    task_event_annotations(&task),
+                );
             }
             Ok(Action::requeue(TASK_RETRY))
         }

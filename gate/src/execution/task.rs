@@ -150,6 +150,14 @@ pub fn job_create_failed_event(task: &KeptnTask) -> CheckEvent {
     create_failed_event(task, &format!("could not create Job: {name}"))
 }
 
+/// Whether a missing definition or a build failure is news: the first time it is written to the
+/// task's status message (or when the message changes). Keptn repeats the event every 10 s and
+/// client-go folds the repeats into one Event with a count; publishing once per message gives the
+/// same single Event without one object per retry.
+pub fn report_is_new(current: Option<&KeptnTaskStatus>, reported: &KeptnTaskStatus) -> bool {
+    current.map(|c| c.message.as_str()) != Some(reported.message.as_str())
+}
+
 /// One reconcile of a KeptnTask (B §5.3 with A15; see the module docs).
 pub fn decide_task(input: &TaskInput<'_>) -> TaskAction {
     let task = input.task;

@@ -381,3 +381,24 @@ fn b7_1_app_task_events_carry_the_app_version() {
         event.message
     );
 }
+
+#[test]
+fn b7_1_missing_definition_event_once_per_message() {
+    use crate::execution::task::report_is_new;
+    let mut case = Case::new(task(json!({})));
+    case.definition = None;
+    let TaskAction::ReportMissingDefinition { status, .. } = case.decide() else {
+        panic!("expected ReportMissingDefinition");
+    };
+    assert!(report_is_new(None, &status));
+    assert!(report_is_new(case.task.status.as_ref(), &status));
+    // The next round (message already written): no new event.
+    let waiting = task(json!({"status": serde_json::to_value(&status).unwrap()}));
+    let mut case = Case::new(waiting);
+    case.definition = None;
+    let TaskAction::ReportMissingDefinition { status: again, .. } = case.decide() else {
+        panic!("expected ReportMissingDefinition");
+    };
+    assert!(!report_is_new(case.task.status.as_ref(), &again));
+    assert_eq!(again, status, "nothing to write either");
+}
