@@ -241,6 +241,53 @@ async fn e2e_tasks_run_as_jobs_and_are_never_rerun() {
     assert_eq!(status.job_name, want_job);
     assert!(status.start_time.is_some());
 
+    // Container (B §5.6, scratch volume) and python httpRef (B §5.5) Jobs are accepted by the
+    // API server's validation and run.
+    for (name, spec) in [
+        (
+            "scratch",
+            json!({"container": {"name": "c", "image": "busybox",
+                "volumeMounts": [{"name": "work", "mountPath": "/work"}]}}),
+        ),
+        (
+            "fetch",
+            json!({"python": {"httpRef": {"url": "https://example.com/check.py"},
+                "parameters": {"map": {"k": "v"}}, "secureParameters": {"secret": "creds"}}}),
+        ),
+    ] {
+        create::<KeptnTaskDefinition>(
+            &client,
+            NS,
+            json!({"apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnTaskDefinition",
+                "metadata": {"name": name}, "spec": spec}),
+        )
+        .await;
+        let task_name = format!("pre-{name}-55555");
+        create::<KeptnTask>(&client, NS, task_json(&task_name, name, "exit:0")).await;
+        let done = task_in_state(&client, &task_name, KeptnState::Succeeded).await;
+        let job = Api::<Job>::namespaced(client.clone(), NS)
+            .get(&done.status.unwrap().job_name)
+            .await
+            .expect("the task's Job");
+        let pod = job.spec.unwrap().template.spec.unwrap();
+        match name {
+            "scratch" => assert_eq!(
+                pod.volumes.unwrap()[0]
+                    .empty_dir
+                    .as_ref()
+                    .unwrap()
+                    .size_limit,
+                Some(k8s_openapi::apimachinery::pkg::api::resource::Quantity(
+                    "1Gi".into()
+                ))
+            ),
+            _ => assert_eq!(
+                pod.containers[0].image.as_deref(),
+                Some("ghcr.io/keptn/python-runtime:v1.0.8")
+            ),
+        }
+    }
+
     // A task that fails: its Job's failure reason is the task's.
     create::<KeptnTask>(&client, NS, task_json("pre-hello-22222", "hello", "exit:3")).await;
     let failed = task_in_state(&client, "pre-hello-22222", KeptnState::Failed).await;
