@@ -474,3 +474,16 @@ fn b3_6_failure_lines_from_an_attempt() {
         ]
     );
 }
+
+#[test]
+fn b6_2_unparsable_retry_interval_falls_back_to_the_default() {
+    // The CRD pattern accepts anything starting with "0"; Go's parser does not.
+    let def = evaluation_definition(json!([objective("cpu", "", "<80")]));
+    let m = Metrics::default().with("app", "cpu", "95");
+    let ev = evaluation(
+        json!({"spec": {"evaluationDefinition": "ready", "workloadVersion": "0.4",
+        "retries": 3, "retryInterval": "0x"}}),
+    );
+    let (_, _, requeue) = attempted(attempt_evaluation(&ev, Some(&def), &m, INSTALL, now()));
+    assert_eq!(requeue, Some(Duration::from_secs(5)));
+}
