@@ -2,7 +2,7 @@
 //! (A11–A14) and leader election.
 //!
 //! The decisions are pure functions over plain data ([`phase`], [`checks`], [`lifecycle`],
-//! [`deploy`], [`discovery`], [`versions`], [`release`], [`config`], [`events`]); the kube-facing
+//! [`deploy`], [`discovery`], [`versions`], [`build`], [`release`], [`config`], [`events`]); the kube-facing
 //! shell ([`controllers`], [`lease`], [`admin`]) only reads caches and applies them.
 
 pub mod admin;
