@@ -52,11 +52,21 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(kind: FieldErrorKind, field: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self { kind, field: field.into(), detail: detail.into(), bad_value: None }
+        Self {
+            kind,
+            field: field.into(),
+            detail: detail.into(),
+            bad_value: None,
+        }
     }
 
     pub fn invalid(field: impl Into<String>, value: Value, detail: impl Into<String>) -> Self {
-        Self { kind: FieldErrorKind::Invalid, field: field.into(), detail: detail.into(), bad_value: Some(value) }
+        Self {
+            kind: FieldErrorKind::Invalid,
+            field: field.into(),
+            detail: detail.into(),
+            bad_value: Some(value),
+        }
     }
 }
 
@@ -85,7 +95,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: u16, reason: &str, message: impl Into<String>) -> Self {
-        Self { code, reason: reason.to_string(), message: message.into(), details: None }
+        Self {
+            code,
+            reason: reason.to_string(),
+            message: message.into(),
+            details: None,
+        }
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
@@ -95,14 +110,22 @@ impl ApiError {
 
     /// 404, `<resource>.<group> "<name>" not found`.
     pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
-        Self::new(404, "NotFound", format!("{} \"{name}\" not found", qualified(group, resource)))
-            .with_details(json!({"name": name, "group": group, "kind": resource}))
+        Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", qualified(group, resource)),
+        )
+        .with_details(json!({"name": name, "group": group, "kind": resource}))
     }
 
     /// 409, `<resource>.<group> "<name>" already exists`.
     pub fn already_exists(group: &str, resource: &str, name: &str) -> Self {
-        Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", qualified(group, resource)))
-            .with_details(json!({"name": name, "group": group, "kind": resource}))
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", qualified(group, resource)),
+        )
+        .with_details(json!({"name": name, "group": group, "kind": resource}))
     }
 
     /// 409 optimistic-concurrency failure (F7).
@@ -121,7 +144,11 @@ impl ApiError {
     /// 422 with field causes, message `<Kind>.<group> "<name>" is invalid: [a, b]`.
     pub fn invalid(group: &str, kind: &str, name: &str, errors: &[FieldError]) -> Self {
         let list = errors.iter().map(ToString::to_string).collect::<Vec<_>>();
-        let joined = if list.len() == 1 { list[0].clone() } else { format!("[{}]", list.join(", ")) };
+        let joined = if list.len() == 1 {
+            list[0].clone()
+        } else {
+            format!("[{}]", list.join(", "))
+        };
         let causes: Vec<Value> = errors
             .iter()
             .map(|e| {
@@ -135,9 +162,17 @@ impl ApiError {
                 json!({"reason": e.kind.cause(), "message": msg, "field": e.field})
             })
             .collect();
-        let gk = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
-        Self::new(422, "Invalid", format!("{gk} \"{name}\" is invalid: {joined}"))
-            .with_details(json!({"name": name, "group": group, "kind": kind, "causes": causes}))
+        let gk = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
+        Self::new(
+            422,
+            "Invalid",
+            format!("{gk} \"{name}\" is invalid: {joined}"),
+        )
+        .with_details(json!({"name": name, "group": group, "kind": kind, "causes": causes}))
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -155,7 +190,11 @@ impl ApiError {
 
     /// 501 for what the emulator deliberately does not implement: never a silent success.
     pub fn not_implemented(what: impl Into<String>) -> Self {
-        Self::new(501, "NotImplemented", format!("kubesim does not implement {}", what.into()))
+        Self::new(
+            501,
+            "NotImplemented",
+            format!("kubesim does not implement {}", what.into()),
+        )
     }
 
     pub fn method_not_allowed(message: impl Into<String>) -> Self {
@@ -181,7 +220,11 @@ impl ApiError {
 }
 
 fn qualified(group: &str, resource: &str) -> String {
-    if group.is_empty() { resource.to_string() } else { format!("{resource}.{group}") }
+    if group.is_empty() {
+        resource.to_string()
+    } else {
+        format!("{resource}.{group}")
+    }
 }
 
 #[cfg(test)]
@@ -190,12 +233,25 @@ mod tests {
 
     #[test]
     fn field_error_renders_like_the_api_server() {
-        let e = FieldError::new(FieldErrorKind::Forbidden, "spec.schedulingGates", "only deletion is allowed");
-        assert_eq!(e.to_string(), "spec.schedulingGates: Forbidden: only deletion is allowed");
+        let e = FieldError::new(
+            FieldErrorKind::Forbidden,
+            "spec.schedulingGates",
+            "only deletion is allowed",
+        );
+        assert_eq!(
+            e.to_string(),
+            "spec.schedulingGates: Forbidden: only deletion is allowed"
+        );
         let err = ApiError::invalid("", "Pod", "p", &[e]);
         assert_eq!(err.code, 422);
-        assert_eq!(err.message, "Pod \"p\" is invalid: spec.schedulingGates: Forbidden: only deletion is allowed");
-        assert_eq!(err.to_status()["details"]["causes"][0]["reason"], "FieldValueForbidden");
+        assert_eq!(
+            err.message,
+            "Pod \"p\" is invalid: spec.schedulingGates: Forbidden: only deletion is allowed"
+        );
+        assert_eq!(
+            err.to_status()["details"]["causes"][0]["reason"],
+            "FieldValueForbidden"
+        );
     }
 
     #[test]
