@@ -6,7 +6,9 @@ cluster itself, so what the demo shows is what kubectl shows.
 
   free-port                          print a free TCP port on 127.0.0.1
   probe URL [CA_FILE [SNI_HOST]]     exit 0 when GET URL answers 2xx (HTTPS verified against CA_FILE)
-  changes NOW.json STATE_FILE        print what changed since STATE_FILE (exit 0), or exit 1
+  differs NOW.json STATE_FILE        exit 0 when something changed since STATE_FILE, else 1
+  same A.json B.json                 exit 0 when both show the same picture, else 1
+  changes NOW.json STATE_FILE        print what changed since STATE_FILE and update it (exit 0), or exit 1
   outcome NOW.json PODS              print running | completed | failed | held
   verify NOW.json EVENTS.json PODS   check the completed rollout; print the checks; exit 1 if one fails
   summary NOW.json EVENTS.json T0    one-screen summary of a completed rollout (T0: epoch of apply)
@@ -75,6 +77,10 @@ def pod_state(pod):
         return "SchedulingGated"
     st = status(pod)
     text = st.get("phase", "Pending")
+    waiting = [c["state"]["waiting"].get("reason") for c in st.get("containerStatuses") or []
+               if (c.get("state") or {}).get("waiting")]
+    if text == "Pending" and any(waiting):
+        text += f" ({waiting[0]})"
     if text == "Running":
         text += ", ready" if ready(pod) else ", not ready"
     restarts = sum(c.get("restartCount", 0) for c in st.get("containerStatuses") or [])
@@ -103,12 +109,28 @@ def describe(obj):
     return f"{kind.lower()}/{name(obj)}", ""
 
 
-def cmd_changes(now_path, state_path):
-    new = dict(describe(o) for o in load(now_path).get("items", []))
+def picture(path):
+    """kind/name -> state text of every object in a `kubectl get -o json` list."""
+    return dict(describe(o) for o in load(path).get("items", []))
+
+
+def previous(state_path):
     try:
-        old = load(state_path)
+        return load(state_path)
     except (FileNotFoundError, json.JSONDecodeError):
-        old = {}
+        return {}
+
+
+def cmd_differs(now_path, state_path):
+    return 0 if picture(now_path) != previous(state_path) else 1
+
+
+def cmd_same(a_path, b_path):
+    return 0 if picture(a_path) == picture(b_path) else 1
+
+
+def cmd_changes(now_path, state_path):
+    new, old = picture(now_path), previous(state_path)
     if new == old:
         return 1
     for key in sorted(set(old) | set(new), key=order):
@@ -196,6 +218,11 @@ def cmd_verify(now_path, events_path, want_pods):
     return 1 if c.failed else 0
 
 
+def span(values):
+    low, high = round(min(values)), round(max(values))
+    return f"{low}s" if low == high else f"{low}-{high}s"
+
+
 def since(t, t0):
     return f"{t - t0:5.0f}s" if t is not None else "    ?"
 
@@ -238,7 +265,7 @@ def cmd_summary(now_path, events_path, t0):
     scheduled = [condition_time(p, "PodScheduled") for p in pods]
     holds = [s - c for c, s in zip(created, scheduled) if c and s]
     print(f" Gates: {len(pods)} pods created with {GATE} (SchedulingGated), "
-          + (f"held {min(holds):.0f}-{max(holds):.0f}s, " if holds else "")
+          + (f"held {span(holds)}, " if holds else "")
           + f"all released by portcullis-gate ({RELEASED}=true)")
     print(" Timeline (seconds after the Deployments were applied):")
     marks = []
@@ -336,6 +363,8 @@ def main(argv):
     commands = {
         "free-port": cmd_free_port,
         "probe": cmd_probe,
+        "differs": cmd_differs,
+        "same": cmd_same,
         "changes": cmd_changes,
         "outcome": cmd_outcome,
         "verify": cmd_verify,

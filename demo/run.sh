@@ -200,16 +200,25 @@ APPLIED=$(date +%s.%N)
 show kubectl apply -f "$DEMO/app/workloads.yaml"
 
 step "Watching: kubectl get kav,kwv,keptntasks,keptnevaluations,pods -n $NS (printed on every change)"
+# look [ARGS]: the command the demo watches with.
+look() { kubectl get kav,kwv,keptntasks,keptnevaluations,pods -n "$NS" "$@"; }
 end=$((SECONDS + ROLLOUT_TIMEOUT))
 outcome=running
 while :; do
   alive
-  kubectl get kav,kwv,keptntasks,keptnevaluations,pods -n "$NS" -o json >"$WORK/now.json" ||
-    fail "kubectl get failed"
-  if "${OBSERVE[@]}" changes "$WORK/now.json" "$WORK/state.json" >"$WORK/changes.txt"; then
+  look -o json >"$WORK/now.json" || fail "kubectl get failed"
+  if "${OBSERVE[@]}" differs "$WORK/now.json" "$WORK/state.json"; then
+    # Show the table only with a picture that did not change while kubectl printed it, so that
+    # the change lines and the table agree (a few tries; things settle within moments).
+    for _ in 1 2 3 4 5; do
+      look >"$WORK/table.txt" 2>&1 || fail "kubectl get failed"
+      look -o json >"$WORK/after.json" || fail "kubectl get failed"
+      "${OBSERVE[@]}" same "$WORK/now.json" "$WORK/after.json" && break
+      mv "$WORK/after.json" "$WORK/now.json"
+    done
     step "changed:"
-    cat "$WORK/changes.txt"
-    kubectl get kav,kwv,keptntasks,keptnevaluations,pods -n "$NS" 2>&1 | sed 's/^/    /'
+    "${OBSERVE[@]}" changes "$WORK/now.json" "$WORK/state.json" || true
+    sed 's/^/    /' "$WORK/table.txt"
   fi
   outcome=$("${OBSERVE[@]}" outcome "$WORK/now.json" "$APP_PODS")
   case "$outcome/$FAIL" in
