@@ -23,6 +23,10 @@ CARGO=${CARGO:-cargo}
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
 OBSERVE=(python3 "$DEMO/observe.py")
 
+if [[ -z ${EPOCHREALTIME:-} ]]; then
+  echo "demo/run.sh needs bash 5 or newer" >&2
+  exit 1
+fi
 T0=${EPOCHREALTIME/./}
 BOLD='' RED='' PLAIN=''
 if [[ -t 1 ]]; then BOLD=$'\033[1m' RED=$'\033[1;31m' PLAIN=$'\033[0m'; fi
@@ -135,7 +139,8 @@ done
 step "Starting kubesim (API server emulator with simulated controllers, scheduler and kubelets)"
 export KUBECONFIG="$WORK/kubeconfig"
 WEBHOOK_PORT=$("${OBSERVE[@]}" free-port)
-GATE_PORT=$("${OBSERVE[@]}" free-port)
+GATE_PORT=$WEBHOOK_PORT
+while [[ $GATE_PORT == "$WEBHOOK_PORT" ]]; do GATE_PORT=$("${OBSERVE[@]}" free-port); done
 start kubesim "$BIN/kubesim" serve --listen 127.0.0.1:0 --kubeconfig "$KUBECONFIG" --nodes 2 \
   --timing fast --service "portcullis-system/portcullis-webhook=127.0.0.1:$WEBHOOK_PORT" \
   --log warn
@@ -196,7 +201,7 @@ show kubectl get keptnmetric -n "$NS"
 
 # ---------------------------------------------------------------------------------------------
 step "Deploying the app: three annotated Deployments (keptn.sh/app: shop)"
-APPLIED=$(date +%s.%N)
+APPLIED=$EPOCHREALTIME
 show kubectl apply -f "$DEMO/app/workloads.yaml"
 
 step "Watching: kubectl get kav,kwv,keptntasks,keptnevaluations,pods -n $NS (printed on every change)"
