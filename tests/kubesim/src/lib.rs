@@ -15,6 +15,7 @@ pub mod controllers;
 pub mod defaults;
 pub mod discovery;
 pub mod events;
+pub mod faults;
 pub mod gc;
 pub mod glue;
 pub mod known_fields;

@@ -32,6 +32,8 @@ pub struct App {
     pub state: Arc<ApiState>,
     pub shutdown: watch::Receiver<bool>,
     pub server_address: String,
+    /// Test-controlled failures (`faults` module).
+    pub faults: Arc<crate::faults::Faults>,
 }
 
 /// The axum application: one fallback handler that routes Kubernetes paths itself.
@@ -147,9 +149,49 @@ async fn handle(State(app): State<App>, req: Request) -> Response {
     };
     let path = parts.uri.path().to_string();
     tracing::debug!(method = %parts.method, %path, "request");
-    match route(&app, &parts.method, &path, &parts.headers, &params, bytes).await {
+    if path == "/kubesim/faults" || path.starts_with("/kubesim/faults/") {
+        return faults_admin(&app, &parts.method, &path, &bytes);
+    }
+    let injection =
+        crate::faults::RequestInfo::parse(parts.method.as_str(), &path, flag(&params, "watch"))
+            .and_then(|r| app.faults.check(&r));
+    if let Some(i) = &injection
+        && !i.after_commit
+    {
+        return error_response(&i.error);
+    }
+    let resp = match route(&app, &parts.method, &path, &parts.headers, &params, bytes).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
+    };
+    match injection {
+        Some(i) => error_response(&i.error),
+        None => resp,
+    }
+}
+
+/// The admin endpoint of the `faults` module (for the `kubesim` binary).
+fn faults_admin(app: &App, method: &Method, path: &str, body: &[u8]) -> Response {
+    match (method, path) {
+        (&Method::GET, "/kubesim/faults") => respond(200, &app.faults.summary(), &[]),
+        (&Method::DELETE, "/kubesim/faults") => {
+            app.faults.clear();
+            respond(200, &app.faults.summary(), &[])
+        }
+        (&Method::POST, "/kubesim/faults") => {
+            match serde_json::from_slice::<crate::faults::FaultRule>(body) {
+                Ok(rule) => {
+                    app.faults.add(rule);
+                    respond(201, &app.faults.summary(), &[])
+                }
+                Err(e) => error_response(&ApiError::bad_request(format!("fault rule: {e}"))),
+            }
+        }
+        (&Method::POST, "/kubesim/faults/close-watches") => {
+            app.faults.close_watches();
+            respond(200, &app.faults.summary(), &[])
+        }
+        _ => error_response(&not_found_path()),
     }
 }
 
@@ -1234,6 +1276,7 @@ fn watch_stream(
     };
     let (tx, body_rx) = mpsc::channel::<Bytes>(64);
     let mut shutdown = app.shutdown.clone();
+    let mut closer = app.faults.watch_closer();
     let interval = state.settings.bookmark_interval;
     tokio::spawn(async move {
         if let Some(e) = expired {
@@ -1255,6 +1298,7 @@ fn watch_stream(
             tokio::select! {
                 _ = &mut deadline => return,
                 _ = shutdown.changed() => return,
+                _ = closer.changed() => return,
                 _ = tx.closed() => return,
                 _ = ticker.tick(), if spec.bookmarks => {
                     // Everything up to `current` has been broadcast; drain it before promising it.

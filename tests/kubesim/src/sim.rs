@@ -92,6 +92,7 @@ pub struct SimHandle {
     shutdown_tx: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     controllers: Option<controllers::ControllersHandle>,
+    faults: Arc<crate::faults::Faults>,
     _tempdir: Option<tempfile::TempDir>,
 }
 
@@ -177,10 +178,12 @@ impl Sim {
             .collect();
         seed(&state, if config.controllers { &[] } else { &node_names })?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let faults = Arc::new(crate::faults::Faults::default());
         let app = App {
             state: state.clone(),
             shutdown: shutdown_rx.clone(),
             server_address: addr.to_string(),
+            faults: faults.clone(),
         };
         let router = server::router(app);
         let mut graceful = shutdown_rx.clone();
@@ -202,6 +205,7 @@ impl Sim {
             shutdown_tx,
             tasks: tasks_now,
             controllers: None,
+            faults,
             _tempdir: tempdir,
         };
         if config.controllers {
@@ -236,6 +240,11 @@ impl SimHandle {
     /// Map a webhook service `namespace/name` to a loopback address (any port of the service).
     pub fn register_service(&self, namespace: &str, name: &str, addr: SocketAddr) {
         self.state.services.insert(namespace, name, addr);
+    }
+
+    /// Fault injection for failure tests: failing requests with real API errors, closing watches.
+    pub fn faults(&self) -> &crate::faults::Faults {
+        &self.faults
     }
 
     /// Stop serving: watches close, the listener stops, background tasks end.
