@@ -1,0 +1,931 @@
+//! Failure tests on kubesim (issue 9): the webhook process killed during a rollout (failurePolicy
+//! `Fail` and `Ignore`), the gate SIGKILLed and restarted at seeded random points of a
+//! multi-workload rollout, and API errors injected into kubesim (`kubesim::faults`: 500s on
+//! writes, lost write responses, 409 conflicts on status writes, dropped watches).
+//!
+//! Each test runs its own emulator (free port) and processes; waits poll with a deadline. The
+//! "random" points come from a seed printed by the test (`FAILURES_SEED` overrides it).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use futures::StreamExt;
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
+use kubesim::faults::{Fault, FaultRule};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use serde_json::json;
+use shared::crd::{
+    KeptnAppCreationRequest, KeptnAppVersion, KeptnState, KeptnTask, KeptnWorkload,
+    KeptnWorkloadVersion,
+};
+
+const GATE: &str = "keptn-prechecks-gate";
+const REMOVED: &str = "keptn.sh/scheduling-gate-removed";
+const SERVICE: &str = "portcullis-webhook";
+const INSTALL_NS: &str = "portcullis-system";
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Polls `f` every 100 ms until it yields a value or `timeout` passes (then panics with `what`).
+async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// splitmix64: a seeded source of the "random" kill points, reproducible from the printed seed.
+struct Rng(u64);
+
+impl Rng {
+    fn seeded(test: &str, default: u64) -> Self {
+        let seed = std::env::var("FAILURES_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default);
+        eprintln!("{test}: seed {seed} (rerun with FAILURES_SEED={seed})");
+        Self(seed)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `lo..hi` milliseconds.
+    fn millis(&mut self, lo: u64, hi: u64) -> Duration {
+        Duration::from_millis(lo + self.next() % (hi - lo))
+    }
+}
+
+/// The emulator with CRDs, the processes of a test and their logs (printed when a test fails).
+struct Env {
+    sim: Option<kubesim::SimHandle>,
+    client: Client,
+    logs: tempfile::TempDir,
+    gate: Option<tokio::process::Child>,
+    gates_started: usize,
+    webhook: Option<tokio::process::Child>,
+    webhooks_started: usize,
+    webhook_port: u16,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let mut names: Vec<String> = (0..self.gates_started)
+                .map(|i| format!("gate-{i}"))
+                .collect();
+            names.extend((0..self.webhooks_started).map(|i| format!("webhook-{i}")));
+            for name in names {
+                let text = std::fs::read_to_string(self.logs.path().join(format!("{name}.log")))
+                    .unwrap_or_default();
+                eprintln!("---- {name} log (last lines) ----");
+                for line in text.lines().rev().take(40).collect::<Vec<_>>().iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+}
+
+async fn start_env() -> Env {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sim = kubesim::Sim::start(kubesim::SimConfig {
+        nodes: 2,
+        controllers: true,
+        controllers_config: Some(kubesim::controllers::ControllersConfig::fast(2)),
+        ..Default::default()
+    })
+    .await
+    .expect("kubesim starts");
+    let client = sim.client().expect("client");
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in shared::crd::all() {
+        crds.create(&PostParams::default(), &crd)
+            .await
+            .expect("CRD created");
+    }
+    let c = client.clone();
+    wait_for("CRDs served", WAIT, || {
+        let c = c.clone();
+        async move {
+            let ok = Api::<KeptnWorkloadVersion>::all(c.clone())
+                .list(&ListParams::default())
+                .await
+                .is_ok()
+                && Api::<KeptnTask>::all(c)
+                    .list(&ListParams::default())
+                    .await
+                    .is_ok();
+            ok.then_some(())
+        }
+    })
+    .await;
+    Env {
+        sim: Some(sim),
+        client,
+        logs: tempfile::tempdir().expect("tempdir"),
+        gate: None,
+        gates_started: 0,
+        webhook: None,
+        webhooks_started: 0,
+        webhook_port: 0,
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn log_file(dir: &Path, name: &str) -> (Stdio, Stdio) {
+    let out = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log");
+    let err = out.try_clone().expect("log");
+    (Stdio::from(out), Stdio::from(err))
+}
+
+impl Env {
+    fn sim(&self) -> &kubesim::SimHandle {
+        self.sim.as_ref().expect("sim")
+    }
+
+    /// Starts a fresh gate process (no leader election, as a single replica runs).
+    fn start_gate(&mut self) {
+        let i = self.gates_started;
+        self.gates_started += 1;
+        let (out, err) = log_file(self.logs.path(), &format!("gate-{i}"));
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis-gate"))
+            .arg("--kubeconfig")
+            .arg(&self.sim().kubeconfig)
+            .args(["--admin-address", &format!("127.0.0.1:{}", free_port())])
+            .args(["--sweep-interval-seconds", "1"])
+            .args(["--identity", &format!("gate-{i}")])
+            .env("LOG_FILTER", "info,gate=debug,kube=warn")
+            .env_remove("POD_NAMESPACE")
+            .env_remove("KUBECONFIG")
+            .stdout(out)
+            .stderr(err)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("gate binary starts");
+        self.gate = Some(child);
+    }
+
+    /// SIGKILLs the running gate.
+    async fn kill_gate(&mut self) {
+        if let Some(mut child) = self.gate.take() {
+            child.start_kill().expect("kill");
+            let _ = child.wait().await;
+        }
+    }
+
+    async fn namespace(&self, name: &str, enabled: bool) {
+        let meta = if enabled {
+            json!({"name": name, "annotations": {"keptn.sh/lifecycle-toolkit": "enabled"},
+                "labels": {"keptn.sh/lifecycle-toolkit": "enabled"}})
+        } else {
+            json!({"name": name})
+        };
+        let ns: Namespace = serde_json::from_value(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": meta}),
+        )
+        .expect("namespace");
+        Api::<Namespace>::all(self.client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("namespace created");
+    }
+
+    /// Writes a CA and a serving certificate for the webhook Service; returns the CA PEM and
+    /// maps the Service to a free loopback port.
+    fn webhook_certificates(&mut self) -> String {
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().expect("ca key");
+        let ca = ca_params.self_signed(&ca_key).expect("ca");
+        let issuer = Issuer::new(ca_params, ca_key);
+        let host = format!("{SERVICE}.{INSTALL_NS}.svc");
+        let leaf_key = KeyPair::generate().expect("key");
+        let leaf = CertificateParams::new(vec![host, SERVICE.to_owned()])
+            .expect("leaf params")
+            .signed_by(&leaf_key, &issuer)
+            .expect("leaf");
+        std::fs::write(self.logs.path().join("tls.crt"), leaf.pem()).expect("cert");
+        std::fs::write(self.logs.path().join("tls.key"), leaf_key.serialize_pem()).expect("key");
+        self.webhook_port = free_port();
+        self.sim().register_service(
+            INSTALL_NS,
+            SERVICE,
+            ([127, 0, 0, 1], self.webhook_port).into(),
+        );
+        ca.pem()
+    }
+
+    /// Starts the webhook binary on its port and waits until it serves TLS with our CA.
+    async fn start_webhook(&mut self, ca: &str) {
+        let binary =
+            Path::new(env!("CARGO_BIN_EXE_portcullis-gate")).with_file_name("portcullis-webhook");
+        assert!(
+            binary.exists(),
+            "{} is missing: build it with `cargo build -p webhook` first",
+            binary.display()
+        );
+        let i = self.webhooks_started;
+        self.webhooks_started += 1;
+        let (out, err) = log_file(self.logs.path(), &format!("webhook-{i}"));
+        let dir = self.logs.path();
+        let port = self.webhook_port;
+        let child = tokio::process::Command::new(&binary)
+            .args([
+                format!("--listen=127.0.0.1:{port}"),
+                format!("--tls-cert={}", dir.join("tls.crt").display()),
+                format!("--tls-key={}", dir.join("tls.key").display()),
+            ])
+            .env("KUBECONFIG", &self.sim().kubeconfig)
+            .env("POD_NAMESPACE", INSTALL_NS)
+            .env("LOG_FILTER", "info,kube=warn")
+            .stdout(out)
+            .stderr(err)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("webhook starts");
+        self.webhook = Some(child);
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        let https = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).expect("ca"))
+            .resolve(&format!("{SERVICE}.{INSTALL_NS}.svc"), addr)
+            .build()
+            .expect("https client");
+        let url = format!("https://{SERVICE}.{INSTALL_NS}.svc:{port}/readyz");
+        wait_for("webhook ready", WAIT, || {
+            let https = https.clone();
+            let url = url.clone();
+            async move {
+                let r = https.get(&url).send().await.ok()?;
+                r.status().is_success().then_some(())
+            }
+        })
+        .await;
+    }
+
+    async fn kill_webhook(&mut self) {
+        if let Some(mut child) = self.webhook.take() {
+            child.start_kill().expect("kill");
+            let _ = child.wait().await;
+        }
+    }
+
+    /// Registers the mutating webhooks of `deploy/base` with the CA, the pod hook with
+    /// `pod_policy` and the workload hook with `workload_policy`.
+    async fn register_webhooks(&self, ca: &str, pod_policy: &str, workload_policy: &str) {
+        let yaml = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/base/webhook-configurations.yaml"
+        ))
+        .expect("deploy/base/webhook-configurations.yaml");
+        let first = serde_yaml::Deserializer::from_str(&yaml)
+            .next()
+            .expect("a document");
+        let first: serde_yaml::Value = serde::Deserialize::deserialize(first).expect("yaml");
+        let mut mwc: serde_json::Value = serde_json::to_value(first).expect("json");
+        let bundle = base64::engine::general_purpose::STANDARD.encode(ca);
+        for hook in mwc["webhooks"].as_array_mut().expect("webhooks") {
+            hook["clientConfig"]["caBundle"] = json!(bundle);
+            hook["failurePolicy"] = if hook["name"] == "mpod.portcullis.keptn.sh" {
+                json!(pod_policy)
+            } else {
+                json!(workload_policy)
+            };
+        }
+        let mwc: MutatingWebhookConfiguration = serde_json::from_value(mwc).expect("mwc");
+        Api::<MutatingWebhookConfiguration>::all(self.client.clone())
+            .create(&PostParams::default(), &mwc)
+            .await
+            .expect("registration");
+    }
+}
+
+/// Every state each pod of a namespace was seen in, in order: (resourceVersion, gated,
+/// released-marker, bound to a node).
+type PodHistory = Arc<Mutex<BTreeMap<String, Vec<(u64, bool, bool, bool)>>>>;
+
+fn gated(p: &Pod) -> bool {
+    p.spec
+        .as_ref()
+        .and_then(|s| s.scheduling_gates.as_ref())
+        .is_some_and(|g| g.iter().any(|g| g.name == GATE))
+}
+
+fn released(p: &Pod) -> bool {
+    !gated(p) && p.annotations().get(REMOVED).map(String::as_str) == Some("true")
+}
+
+fn ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn rv(p: &Pod) -> u64 {
+    p.resource_version()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_default()
+}
+
+/// Records every pod change of `ns` (a watch that resumes after dropped connections).
+fn record_pods(client: &Client, ns: &str) -> (PodHistory, tokio::task::JoinHandle<()>) {
+    let history: PodHistory = Arc::default();
+    let h = history.clone();
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let task = tokio::spawn(async move {
+        let mut stream = watcher(api, watcher::Config::default()).boxed();
+        while let Some(ev) = stream.next().await {
+            let pods: Vec<Pod> = match ev {
+                Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => vec![p],
+                _ => continue,
+            };
+            let mut h = h.lock().expect("history");
+            for p in pods {
+                let bound = p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some();
+                let entry = h.entry(p.name_any()).or_default();
+                let state = (rv(&p), gated(&p), released(&p), bound);
+                if entry.last() != Some(&state) {
+                    entry.push(state);
+                }
+            }
+        }
+    });
+    (history, task)
+}
+
+async fn pods(client: &Client, ns: &str, app: &str) -> Vec<Pod> {
+    Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels(&format!("app={app}")))
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+}
+
+async fn list<K>(client: &Client, ns: &str) -> Vec<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    Api::<K>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+}
+
+async fn kwv_state(client: &Client, ns: &str, name: &str) -> Option<(String, KeptnState)> {
+    let k = Api::<KeptnWorkloadVersion>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await
+        .ok()??;
+    let s = k.status?;
+    Some((s.current_phase, s.status))
+}
+
+/// Waits until the `n` pods of `app` are released (gate gone, removed-marker set) and Ready.
+async fn all_released(client: &Client, ns: &str, app: &str, n: usize) -> Vec<Pod> {
+    wait_for(
+        &format!("{n} pods of {app} released and ready"),
+        WAIT,
+        || {
+            let c = client.clone();
+            async move {
+                let p = pods(&c, ns, app).await;
+                (p.len() == n && p.iter().all(|p| released(p) && ready(p))).then_some(p)
+            }
+        },
+    )
+    .await
+}
+
+/// A Deployment with a Keptn workload identity on its pod template; `gate_in_template` gives
+/// the pods the gate themselves (the webhook's part, for tests without the webhook).
+fn deployment(name: &str, version: &str, replicas: i32, gate_in_template: bool) -> Deployment {
+    let mut spec =
+        json!({"containers": [{"name": name, "image": format!("example/{name}:{version}")}]});
+    let mut annotations = json!({"keptn.sh/workload": name, "keptn.sh/version": version});
+    if gate_in_template {
+        spec["schedulingGates"] = json!([{"name": GATE}]);
+        annotations["keptn.sh/app"] = json!(name);
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}, "annotations": annotations},
+                "spec": spec
+            }
+        }
+    }))
+    .expect("deployment")
+}
+
+async fn scale(client: &Client, ns: &str, name: &str, replicas: i32) {
+    Api::<Deployment>::namespaced(client.clone(), ns)
+        .patch_scale(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": replicas}})),
+        )
+        .await
+        .expect("scaled");
+}
+
+/// Webhook rollout with one pod released, then the webhook process dies and the Deployment is
+/// scaled up; returns with the webhook down and the pods of `ns` being recorded.
+///
+/// The workload hook is registered with `Ignore`: kubesim sends `/scale` writes through the
+/// admission of the main resource (in a real cluster a `deployments` rule does not match
+/// `deployments/scale`), and the scale-up must not be what the dead webhook blocks.
+async fn webhook_rollout(policy: &str, ns: &str) -> (Env, String, PodHistory) {
+    let mut env = start_env().await;
+    env.namespace(INSTALL_NS, false).await;
+    env.namespace(ns, true).await;
+    let ca = env.webhook_certificates();
+    env.start_webhook(&ca).await;
+    env.start_gate();
+    env.register_webhooks(&ca, policy, "Ignore").await;
+    let (history, _recorder) = record_pods(&env.client, ns);
+    Api::<Deployment>::namespaced(env.client.clone(), ns)
+        .create(&PostParams::default(), &deployment("shop", "1.0", 1, false))
+        .await
+        .expect("deployment created");
+    all_released(&env.client, ns, "shop", 1).await;
+    env.kill_webhook().await;
+    scale(&env.client, ns, "shop", 4).await;
+    (env, ca, history)
+}
+
+/// Issue 9, webhook killed with failurePolicy Fail: pod creation fails (the ReplicaSet reports
+/// FailedCreate and retries); once the webhook is back every pod is gated, then released, and
+/// no pod ever existed without the gate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_killed_with_fail_policy_blocks_then_gates_every_pod() {
+    let started = Instant::now();
+    let ns = "fail-policy";
+    let (mut env, ca, history) = webhook_rollout("Fail", ns).await;
+    let c = env.client.clone();
+    let failed = wait_for("FailedCreate on the ReplicaSet", WAIT, || {
+        let c = c.clone();
+        async move {
+            list::<Event>(&c, ns).await.into_iter().find(|e| {
+                e.reason.as_deref() == Some("FailedCreate")
+                    && e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("ReplicaSet")
+            })
+        }
+    })
+    .await;
+    let note = failed.note.clone().unwrap_or_default();
+    assert!(note.contains("mpod.portcullis.keptn.sh"), "{note}");
+    assert_eq!(pods(&c, ns, "shop").await.len(), 1, "no pod admitted");
+    env.start_webhook(&ca).await;
+    let final_pods = all_released(&c, ns, "shop", 4).await;
+    // Let the recorder catch up with the final states.
+    let names: BTreeSet<String> = final_pods.iter().map(|p| p.name_any()).collect();
+    let h = wait_for("the recorder saw every pod released", WAIT, || {
+        let h = history.lock().expect("history").clone();
+        let seen = names
+            .iter()
+            .all(|n| h.get(n).and_then(|s| s.last()).is_some_and(|s| s.2));
+        async move { seen.then_some(h) }
+    })
+    .await;
+    for (pod, states) in &h {
+        let (_, first_gated, _, first_bound) = states[0];
+        assert!(
+            first_gated && !first_bound,
+            "{pod} first seen ungated: {states:?}"
+        );
+        for (rv, g, _, bound) in states {
+            assert!(!(*g && *bound), "{pod} bound while gated at {rv}");
+        }
+    }
+    let wl = Api::<KeptnWorkload>::namespaced(c.clone(), ns)
+        .get("shop-shop")
+        .await
+        .expect("KeptnWorkload");
+    assert_eq!(wl.spec.version, "1.0");
+    env.kill_gate().await;
+    eprintln!("fail policy: {:?}", started.elapsed());
+}
+
+/// Issue 9, webhook killed with failurePolicy Ignore: the new pods pass ungated and run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_killed_with_ignore_policy_lets_pods_pass_ungated() {
+    let started = Instant::now();
+    let ns = "ignore-policy";
+    let (mut env, _ca, _history) = webhook_rollout("Ignore", ns).await;
+    let c = env.client.clone();
+    let p = wait_for("4 pods running, 3 of them never gated", WAIT, || {
+        let c = c.clone();
+        async move {
+            let p = pods(&c, ns, "shop").await;
+            (p.len() == 4 && p.iter().all(|p| !gated(p) && ready(p))).then_some(p)
+        }
+    })
+    .await;
+    let unmarked = p.iter().filter(|p| !p.annotations().contains_key(REMOVED));
+    assert_eq!(unmarked.count(), 3, "three pods passed without the webhook");
+    env.kill_gate().await;
+    eprintln!("ignore policy: {:?}", started.elapsed());
+}
+
+/// The webhook's part for tests without it: the KeptnWorkload (owned by the ReplicaSet) with a
+/// pre-deployment task, and the single-service KeptnAppCreationRequest.
+async fn workload(client: &Client, ns: &str, name: &str, version: &str, task: &str) {
+    let deploy = deployment(name, version, 2, true);
+    retry("Deployment", || async {
+        Api::<Deployment>::namespaced(client.clone(), ns)
+            .create(&PostParams::default(), &deploy)
+            .await
+    })
+    .await;
+    let rs_api: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
+    let selector = format!("app={name}");
+    let rs = wait_for("the ReplicaSet", WAIT, || {
+        let rs_api = rs_api.clone();
+        let selector = selector.clone();
+        async move {
+            let list = rs_api
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .ok()?;
+            let rs = list.items.into_iter().next()?;
+            Some((rs.name_any(), rs.metadata.uid.clone()?))
+        }
+    })
+    .await;
+    let wl: KeptnWorkload = serde_json::from_value(json!({
+        "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnWorkload",
+        "metadata": {"name": format!("{name}-{name}"),
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs.0, "uid": rs.1}]},
+        "spec": {"app": name, "version": version, "preDeploymentTasks": [task],
+            "resourceReference": {"uid": rs.1, "kind": "ReplicaSet", "name": rs.0}}
+    }))
+    .expect("workload");
+    retry("KeptnWorkload", || async {
+        Api::<KeptnWorkload>::namespaced(client.clone(), ns)
+            .create(&PostParams::default(), &wl)
+            .await
+    })
+    .await;
+    let kacr: KeptnAppCreationRequest = serde_json::from_value(json!({
+        "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnAppCreationRequest",
+        "metadata": {"name": name, "annotations": {"keptn.sh/app-type": "single-service"}},
+        "spec": {"appName": name}
+    }))
+    .expect("kacr");
+    retry("KeptnAppCreationRequest", || async {
+        Api::<KeptnAppCreationRequest>::namespaced(client.clone(), ns)
+            .create(&PostParams::default(), &kacr)
+            .await
+    })
+    .await;
+}
+
+/// The test's own writes retry through injected failures (an AlreadyExists after a lost
+/// response counts as done), as a careful client does.
+async fn retry<T, F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match f().await {
+            Ok(_) => return,
+            Err(kube::Error::Api(s)) if s.code == 409 && s.reason == "AlreadyExists" => return,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "{what}: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn task_definition(client: &Client, ns: &str, name: &str) {
+    let def: shared::crd::KeptnTaskDefinition = serde_json::from_value(json!({
+        "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnTaskDefinition",
+        "metadata": {"name": name},
+        "spec": {"container": {"name": "c", "image": "busybox"}}
+    }))
+    .expect("definition");
+    Api::<shared::crd::KeptnTaskDefinition>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &def)
+        .await
+        .expect("definition created");
+}
+
+/// Plays the task's outcome (the Job's part) by setting its status; returns the resourceVersion
+/// of the write, after which (and only after which) the workload's pods may be released.
+async fn finish_task(client: &Client, ns: &str, name: &str) -> u64 {
+    let api = Api::<KeptnTask>::namespaced(client.clone(), ns);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match api
+            .patch_status(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {"status": "Succeeded"}})),
+            )
+            .await
+        {
+            Ok(t) => {
+                return t
+                    .resource_version()
+                    .and_then(|v| v.parse().ok())
+                    .expect("rv");
+            }
+            Err(e) => {
+                assert!(Instant::now() < deadline, "task status: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// The one pre-deployment KeptnTask of workload `wl`.
+async fn pre_task(client: &Client, ns: &str, wl: &str) -> KeptnTask {
+    wait_for(&format!("the pre-deployment task of {wl}"), WAIT, || {
+        let c = client.clone();
+        async move {
+            list::<KeptnTask>(&c, ns)
+                .await
+                .into_iter()
+                .find(|t| t.spec.check_type == "pre" && t.spec.context.workload_name == wl)
+        }
+    })
+    .await
+}
+
+/// Nothing run twice, nothing lost: one KeptnTask per workload, at most one Job per task, one
+/// KWV per workload and one KAV per app, every KWV Completed.
+async fn assert_exactly_once(client: &Client, ns: &str, apps: &[&str], version: &str) {
+    for app in apps {
+        wait_for(&format!("KWV {app} Completed"), WAIT, || {
+            let c = client.clone();
+            let name = format!("{app}-{app}-{version}");
+            async move {
+                (kwv_state(&c, ns, &name).await? == ("Completed".to_owned(), KeptnState::Succeeded))
+                    .then_some(())
+            }
+        })
+        .await;
+    }
+    let tasks = list::<KeptnTask>(client, ns).await;
+    let mut per_workload: HashMap<String, Vec<String>> = HashMap::new();
+    for t in &tasks {
+        per_workload
+            .entry(t.spec.context.workload_name.clone())
+            .or_default()
+            .push(t.name_any());
+    }
+    for app in apps {
+        let names = per_workload
+            .get(&format!("{app}-{app}"))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(names.len(), 1, "one task for {app}: {names:?}");
+    }
+    let mut jobs_per_task: HashMap<String, usize> = HashMap::new();
+    for j in list::<Job>(client, ns).await {
+        for o in j.owner_references() {
+            if o.kind == "KeptnTask" {
+                *jobs_per_task.entry(o.name.clone()).or_default() += 1;
+            }
+        }
+    }
+    assert!(
+        jobs_per_task.values().all(|n| *n <= 1),
+        "a task ran twice: {jobs_per_task:?}"
+    );
+    let kwvs: Vec<String> = list::<KeptnWorkloadVersion>(client, ns)
+        .await
+        .iter()
+        .map(|k| k.name_any())
+        .collect();
+    assert_eq!(kwvs.len(), apps.len(), "one KWV per workload: {kwvs:?}");
+    let kavs: Vec<String> = list::<KeptnAppVersion>(client, ns)
+        .await
+        .iter()
+        .map(|k| k.name_any())
+        .collect();
+    assert_eq!(kavs.len(), apps.len(), "one KAV per app: {kavs:?}");
+}
+
+/// No pod of `app` was seen without the gate before `finished_rv` (its pre-deployment task's
+/// success), and every pod was first seen gated.
+fn assert_not_released_early(
+    h: &BTreeMap<String, Vec<(u64, bool, bool, bool)>>,
+    app: &str,
+    finished_rv: u64,
+) {
+    let prefix = format!("{app}-");
+    let mine: Vec<_> = h.iter().filter(|(n, _)| n.starts_with(&prefix)).collect();
+    assert!(!mine.is_empty(), "pods of {app} recorded");
+    for (pod, states) in mine {
+        assert!(states[0].1, "{pod} first seen ungated: {states:?}");
+        for (rv, g, _, bound) in states {
+            assert!(
+                *g || *rv > finished_rv,
+                "{pod} ungated at rv {rv}, before its task succeeded at rv {finished_rv}"
+            );
+            assert!(!(*g && *bound), "{pod} bound while gated");
+        }
+    }
+}
+
+/// Issue 9, gate restart safety: three single-service workloads with a pre-deployment task; the
+/// gate is SIGKILLed and restarted at 20 seeded random points (while objects appear, while
+/// tasks are pending, right after each task succeeds, during the releases). Nothing is released
+/// early, no task or Job is created twice, and every pod ends released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gate_killed_at_twenty_random_points_of_a_multi_workload_rollout() {
+    let started = Instant::now();
+    let mut rng = Rng::seeded("gate-kill", 0x5eed_0009);
+    let mut env = start_env().await;
+    let c = env.client.clone();
+    let ns = "gate-chaos";
+    env.namespace(ns, true).await;
+    task_definition(&c, ns, "migrate").await;
+    let (history, recorder) = record_pods(&c, ns);
+    let apps = ["cart", "pay", "ship"];
+    env.start_gate();
+    let mut kills = 0;
+    let mut bounce = async |env: &mut Env, rng: &mut Rng, n: usize| {
+        for _ in 0..n {
+            tokio::time::sleep(rng.millis(0, 400)).await;
+            env.kill_gate().await;
+            env.start_gate();
+            kills += 1;
+        }
+    };
+    for app in apps {
+        workload(&c, ns, app, "2", "migrate").await;
+        bounce(&mut env, &mut rng, 2).await;
+    }
+    let mut tasks = Vec::new();
+    for app in apps {
+        tasks.push(pre_task(&c, ns, &format!("{app}-{app}")).await);
+    }
+    bounce(&mut env, &mut rng, 2).await;
+    let mut finished = Vec::new();
+    for (app, task) in apps.iter().zip(&tasks) {
+        finished.push((app, finish_task(&c, ns, &task.name_any()).await));
+        bounce(&mut env, &mut rng, 4).await;
+    }
+    for app in apps {
+        all_released(&c, ns, app, 2).await;
+    }
+    assert_eq!(kills, 20);
+    assert_exactly_once(&c, ns, &apps, "2").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    recorder.abort();
+    let h = history.lock().expect("history").clone();
+    for (app, rv) in finished {
+        assert_not_released_early(&h, app, rv);
+    }
+    env.kill_gate().await;
+    eprintln!("gate kills: {:?}", started.elapsed());
+}
+
+/// Issue 9, API errors: during a two-workload rollout kubesim fails writes with 500 (some after
+/// carrying them out: lost responses), answers status writes with 409 conflicts, and closes
+/// every watch repeatedly. The rollout still completes with no duplicate tasks or versions, and
+/// nothing is released early.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_errors_and_dropped_watches_are_retried_without_duplicates() {
+    let started = Instant::now();
+    let mut rng = Rng::seeded("api-errors", 0x5eed_0004);
+    let mut env = start_env().await;
+    let c = env.client.clone();
+    let ns = "api-errors";
+    env.namespace(ns, true).await;
+    task_definition(&c, ns, "migrate").await;
+    let (history, recorder) = record_pods(&c, ns);
+    env.start_gate();
+    let faults = env.sim().faults();
+    faults.add(
+        FaultRule::new(Fault::InternalError)
+            .verbs(&["create"])
+            .resource("keptntasks")
+            .namespace(ns)
+            .after_commit()
+            .times(1),
+    );
+    faults.add(
+        FaultRule::new(Fault::InternalError)
+            .verbs(&["create"])
+            .resource("keptnworkloadversions")
+            .namespace(ns)
+            .after_commit()
+            .times(1),
+    );
+    faults.add(
+        FaultRule::new(Fault::Conflict)
+            .verbs(&["patch", "update"])
+            .subresource("status")
+            .namespace(ns)
+            .every(2)
+            .times(30),
+    );
+    faults.add(
+        FaultRule::new(Fault::InternalError)
+            .verbs(&["create", "update", "patch"])
+            .namespace(ns)
+            .every(3)
+            .times(40),
+    );
+    let apps = ["front", "back"];
+    for app in apps {
+        workload(&c, ns, app, "5", "migrate").await;
+    }
+    assert!(
+        env.sim().faults().injected() > 0,
+        "the set-up writes met faults"
+    );
+    let mut finished = Vec::new();
+    for app in apps {
+        let task = pre_task(&c, ns, &format!("{app}-{app}")).await;
+        env.sim().faults().close_watches();
+        finished.push((app, finish_task(&c, ns, &task.name_any()).await));
+        tokio::time::sleep(rng.millis(50, 300)).await;
+        env.sim().faults().close_watches();
+    }
+    let closer = {
+        let mut n = 0;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let done = {
+                let mut all = true;
+                for app in apps {
+                    let p = pods(&c, ns, app).await;
+                    all &= p.len() == 2 && p.iter().all(|p| released(p) && ready(p));
+                }
+                all
+            };
+            if done {
+                break n;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for every pod released"
+            );
+            tokio::time::sleep(rng.millis(100, 400)).await;
+            env.sim().faults().close_watches();
+            n += 1;
+        }
+    };
+    let injected = env.sim().faults().injected();
+    env.sim().faults().clear();
+    assert!(injected >= 10, "faults were injected: {injected}");
+    assert_exactly_once(&c, ns, &apps, "5").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    recorder.abort();
+    let h = history.lock().expect("history").clone();
+    for (app, rv) in finished {
+        assert_not_released_early(&h, app, rv);
+    }
+    env.kill_gate().await;
+    eprintln!(
+        "api errors: {injected} injected, {} watch closures ({closer} while releasing): {:?}",
+        env.sim().faults().watch_closures(),
+        started.elapsed()
+    );
+}
