@@ -158,6 +158,13 @@ pub fn admit(
             ))));
         }
     };
+    if !spec.is_some_and(Value::is_object) {
+        // The gate goes into `spec.schedulingGates`: no patch could apply to such a pod (the API
+        // server never sends one; found by the property suite).
+        return Ok(Decision::only(Verdict::bad_request(
+            "the pod has no spec object to carry the scheduling gate",
+        )));
+    }
     let mut operations: Vec<_> = patch::gate_operation(spec).into_iter().collect();
     operations.extend(patch::annotation_operations(
         annotations,

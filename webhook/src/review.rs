@@ -20,6 +20,9 @@ pub enum ReviewError {
     /// An AdmissionReview of another API version.
     #[error("unsupported AdmissionReview apiVersion '{0}', expected admission.k8s.io/v1")]
     Version(String),
+    /// Another kind than AdmissionReview (its response would echo that kind back).
+    #[error("unsupported kind '{0}', expected AdmissionReview")]
+    Kind(String),
 }
 
 /// Parses a request body. serde_json's recursion limit (128) rejects absurdly nested bodies
@@ -28,6 +31,9 @@ pub fn parse(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, ReviewError
     let review: AdmissionReview<DynamicObject> = serde_json::from_slice(body)?;
     if review.types.api_version != "admission.k8s.io/v1" {
         return Err(ReviewError::Version(review.types.api_version));
+    }
+    if review.types.kind != "AdmissionReview" {
+        return Err(ReviewError::Kind(review.types.kind));
     }
     review.try_into().map_err(|_| ReviewError::NoRequest)
 }
