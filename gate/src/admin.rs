@@ -46,6 +46,8 @@ pub struct Metrics {
     pub gated_pods: Family<AgeLabels, Gauge>,
     /// Pods reported as stale (A14).
     pub stale_reports: Counter,
+    /// Pods of enabled workloads reported as admitted without the gate (`controllers::ungated`).
+    pub ungated_pods: Counter,
     /// 1 while this process holds the lease.
     pub leader: Gauge,
     registry: Registry,
@@ -64,6 +66,7 @@ impl Metrics {
         let release_duration = Histogram::new(exponential_buckets(0.001, 2.0, 14));
         let gated_pods = Family::<AgeLabels, Gauge>::default();
         let stale_reports = Counter::default();
+        let ungated_pods = Counter::default();
         let leader = Gauge::default();
         registry.register(
             "gate_reconciles",
@@ -101,6 +104,11 @@ impl Metrics {
             stale_reports.clone(),
         );
         registry.register(
+            "gate_ungated_pods",
+            "Pods of enabled workloads found running without the scheduling gate",
+            ungated_pods.clone(),
+        );
+        registry.register(
             "gate_leader",
             "1 while this process holds the lease",
             leader.clone(),
@@ -113,6 +121,7 @@ impl Metrics {
             release_duration,
             gated_pods,
             stale_reports,
+            ungated_pods,
             leader,
             registry,
         }

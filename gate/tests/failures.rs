@@ -90,6 +90,8 @@ struct Env {
     webhook: Option<tokio::process::Child>,
     webhooks_started: usize,
     webhook_port: u16,
+    /// Admin (metrics) port of the running gate.
+    gate_admin: u16,
 }
 
 impl Drop for Env {
@@ -153,6 +155,7 @@ async fn start_env() -> Env {
         webhook: None,
         webhooks_started: 0,
         webhook_port: 0,
+        gate_admin: 0,
     }
 }
 
@@ -179,10 +182,11 @@ impl Env {
         let i = self.gates_started;
         self.gates_started += 1;
         let (out, err) = log_file(self.logs.path(), &format!("gate-{i}"));
+        self.gate_admin = free_port();
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis-gate"))
             .arg("--kubeconfig")
             .arg(&self.sim().kubeconfig)
-            .args(["--admin-address", &format!("127.0.0.1:{}", free_port())])
+            .args(["--admin-address", &format!("127.0.0.1:{}", self.gate_admin)])
             .args(["--sweep-interval-seconds", "1"])
             .args(["--identity", &format!("gate-{i}")])
             .env("LOG_FILTER", "info,gate=debug,kube=warn")
@@ -536,6 +540,10 @@ async fn webhook_killed_with_fail_policy_blocks_then_gates_every_pod() {
             assert!(!(*g && *bound), "{pod} bound while gated at {rv}");
         }
     }
+    assert!(
+        missing_gate_reports(&c, ns).await.is_empty(),
+        "no pod reported as ungated"
+    );
     let wl = Api::<KeptnWorkload>::namespaced(c.clone(), ns)
         .get("shop-shop")
         .await
@@ -545,7 +553,42 @@ async fn webhook_killed_with_fail_policy_blocks_then_gates_every_pod() {
     eprintln!("fail policy: {:?}", started.elapsed());
 }
 
-/// Issue 9, webhook killed with failurePolicy Ignore: the new pods pass ungated and run.
+/// Sum of a metric's samples from the gate's `/metrics`.
+async fn metric(port: u16, name: &str) -> Option<f64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .await
+        .ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.ok()?;
+    Some(
+        body.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum(),
+    )
+}
+
+/// Pods with a `SchedulingGateMissing` Warning (the gate's report of ungated pods).
+async fn missing_gate_reports(client: &Client, ns: &str) -> BTreeSet<String> {
+    list::<Event>(client, ns)
+        .await
+        .into_iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some("SchedulingGateMissing")
+                && e.type_.as_deref() == Some("Warning")
+        })
+        .filter_map(|e| e.regarding?.name)
+        .collect()
+}
+
+/// Issue 9, webhook killed with failurePolicy Ignore: the new pods pass ungated and run, and the
+/// gate reports each of them (a Warning Event on the pod and the `ungated_pods` counter) but not
+/// the pod it released.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_killed_with_ignore_policy_lets_pods_pass_ungated() {
     let started = Instant::now();
@@ -560,8 +603,35 @@ async fn webhook_killed_with_ignore_policy_lets_pods_pass_ungated() {
         }
     })
     .await;
-    let unmarked = p.iter().filter(|p| !p.annotations().contains_key(REMOVED));
-    assert_eq!(unmarked.count(), 3, "three pods passed without the webhook");
+    let unmarked: BTreeSet<String> = p
+        .iter()
+        .filter(|p| !p.annotations().contains_key(REMOVED))
+        .map(|p| p.name_any())
+        .collect();
+    assert_eq!(unmarked.len(), 3, "three pods passed without the webhook");
+    let reported = wait_for(
+        "a SchedulingGateMissing Warning on each ungated pod",
+        WAIT,
+        || {
+            let c = c.clone();
+            let unmarked = unmarked.clone();
+            async move {
+                let r = missing_gate_reports(&c, ns).await;
+                unmarked.is_subset(&r).then_some(r)
+            }
+        },
+    )
+    .await;
+    assert_eq!(reported, unmarked, "the released pod is not reported");
+    let port = env.gate_admin;
+    wait_for(
+        "portcullis_gate_ungated_pods_total 3",
+        WAIT,
+        || async move {
+            (metric(port, "portcullis_gate_ungated_pods_total").await? == 3.0).then_some(())
+        },
+    )
+    .await;
     env.kill_gate().await;
     eprintln!("ignore policy: {:?}", started.elapsed());
 }
@@ -815,6 +885,10 @@ async fn gate_killed_at_twenty_random_points_of_a_multi_workload_rollout() {
     }
     assert_eq!(kills, 20);
     assert_exactly_once(&c, ns, &apps, "2").await;
+    assert!(
+        missing_gate_reports(&c, ns).await.is_empty(),
+        "gated pods are not reported"
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     recorder.abort();
     let h = history.lock().expect("history").clone();
@@ -913,7 +987,18 @@ async fn api_errors_and_dropped_watches_are_retried_without_duplicates() {
         }
     };
     let injected = env.sim().faults().injected();
+    let left = env.sim().faults().summary()["rules"].clone();
     env.sim().faults().clear();
+    let lost_left: Vec<_> = left
+        .as_array()
+        .expect("rules")
+        .iter()
+        .filter(|r| r["rule"]["afterCommit"] == true)
+        .collect();
+    assert!(
+        lost_left.is_empty(),
+        "the lost-response faults on KeptnTask and KWV creation fired: {lost_left:?}"
+    );
     assert!(injected >= 10, "faults were injected: {injected}");
     assert_exactly_once(&c, ns, &apps, "5").await;
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -8,6 +8,7 @@ mod discovery;
 pub use discovery::apply_config;
 mod lifecycle;
 mod pods;
+mod ungated;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -524,6 +525,7 @@ pub async fn run(
         )
         .boxed(),
         pods::sweeper(ctx.clone()).boxed(),
+        ungated::reporter(ctx.clone()).boxed(),
     ]);
 
     let caches_running = futures::future::join_all(vec![
