@@ -50,7 +50,10 @@ pub struct Metrics {
     pub ungated_pods: Counter,
     /// 1 while this process holds the lease.
     pub leader: Gauge,
+    /// Keptn's task and evaluation metrics (B §7.3), unprefixed (A21).
+    pub checks: crate::execution::CheckMetrics,
     registry: Registry,
+    keptn_registry: Registry,
 }
 
 impl Metrics {
@@ -113,7 +116,11 @@ impl Metrics {
             "1 while this process holds the lease",
             leader.clone(),
         );
+        let mut keptn_registry = Registry::default();
+        let checks = crate::execution::CheckMetrics::register(&mut keptn_registry);
         Metrics {
+            checks,
+            keptn_registry,
             reconciles,
             failures,
             reconcile_duration,
@@ -130,7 +137,12 @@ impl Metrics {
     /// Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
+        if encode_registry(&mut out, &self.registry)
+            .and_then(|()| encode_registry(&mut out, &self.keptn_registry))
+            .and_then(|()| encode_eof(&mut out))
+            .is_err()
+        {
             out.clear();
         }
         out

@@ -13,6 +13,7 @@ pub mod controllers;
 pub mod deploy;
 pub mod discovery;
 pub mod events;
+pub mod execution;
 pub mod lease;
 pub mod lifecycle;
 pub mod phase;

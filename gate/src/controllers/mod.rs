@@ -526,6 +526,25 @@ pub async fn run(
         .boxed(),
         pods::sweeper(ctx.clone()).boxed(),
         ungated::reporter(ctx.clone()).boxed(),
+        crate::execution::run_shared(
+            Arc::new(crate::execution::CheckContext {
+                client: client.clone(),
+                recorders: crate::execution::CheckRecorders::new(
+                    &client,
+                    Some(settings.identity.clone()),
+                ),
+                install_namespace: settings.keptn_namespace.clone(),
+                images: crate::execution::RunnerImages::from_env(),
+                metrics: ctx.metrics.checks.clone(),
+            }),
+            tasks.subscribe(),
+            caches.tasks.clone(),
+            evaluations.subscribe(),
+            caches.evaluations.clone(),
+            task_defs.subscribe(),
+            caches.task_definitions.clone(),
+        )
+        .boxed(),
     ]);
 
     let caches_running = futures::future::join_all(vec![
