@@ -2482,6 +2482,126 @@ async fn deploy_base_applies_with_kubectl_kustomize() {
     assert_eq!(crds.lines().count(), 12, "{crds}");
 }
 
+/// Every install overlay applies with `kubectl apply -k`, and what the overlay changes is what
+/// the server stores (issue "Deployable": overlays render and apply to kubesim).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_overlays_apply_with_kubectl_kustomize() {
+    let overlays = crate_path("../../deploy/overlays");
+    let mut names: Vec<String> = std::fs::read_dir(&overlays)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("kustomization.yaml").exists())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 6, "overlays found: {names:?}");
+    for name in names {
+        let e = env(&format!("overlay-{name}")).await;
+        if name == "cert-manager" {
+            e.apply_file(&crate_path("tests/fixtures/cert-manager-crds.yaml"))
+                .await;
+            e.kubectl_ok(&[
+                "wait",
+                "--for=condition=established",
+                "crd/issuers.cert-manager.io",
+                "crd/certificates.cert-manager.io",
+            ])
+            .await;
+        }
+        let dir = overlays.join(&name);
+        let out = e.kubectl_ok(&["apply", "-k", dir.to_str().unwrap()]).await;
+        assert!(
+            out.contains("mutatingwebhookconfiguration.admissionregistration.k8s.io/"),
+            "{name}: {out}"
+        );
+        let policies = e
+            .kubectl_ok(&[
+                "get",
+                "mutatingwebhookconfigurations",
+                "-o",
+                "jsonpath={.items[*].webhooks[*].failurePolicy}",
+            ])
+            .await;
+        let expected = if name == "failure-policy-ignore" {
+            "Ignore"
+        } else {
+            "Fail"
+        };
+        assert!(
+            !policies.is_empty() && policies.split_whitespace().all(|p| p == expected),
+            "{name}: failurePolicy {policies}"
+        );
+        match name.as_str() {
+            "cert-manager" => {
+                let injected = e
+                    .kubectl_ok(&[
+                        "get",
+                        "mutatingwebhookconfigurations",
+                        "-o",
+                        "jsonpath={.items[*].metadata.annotations.cert-manager\\.io/inject-ca-from}",
+                    ])
+                    .await;
+                assert!(injected.contains("portcullis-system/"), "{injected}");
+                let certs = e
+                    .kubectl_ok(&[
+                        "get",
+                        "certificates",
+                        "-n",
+                        "portcullis-system",
+                        "-o",
+                        "name",
+                    ])
+                    .await;
+                assert_eq!(certs.lines().count(), 2, "{certs}");
+            }
+            "host-network" => {
+                let host = e
+                    .kubectl_ok(&[
+                        "get",
+                        "deployments",
+                        "-n",
+                        "portcullis-system",
+                        "-o",
+                        "jsonpath={.items[*].spec.template.spec.hostNetwork}",
+                    ])
+                    .await;
+                assert!(host.contains("true"), "{host}");
+            }
+            "promotion" => {
+                let env_vars = e
+                    .kubectl_ok(&[
+                        "get",
+                        "deployments",
+                        "-n",
+                        "portcullis-system",
+                        "-o",
+                        "jsonpath={.items[*].spec.template.spec.containers[*].env[*].name}",
+                    ])
+                    .await;
+                assert!(env_vars.contains("PROMOTION_TASKS_ENABLED"), "{env_vars}");
+            }
+            "allowed-namespaces" | "denied-namespaces" => {
+                let selector = e
+                    .kubectl_ok(&[
+                        "get",
+                        "mutatingwebhookconfigurations",
+                        "-o",
+                        "jsonpath={.items[*].webhooks[*].namespaceSelector}",
+                    ])
+                    .await;
+                let op = if name == "allowed-namespaces" {
+                    "\"In\""
+                } else {
+                    "\"NotIn\""
+                };
+                assert!(selector.contains(op), "{name}: {selector}");
+            }
+            _ => {}
+        }
+        e.sim.shutdown().await;
+    }
+}
+
 /// `kubesim serve` writes a kubeconfig that kubectl and kube-rs use unchanged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_cli_writes_a_kubeconfig_for_kubectl_and_kube_rs() {
