@@ -10,7 +10,7 @@ build:
 	$(CARGO) build --workspace --all-targets --locked
 
 ## test: everything CI checks — formatting, lints, CRD drift, all tests.
-test: fmt-check clippy crds-check deploy-check unit
+test: fmt-check clippy crds-check deploy-check unit demo demo-fail
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
