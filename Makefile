@@ -62,3 +62,21 @@ bench-gate:
 bench-webhook:
 	$(CARGO) bench --locked -p webhook --bench pod_handler
 	CARGO=$(CARGO) webhook/bench/load.sh
+
+## fuzz: libFuzzer on the cargo-fuzz target `admission` for FUZZ_SECONDS (fuzz/README.md): seeds from
+## fuzz/seeds (the golden fixtures' reviews), corpus kept in fuzz/corpus, crashes in fuzz/artifacts.
+## Runs on the pinned stable toolchain (coverage instrumentation only, no sanitizer, no cargo-fuzz);
+## with cargo-fuzz and nightly: `cd fuzz && cargo +nightly fuzz run admission` adds AddressSanitizer.
+FUZZ_SECONDS ?= 300
+FUZZ_TRIPLE = $(shell rustc -vV | sed -n 's/^host: //p')
+FUZZ_RUSTFLAGS = -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+	-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+	-Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks
+.PHONY: fuzz
+fuzz:
+	mkdir -p fuzz/corpus/admission fuzz/artifacts/admission
+	cp -n fuzz/seeds/admission/* fuzz/corpus/admission/
+	cd fuzz && RUSTFLAGS="$(FUZZ_RUSTFLAGS)" $(CARGO) build --release --locked --target $(FUZZ_TRIPLE) --bin admission
+	fuzz/target/$(FUZZ_TRIPLE)/release/admission fuzz/corpus/admission fuzz/seeds/admission \
+		-dict=fuzz/admission.dict -max_len=16384 -artifact_prefix=fuzz/artifacts/admission/ \
+		-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
