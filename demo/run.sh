@@ -39,7 +39,7 @@ note() { printf '    %s\n' "$*"; }
 # show CMD...: print a command, then run it with its output indented.
 show() {
   printf '    $ %s\n' "$*"
-  "$@" 2>&1 | sed 's/^/      /'
+  "$@" 2>&1 | sed 's/^/      /' || fail "this command failed: $*"
 }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-demo.XXXXXX")
@@ -64,12 +64,15 @@ fail() {
     kubectl get events -n "$NS" >&2 2>&1 | tail -n 30 >&2 || true
   fi
   dump_logs
+  DUMPED=1
   exit 1
 }
 
 cleanup() {
   local rc=$? pid i
   trap - EXIT INT TERM
+  # A command that failed outside `fail` (set -e) still gets its diagnosis.
+  if ((rc != 0 && rc != 130 && rc != 143)) && [[ -z ${DUMPED:-} ]]; then dump_logs; fi
   if [[ -n ${BUILD_PID:-} ]]; then kill -TERM "$BUILD_PID" 2>/dev/null || true; fi
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   # Give each process 5 s to stop on its own (the webhook drains), then kill it.
