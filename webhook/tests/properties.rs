@@ -391,7 +391,7 @@ fn build_pod_review(case: &PodCase) -> Value {
 fn generated_pod_reviews() {
     let rt = oracle::runtime();
     run(
-        2000,
+        1500,
         (world_case(), pod_case()),
         &[Kind::Denied, Kind::Patched, Kind::Allowed],
         |(world, pod)| {
@@ -494,7 +494,7 @@ fn workload_case() -> impl Strategy<Value = WorkloadCase> {
 fn generated_workload_reviews() {
     let rt = oracle::runtime();
     run(
-        1000,
+        800,
         (world_case(), workload_case()),
         &[Kind::Denied, Kind::Wrote, Kind::Allowed],
         |(world, case)| {
@@ -685,7 +685,7 @@ fn mutated_golden_fixtures() {
     let golden = golden();
     let count = golden.len();
     run(
-        1000,
+        800,
         (
             0..count,
             prop::collection::vec(
