@@ -805,6 +805,10 @@ async fn assert_exactly_once(client: &Client, ns: &str, apps: &[&str], version: 
         jobs_per_task.values().all(|n| *n <= 1),
         "a task ran twice: {jobs_per_task:?}"
     );
+    eprintln!(
+        "{ns}: {} tasks, Jobs per task {jobs_per_task:?}",
+        tasks.len()
+    );
     let kwvs: Vec<String> = list::<KeptnWorkloadVersion>(client, ns)
         .await
         .iter()
