@@ -985,16 +985,37 @@ async fn restarted_gate_never_runs_a_task_twice() {
     })
     .await;
     env.kill_gate(gate).await;
+    // So that the restarted gate's reconcile of this completed task (whose Job is gone) shows,
+    // its `endTime` is removed while no gate runs: the gate writes it back (B §5.3 step 5)
+    // and must not create a Job doing so.
+    Api::<KeptnTask>::namespaced(c.clone(), ns)
+        .patch_status(
+            &task.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"endTime": null}})),
+        )
+        .await
+        .expect("endTime removed");
     let before: KeptnTask = get(&c, ns, &task.name_any()).await.expect("task");
+    assert!(before.status.as_ref().expect("status").end_time.is_none());
     let third = env.start_gate(&[]);
     wait_for("gate caches synced", WAIT, || {
         let log = env.gate_log(third);
         async move { log.contains("caches synced").then_some(()) }
     })
     .await;
-    // An observation window after the restarted gate reconciled everything (not a sync point):
-    // a re-run would create a Job within it (Jobs are created right in the first reconcile).
-    let until = Instant::now() + Duration::from_secs(3);
+    wait_for("the restarted gate records the end again", WAIT, || {
+        let c = c.clone();
+        let name = task.name_any();
+        async move {
+            let t: KeptnTask = get(&c, ns, &name).await?;
+            t.status?.end_time.map(|_| ())
+        }
+    })
+    .await;
+    // An observation window after the restarted gate reconciled the task (not a sync point): a
+    // re-run would create the Job in that same reconcile.
+    let until = Instant::now() + Duration::from_secs(2);
     while Instant::now() < until {
         assert!(
             jobs(&c, ns).await.is_empty(),
