@@ -543,4 +543,55 @@ mod http_tests {
         assert_eq!(sim.faults().injected(), 3);
         sim.shutdown().await;
     }
+
+    /// The admin endpoint of the binary: add a rule as JSON, see it fire, close watches, clear.
+    #[tokio::test]
+    async fn admin_endpoint_controls_the_same_rules() {
+        let sim = crate::Sim::start(crate::SimConfig::default())
+            .await
+            .expect("sim");
+        let http = reqwest::Client::new();
+        let url = format!("{}/kubesim/faults", sim.url);
+        let added = http
+            .post(&url)
+            .json(&json!({"fault": "ServiceUnavailable", "verbs": ["get"], "resource": "namespaces", "times": 1}))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(added.status(), 201);
+        let got = http
+            .get(format!("{}/api/v1/namespaces/default", sim.url))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(got.status(), 503);
+        let status: Value = got.json().await.expect("status json");
+        assert_eq!(status["kind"], "Status");
+        assert_eq!(status["reason"], "ServiceUnavailable");
+        let bad = http.post(&url).body("{}").send().await.expect("post");
+        assert_eq!(bad.status(), 400, "a rule needs a fault");
+        let closed = http
+            .post(format!("{url}/close-watches"))
+            .send()
+            .await
+            .expect("close");
+        let summary: Value = closed.json().await.expect("summary");
+        assert_eq!(
+            (
+                summary["injected"].as_u64(),
+                summary["watchClosures"].as_u64()
+            ),
+            (Some(1), Some(1))
+        );
+        let cleared: Value = http
+            .delete(&url)
+            .send()
+            .await
+            .expect("delete")
+            .json()
+            .await
+            .expect("summary");
+        assert_eq!(cleared["rules"], json!([]));
+        sim.shutdown().await;
+    }
 }
