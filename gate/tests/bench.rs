@@ -18,26 +18,14 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use shared::crd::{KeptnApp, KeptnState, KeptnTask, KeptnWorkload, KeptnWorkloadVersion};
 
-const GATE: &str = "keptn-prechecks-gate";
+mod common;
+
+use common::{GATE, metric, wait_for};
+
 const NS: &str = "bench";
 const WORKLOADS: usize = 50;
 const PODS_PER_WORKLOAD: usize = 4;
 const IDLE_PODS: usize = 10_000;
-
-async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn create<K>(api: &Api<K>, value: serde_json::Value)
 where
@@ -61,25 +49,6 @@ fn gated_pod(name: &str, app: &str, workload: &str) -> serde_json::Value {
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
-}
-
-async fn metric_sum(port: u16, name: &str) -> Option<f64> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-        .await
-        .ok()?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await.ok()?;
-    Some(
-        body.lines()
-            .filter(|l| l.starts_with(name))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum(),
-    )
 }
 
 fn rss_kib(pid: u32) -> (u64, u64) {
@@ -196,7 +165,7 @@ async fn bench_release_latency_and_rss() {
     wait_for(
         "the gate sees 200 gated pods",
         Duration::from_secs(60),
-        || async move { (metric_sum(port, "portcullis_gated_pods").await? == total).then_some(()) },
+        || async move { (metric(port, "portcullis_gated_pods").await? == total).then_some(()) },
     )
     .await;
 
@@ -313,7 +282,7 @@ async fn bench_release_latency_and_rss() {
         "the gate sees 10,000 gated pods",
         Duration::from_secs(300),
         || async move {
-            (metric_sum(port, "portcullis_gated_pods").await? == IDLE_PODS as f64).then_some(())
+            (metric(port, "portcullis_gated_pods").await? == IDLE_PODS as f64).then_some(())
         },
     )
     .await;

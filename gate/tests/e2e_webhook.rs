@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
@@ -14,28 +13,12 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use serde_json::json;
 use shared::crd::{KeptnApp, KeptnAppVersion, KeptnState, KeptnWorkload, KeptnWorkloadVersion};
 
-const SERVICE: &str = "portcullis-webhook";
-const INSTALL_NS: &str = "portcullis-system";
-const WAIT: Duration = Duration::from_secs(60);
+mod common;
 
-async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use common::{INSTALL_NS, SERVICE, WAIT, certificates, wait_for, wait_webhook_ready};
 
 fn webhook_binary() -> PathBuf {
     let path =
@@ -46,24 +29,6 @@ fn webhook_binary() -> PathBuf {
         path.display()
     );
     path
-}
-
-/// A CA and a serving certificate for the webhook Service, written to `dir`; returns the CA PEM.
-fn certificates(dir: &Path) -> String {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_key = KeyPair::generate().expect("ca key");
-    let ca = ca_params.self_signed(&ca_key).expect("ca");
-    let issuer = Issuer::new(ca_params, ca_key);
-    let host = format!("{SERVICE}.{INSTALL_NS}.svc");
-    let leaf_key = KeyPair::generate().expect("key");
-    let leaf = CertificateParams::new(vec![host, SERVICE.to_owned()])
-        .expect("leaf params")
-        .signed_by(&leaf_key, &issuer)
-        .expect("leaf");
-    std::fs::write(dir.join("tls.crt"), leaf.pem()).expect("cert");
-    std::fs::write(dir.join("tls.key"), leaf_key.serialize_pem()).expect("key");
-    ca.pem()
 }
 
 struct Processes {
@@ -172,21 +137,7 @@ async fn annotated_deployment_through_webhook_and_gate() {
     ));
 
     // Wait for the webhook to be ready (TLS with our CA, as the API server would call it).
-    let https = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).expect("ca"))
-        .resolve(&format!("{SERVICE}.{INSTALL_NS}.svc"), addr)
-        .build()
-        .expect("https client");
-    let url = format!("https://{SERVICE}.{INSTALL_NS}.svc:{port}/readyz");
-    wait_for("webhook ready", WAIT, || {
-        let https = https.clone();
-        let url = url.clone();
-        async move {
-            let r = https.get(&url).send().await.ok()?;
-            r.status().is_success().then_some(())
-        }
-    })
-    .await;
+    wait_webhook_ready(&ca, port).await;
 
     // The registration from deploy/base, with the CA bundle filled in.
     let yaml = std::fs::read_to_string(concat!(

@@ -24,34 +24,20 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use kubesim::faults::{Fault, FaultRule};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use serde_json::json;
 use shared::crd::{
     KeptnAppCreationRequest, KeptnAppVersion, KeptnState, KeptnTask, KeptnWorkload,
     KeptnWorkloadVersion,
 };
 
-const GATE: &str = "keptn-prechecks-gate";
-const REMOVED: &str = "keptn.sh/scheduling-gate-removed";
-const SERVICE: &str = "portcullis-webhook";
-const INSTALL_NS: &str = "portcullis-system";
-const WAIT: Duration = Duration::from_secs(60);
+mod common;
 
-/// Polls `f` every 100 ms until it yields a value or `timeout` passes (then panics with `what`).
-async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use common::{
+    GATE, INSTALL_NS, SERVICE, WAIT, certificates, free_port, gated, metric, pods, ready, released,
+    wait_for, wait_webhook_ready,
+};
+
+const REMOVED: &str = "keptn.sh/scheduling-gate-removed";
 
 /// splitmix64: a seeded source of the "random" kill points, reproducible from the printed seed.
 struct Rng(u64);
@@ -159,13 +145,6 @@ async fn start_env() -> Env {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
 fn log_file(dir: &Path, name: &str) -> (Stdio, Stdio) {
     let out = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log");
     let err = out.try_clone().expect("log");
@@ -228,26 +207,14 @@ impl Env {
     /// Writes a CA and a serving certificate for the webhook Service; returns the CA PEM and
     /// maps the Service to a free loopback port.
     fn webhook_certificates(&mut self) -> String {
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca_key = KeyPair::generate().expect("ca key");
-        let ca = ca_params.self_signed(&ca_key).expect("ca");
-        let issuer = Issuer::new(ca_params, ca_key);
-        let host = format!("{SERVICE}.{INSTALL_NS}.svc");
-        let leaf_key = KeyPair::generate().expect("key");
-        let leaf = CertificateParams::new(vec![host, SERVICE.to_owned()])
-            .expect("leaf params")
-            .signed_by(&leaf_key, &issuer)
-            .expect("leaf");
-        std::fs::write(self.logs.path().join("tls.crt"), leaf.pem()).expect("cert");
-        std::fs::write(self.logs.path().join("tls.key"), leaf_key.serialize_pem()).expect("key");
+        let ca = certificates(self.logs.path());
         self.webhook_port = free_port();
         self.sim().register_service(
             INSTALL_NS,
             SERVICE,
             ([127, 0, 0, 1], self.webhook_port).into(),
         );
-        ca.pem()
+        ca
     }
 
     /// Starts the webhook binary on its port and waits until it serves TLS with our CA.
@@ -279,22 +246,7 @@ impl Env {
             .spawn()
             .expect("webhook starts");
         self.webhook = Some(child);
-        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-        let https = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).expect("ca"))
-            .resolve(&format!("{SERVICE}.{INSTALL_NS}.svc"), addr)
-            .build()
-            .expect("https client");
-        let url = format!("https://{SERVICE}.{INSTALL_NS}.svc:{port}/readyz");
-        wait_for("webhook ready", WAIT, || {
-            let https = https.clone();
-            let url = url.clone();
-            async move {
-                let r = https.get(&url).send().await.ok()?;
-                r.status().is_success().then_some(())
-            }
-        })
-        .await;
+        wait_webhook_ready(ca, port).await;
     }
 
     async fn kill_webhook(&mut self) {
@@ -338,24 +290,6 @@ impl Env {
 /// released-marker, bound to a node).
 type PodHistory = Arc<Mutex<BTreeMap<String, Vec<(u64, bool, bool, bool)>>>>;
 
-fn gated(p: &Pod) -> bool {
-    p.spec
-        .as_ref()
-        .and_then(|s| s.scheduling_gates.as_ref())
-        .is_some_and(|g| g.iter().any(|g| g.name == GATE))
-}
-
-fn released(p: &Pod) -> bool {
-    !gated(p) && p.annotations().get(REMOVED).map(String::as_str) == Some("true")
-}
-
-fn ready(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
 fn rv(p: &Pod) -> u64 {
     p.resource_version()
         .and_then(|v| v.parse().ok())
@@ -386,14 +320,6 @@ fn record_pods(client: &Client, ns: &str) -> (PodHistory, tokio::task::JoinHandl
         }
     });
     (history, task)
-}
-
-async fn pods(client: &Client, ns: &str, app: &str) -> Vec<Pod> {
-    Api::<Pod>::namespaced(client.clone(), ns)
-        .list(&ListParams::default().labels(&format!("app={app}")))
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default()
 }
 
 async fn list<K>(client: &Client, ns: &str) -> Vec<K>
@@ -551,26 +477,6 @@ async fn webhook_killed_with_fail_policy_blocks_then_gates_every_pod() {
     assert_eq!(wl.spec.version, "1.0");
     env.kill_gate().await;
     eprintln!("fail policy: {:?}", started.elapsed());
-}
-
-/// Sum of a metric's samples from the gate's `/metrics`.
-async fn metric(port: u16, name: &str) -> Option<f64> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-        .await
-        .ok()?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await.ok()?;
-    Some(
-        body.lines()
-            .filter(|l| l.starts_with(name))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum(),
-    )
 }
 
 /// Pods with a `SchedulingGateMissing` Warning (the gate's report of ungated pods).

@@ -1,0 +1,435 @@
+//! Harness shared by the gate's integration tests: a kubesim emulator with the CRDs installed,
+//! `portcullis-gate` processes with their logs, namespace/workload helpers as the webhook would
+//! create them, pod predicates, polling with a deadline, and the webhook's test certificates.
+
+// Each test binary compiles this module on its own and uses only part of it; what one binary
+// leaves unused is not dead for the others.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ListParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use serde_json::json;
+use shared::crd::{
+    KeptnApp, KeptnAppCreationRequest, KeptnAppVersion, KeptnConfig, KeptnState, KeptnTask,
+    KeptnWorkload, KeptnWorkloadVersion,
+};
+
+pub const GATE: &str = "keptn-prechecks-gate";
+pub const WAIT: Duration = Duration::from_secs(60);
+pub const SERVICE: &str = "portcullis-webhook";
+pub const INSTALL_NS: &str = "portcullis-system";
+
+/// A running emulator with CRDs, and the gate processes of a test.
+pub struct Env {
+    pub sim: Option<kubesim::SimHandle>,
+    pub client: Client,
+    pub logs: tempfile::TempDir,
+    pub gates: Vec<tokio::process::Child>,
+    pub admin_ports: Vec<u16>,
+    pub started: usize,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for i in 0..self.started {
+                let path = self.logs.path().join(format!("gate-{i}.log"));
+                if let Ok(text) = std::fs::read_to_string(&path) {
+                    let tail: Vec<&str> = text.lines().rev().take(80).collect();
+                    eprintln!("---- gate {i} log (last lines) ----");
+                    for line in tail.iter().rev() {
+                        eprintln!("{line}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub async fn start_env() -> Env {
+    let sim = kubesim::Sim::start(kubesim::SimConfig {
+        nodes: 2,
+        controllers: true,
+        controllers_config: Some(kubesim::controllers::ControllersConfig::fast(2)),
+        ..Default::default()
+    })
+    .await
+    .expect("kubesim starts");
+    let client = sim.client().expect("client");
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in shared::crd::all() {
+        crds.create(&PostParams::default(), &crd)
+            .await
+            .expect("CRD created");
+    }
+    // Every kind served before anything runs.
+    let c = client.clone();
+    wait_for("CRDs served", WAIT, || {
+        let c = c.clone();
+        async move {
+            let ok = Api::<KeptnApp>::all(c.clone())
+                .list(&ListParams::default())
+                .await
+                .is_ok()
+                && Api::<KeptnWorkloadVersion>::all(c.clone())
+                    .list(&ListParams::default())
+                    .await
+                    .is_ok()
+                && Api::<KeptnConfig>::all(c.clone())
+                    .list(&ListParams::default())
+                    .await
+                    .is_ok()
+                && Api::<KeptnTask>::all(c)
+                    .list(&ListParams::default())
+                    .await
+                    .is_ok();
+            ok.then_some(())
+        }
+    })
+    .await;
+    Env {
+        sim: Some(sim),
+        client,
+        logs: tempfile::tempdir().expect("tempdir"),
+        gates: Vec::new(),
+        admin_ports: Vec::new(),
+        started: 0,
+    }
+}
+
+impl Env {
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.sim.as_ref().expect("sim").kubeconfig.clone()
+    }
+
+    /// Starts a gate process; returns its index.
+    pub fn start_gate(&mut self, extra: &[&str]) -> usize {
+        let i = self.started;
+        self.started += 1;
+        let log =
+            std::fs::File::create(self.logs.path().join(format!("gate-{i}.log"))).expect("log");
+        let err = log.try_clone().expect("log");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        self.admin_ports.push(port);
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis-gate"))
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .args(["--admin-address", &format!("127.0.0.1:{port}")])
+            .args(["--sweep-interval-seconds", "1"])
+            .args(["--identity", &format!("gate-{i}")])
+            .args(extra)
+            .env("LOG_FILTER", "info,gate=debug,kube=warn")
+            .env_remove("POD_NAMESPACE")
+            .env_remove("KUBECONFIG")
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("gate binary starts");
+        self.gates.push(child);
+        i
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub async fn kill_gate(&mut self, i: usize) {
+        let child = &mut self.gates[i];
+        child.start_kill().expect("kill");
+        let _ = child.wait().await;
+    }
+
+    pub fn gate_log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.logs.path().join(format!("gate-{i}.log"))).unwrap_or_default()
+    }
+
+    pub async fn namespace(&self, name: &str) {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let ns: Namespace = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "annotations": {"keptn.sh/lifecycle-toolkit": "enabled"}}
+        }))
+        .expect("namespace");
+        api.create(&PostParams::default(), &ns)
+            .await
+            .expect("namespace created");
+    }
+
+    pub async fn config(&self, ns: &str, spec: serde_json::Value) {
+        let api: Api<KeptnConfig> = Api::namespaced(self.client.clone(), ns);
+        let cfg: KeptnConfig = serde_json::from_value(json!({
+            "apiVersion": "options.keptn.sh/v1alpha1", "kind": "KeptnConfig",
+            "metadata": {"name": "keptn-config"}, "spec": spec
+        }))
+        .expect("config");
+        api.create(&PostParams::default(), &cfg)
+            .await
+            .expect("config created");
+    }
+}
+
+/// Polls `f` every 100 ms until it yields a value or `timeout` passes (then panics with `what`).
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn get<K>(client: &Client, ns: &str, name: &str) -> Option<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    Api::<K>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// An annotated Deployment whose pods carry what the webhook would give them: the gate and the
+/// stamped identity (A8). `extra` annotations go on the pod template (kubesim outcome control).
+pub async fn gated_deployment(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    app: &str,
+    version: &str,
+    replicas: i32,
+    extra: serde_json::Value,
+) -> (String, String) {
+    let mut annotations = json!({
+        "keptn.sh/app": app, "keptn.sh/workload": name, "keptn.sh/version": version
+    });
+    if let (Some(a), Some(e)) = (annotations.as_object_mut(), extra.as_object()) {
+        a.extend(e.clone());
+    }
+    let deploy: Deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "annotations": {"keptn.sh/workload": name, "keptn.sh/version": version}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}, "annotations": annotations},
+                "spec": {
+                    "schedulingGates": [{"name": GATE}],
+                    "containers": [{"name": name, "image": format!("example/{name}:{version}")}]
+                }
+            }
+        }
+    }))
+    .expect("deployment");
+    Api::<Deployment>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &deploy)
+        .await
+        .expect("deployment created");
+    let rs_api: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
+    let selector = format!("app={name}");
+    wait_for("the ReplicaSet", WAIT, || {
+        let rs_api = rs_api.clone();
+        let selector = selector.clone();
+        async move {
+            let list = rs_api
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .ok()?;
+            let rs = list.items.into_iter().next()?;
+            Some((rs.name_any(), rs.metadata.uid.clone()?))
+        }
+    })
+    .await
+}
+
+/// The KeptnWorkload (and, for a single-service app, the KeptnAppCreationRequest) that the
+/// webhook creates for a pod of `rs` (B §1.8, §1.9).
+pub async fn workload_objects(
+    client: &Client,
+    ns: &str,
+    app: &str,
+    workload: &str,
+    version: &str,
+    rs: &(String, String),
+    tasks: &[&str],
+) {
+    let wl: KeptnWorkload = serde_json::from_value(json!({
+        "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnWorkload",
+        "metadata": {
+            "name": format!("{app}-{workload}"),
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs.0, "uid": rs.1}]
+        },
+        "spec": {
+            "app": app, "version": version,
+            "preDeploymentTasks": tasks,
+            "resourceReference": {"uid": rs.1, "kind": "ReplicaSet", "name": rs.0}
+        }
+    }))
+    .expect("workload");
+    Api::<KeptnWorkload>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &wl)
+        .await
+        .expect("workload created");
+}
+
+pub async fn creation_request(client: &Client, ns: &str, app: &str, single: bool) {
+    let annotations = if single {
+        json!({"keptn.sh/app-type": "single-service"})
+    } else {
+        json!({})
+    };
+    let kacr: KeptnAppCreationRequest = serde_json::from_value(json!({
+        "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnAppCreationRequest",
+        "metadata": {"name": app, "annotations": annotations},
+        "spec": {"appName": app}
+    }))
+    .expect("kacr");
+    Api::<KeptnAppCreationRequest>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &kacr)
+        .await
+        .expect("kacr created");
+}
+
+pub async fn pods(client: &Client, ns: &str, app: &str) -> Vec<Pod> {
+    Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels(&format!("app={app}")))
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+}
+
+pub fn gated(p: &Pod) -> bool {
+    p.spec
+        .as_ref()
+        .and_then(|s| s.scheduling_gates.as_ref())
+        .is_some_and(|g| g.iter().any(|g| g.name == GATE))
+}
+
+pub fn released(p: &Pod) -> bool {
+    !gated(p)
+        && p.annotations()
+            .get("keptn.sh/scheduling-gate-removed")
+            .map(String::as_str)
+            == Some("true")
+}
+
+pub fn ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+pub async fn events(client: &Client, ns: &str) -> Vec<Event> {
+    Api::<Event>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+}
+
+pub async fn kwv_state(client: &Client, ns: &str, name: &str) -> Option<(String, KeptnState)> {
+    let k: KeptnWorkloadVersion = get(client, ns, name).await?;
+    let s = k.status?;
+    Some((s.current_phase, s.status))
+}
+
+pub async fn kav_state(client: &Client, ns: &str, name: &str) -> Option<(String, KeptnState)> {
+    let k: KeptnAppVersion = get(client, ns, name).await?;
+    let s = k.status?;
+    Some((s.current_phase, s.status))
+}
+
+pub async fn tasks(client: &Client, ns: &str) -> Vec<KeptnTask> {
+    Api::<KeptnTask>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+}
+
+/// Sum of a metric's samples from a gate's `/metrics`.
+pub async fn metric(port: u16, name: &str) -> Option<f64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .await
+        .ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.ok()?;
+    Some(
+        body.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum(),
+    )
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// A CA and a serving certificate for the webhook Service, written to `dir`; returns the CA PEM.
+pub fn certificates(dir: &Path) -> String {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().expect("ca key");
+    let ca = ca_params.self_signed(&ca_key).expect("ca");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let host = format!("{SERVICE}.{INSTALL_NS}.svc");
+    let leaf_key = KeyPair::generate().expect("key");
+    let leaf = CertificateParams::new(vec![host, SERVICE.to_owned()])
+        .expect("leaf params")
+        .signed_by(&leaf_key, &issuer)
+        .expect("leaf");
+    std::fs::write(dir.join("tls.crt"), leaf.pem()).expect("cert");
+    std::fs::write(dir.join("tls.key"), leaf_key.serialize_pem()).expect("key");
+    ca.pem()
+}
+
+/// Waits until the webhook on loopback `port` serves `/readyz` over TLS with the CA `ca`, reached
+/// by its Service host name as the API server would call it.
+pub async fn wait_webhook_ready(ca: &str, port: u16) {
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let https = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).expect("ca"))
+        .resolve(&format!("{SERVICE}.{INSTALL_NS}.svc"), addr)
+        .build()
+        .expect("https client");
+    let url = format!("https://{SERVICE}.{INSTALL_NS}.svc:{port}/readyz");
+    wait_for("webhook ready", WAIT, || {
+        let https = https.clone();
+        let url = url.clone();
+        async move {
+            let r = https.get(&url).send().await.ok()?;
+            r.status().is_success().then_some(())
+        }
+    })
+    .await;
+}
