@@ -3,7 +3,6 @@
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use sha2::{Digest, Sha256};
 use shared::crd::{ItemStatus, KeptnEvaluationStatus, KeptnState};
 use shared::resolve::{evaluation_name, task_name};
 
@@ -42,22 +41,9 @@ pub struct CreateCheck {
     pub check_type: &'static str,
 }
 
-/// The five digits of A15: derived from the owner's uid and the definition name (and, only
-/// after a name collision with another owner's object, an attempt number), in Keptn's range
-/// 10000..=99998.
-pub fn check_suffix(owner_uid: &str, definition: &str, attempt: u32) -> u32 {
-    let mut h = Sha256::new();
-    h.update(owner_uid.as_bytes());
-    h.update([0]);
-    h.update(definition.as_bytes());
-    if attempt > 0 {
-        h.update([0]);
-        h.update(attempt.to_be_bytes());
-    }
-    let d = h.finalize();
-    let n = u32::from_be_bytes([d[0], d[1], d[2], d[3]]);
-    10_000 + n % 89_999
-}
+/// The five digits of A15 (owner uid + definition name, then an attempt number only after a name
+/// collision), shared with the task executor so both derive the same names.
+pub use shared::checks::check_suffix;
 
 /// `<checkType>-<definition>-<digits>`.
 pub fn check_name(check: Check, definition: &str, suffix: u32) -> String {

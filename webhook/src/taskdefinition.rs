@@ -6,11 +6,10 @@ use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, Operation};
 use kube::core::response::{StatusCause, StatusDetails};
 
-/// B §1.12, none present.
-pub const NONE_DEFINED: &str = "Forbidden! Either Container, Python, or Deno field must be defined";
+/// B §1.12, none present (the text `shared::checks` validates typed definitions with).
+pub const NONE_DEFINED: &str = shared::checks::NO_RUNTIME_DEFINED;
 /// B §1.12, more than one present.
-pub const MANY_DEFINED: &str =
-    "Forbidden! Only one of Container, Python, or Deno field can be defined";
+pub const MANY_DEFINED: &str = shared::checks::MANY_RUNTIMES_DEFINED;
 
 /// Validates a KeptnTaskDefinition CREATE or UPDATE; everything else is allowed.
 pub fn validate(request: &AdmissionRequest<DynamicObject>) -> Verdict {
