@@ -109,11 +109,7 @@ async fn single_service_deployment_is_gated_released_and_completed() {
             .iter()
             .any(|c| c.type_ == "Ready" && c.status == "True")
     );
-    let evs = events(&c, ns).await;
-    let finished = evs
-        .iter()
-        .find(|e| e.reason.as_deref() == Some("WorkloadCompletedFinished"))
-        .expect("WorkloadCompletedFinished");
+    let finished = wait_for_event(&c, ns, "WorkloadCompletedFinished").await;
     let a = finished.metadata.annotations.clone().unwrap_or_default();
     assert_eq!(
         a.get("phase").map(String::as_str),
@@ -132,16 +128,8 @@ async fn single_service_deployment_is_gated_released_and_completed() {
         finished.reporting_controller.as_deref(),
         Some("keptnworkloadversion-controller")
     );
-    let reasons: Vec<String> = evs.into_iter().filter_map(|e| e.reason).collect();
-    for want in [
-        "WorkloadDeployStarted",
-        "WorkloadCompletedFinished",
-        "AppCompletedFinished",
-    ] {
-        assert!(
-            reasons.iter().any(|r| r == want),
-            "event {want} in {reasons:?}"
-        );
+    for want in ["WorkloadDeployStarted", "AppCompletedFinished"] {
+        wait_for_event(&c, ns, want).await;
     }
 
     // Scale up: the new pod of the released version is released at once.
@@ -361,11 +349,7 @@ async fn never_ready_deployment_fails_after_observability_timeout() {
         }
     })
     .await;
-    let evs = events(&c, ns).await;
-    let timeout = evs
-        .iter()
-        .find(|e| e.reason.as_deref() == Some("WorkloadDeployFinished"))
-        .expect("timeout event");
+    let timeout = wait_for_event(&c, ns, "WorkloadDeployFinished").await;
     assert_eq!(timeout.type_.as_deref(), Some("Warning"));
     assert_eq!(
         timeout.note.as_deref(),
@@ -373,10 +357,8 @@ async fn never_ready_deployment_fails_after_observability_timeout() {
             "Workload Deployment: has reached timeout / Namespace: slow, Name: stuck-stuck-1, Version: 1"
         )
     );
-    assert!(
-        evs.iter()
-            .any(|e| e.reason.as_deref() == Some("AppDeployFailed"))
-    );
+    let failed = wait_for_event(&c, ns, "AppDeployFailed").await;
+    assert_eq!(failed.type_.as_deref(), Some("Warning"));
 }
 
 /// Acts as the task controller of the next issue: sets a KeptnTask's status.

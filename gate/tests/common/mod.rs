@@ -348,6 +348,21 @@ pub async fn events(client: &Client, ns: &str) -> Vec<Event> {
         .unwrap_or_default()
 }
 
+/// Waits for an Event with `reason` in `ns`: Events are published after the status
+/// write they report, so a test that saw the status must still wait for the Event.
+pub async fn wait_for_event(client: &Client, ns: &str, reason: &str) -> Event {
+    wait_for(&format!("event {reason}"), WAIT, || {
+        let client = client.clone();
+        async move {
+            events(&client, ns)
+                .await
+                .into_iter()
+                .find(|e| e.reason.as_deref() == Some(reason))
+        }
+    })
+    .await
+}
+
 pub async fn kwv_state(client: &Client, ns: &str, name: &str) -> Option<(String, KeptnState)> {
     let k: KeptnWorkloadVersion = get(client, ns, name).await?;
     let s = k.status?;
