@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Args, Parser, ValueEnum};
+use clap::{Args, Parser};
 use gate::admin::{self, Metrics};
 use gate::config::RuntimeConfig;
 use gate::controllers::{self, Settings};
@@ -16,6 +16,7 @@ use gate::lease::{self, LeaseConfig};
 use kube::api::ListParams;
 use kube::{Api, Client};
 use shared::crd::KeptnConfig;
+use shared::logging::LogFormat;
 
 /// Portcullis gate service: KeptnApp/KeptnWorkload lifecycle controllers and the release of the
 /// `keptn-prechecks-gate` scheduling gate.
@@ -83,12 +84,6 @@ struct AdminArgs {
     admin_address: SocketAddr,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Plain,
-    Json,
-}
-
 #[derive(Debug, Args)]
 struct LogArgs {
     /// Log output format.
@@ -103,20 +98,13 @@ struct LogArgs {
     log_filter: String,
 }
 
-fn init_logging(args: &LogArgs) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match args.log_format {
-        LogFormat::Plain => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log);
+    if let Err(e) = shared::logging::init(cli.log.log_format, &cli.log.log_filter) {
+        eprintln!("portcullis-gate: {e}");
+        return ExitCode::FAILURE;
+    }
     if rustls::crypto::ring::default_provider()
         .install_default()
         .is_err()

@@ -58,7 +58,6 @@ fn spawn(binary: &Path, args: &[String], kubeconfig: &Path, log: &Path) -> tokio
         .args(args)
         .env("KUBECONFIG", kubeconfig)
         .env("POD_NAMESPACE", INSTALL_NS)
-        .env("RUST_LOG", "info,kube=warn")
         .env("LOG_FILTER", "info,kube=warn")
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err))

@@ -3,4 +3,5 @@
 
 pub mod checks;
 pub mod crd;
+pub mod logging;
 pub mod resolve;

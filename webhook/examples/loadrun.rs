@@ -129,7 +129,7 @@ async fn main() -> anyhow::Result<()> {
         .arg("--tls-key")
         .arg(&key_path)
         .env("KUBECONFIG", &sim.kubeconfig)
-        .env("RUST_LOG", "warn")
+        .env("LOG_FILTER", "warn")
         .stdout(Stdio::null())
         .spawn()
         .context("starting the webhook binary")?;

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, ValueEnum};
+use clap::{Args, Parser};
 
 /// Portcullis admission webhook: gates pods of annotated workloads in enabled namespaces and
 /// creates their KeptnWorkloads and KeptnAppCreationRequests; validates KeptnTaskDefinitions.
@@ -72,25 +72,19 @@ pub struct ClientArgs {
 #[derive(Debug, Args)]
 pub struct LogArgs {
     /// Log format.
-    #[arg(long, env = "PORTCULLIS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,
     /// Log filter (tracing EnvFilter syntax).
     #[arg(
         long,
-        env = "RUST_LOG",
+        env = "LOG_FILTER",
         default_value = "info,hyper=warn,h2=warn,rustls=warn,kube=warn"
     )]
     pub log_filter: String,
 }
 
-/// Log formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Plain,
-    /// One JSON object per line.
-    Json,
-}
+/// Log formats (shared with the gate service).
+pub use shared::logging::LogFormat;
 
 /// Durations as `<n>ms`, `<n>s` or `<n>m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {

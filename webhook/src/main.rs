@@ -3,18 +3,12 @@
 use std::sync::Arc;
 
 use clap::Parser;
-use webhook::cli::{Cli, LogFormat};
+use webhook::cli::Cli;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log.log_filter)
-        .map_err(|err| anyhow::anyhow!("invalid log filter: {err}"))?;
-    let logs = tracing_subscriber::fmt().with_env_filter(filter);
-    match cli.log.log_format {
-        LogFormat::Json => logs.json().init(),
-        LogFormat::Plain => logs.init(),
-    }
+    shared::logging::init(cli.log.log_format, &cli.log.log_filter)?;
     // One provider for the server and the Kubernetes client, installed before either exists.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     if rustls::crypto::CryptoProvider::install_default((*provider).clone()).is_err() {

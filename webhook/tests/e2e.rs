@@ -72,7 +72,7 @@ async fn start_webhook(sim: &SimHandle) -> Webhook {
         .arg("--tls-key")
         .arg(&key)
         .env("KUBECONFIG", &sim.kubeconfig)
-        .env("RUST_LOG", "warn,webhook=info")
+        .env("LOG_FILTER", "warn,webhook=info")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
