@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod build;
 pub mod checks;
+pub mod cloudevents;
 pub mod config;
 pub mod controllers;
 pub mod deploy;

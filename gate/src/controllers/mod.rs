@@ -111,6 +111,8 @@ pub struct Context {
     /// Pods already told why they are held (one Warning per pod and reason per process).
     pub held: Mutex<HashSet<(String, String)>>,
     recorders: Recorders,
+    /// Every published event also goes out as a CloudEvent when configured (B §7.2).
+    cloud_events: crate::cloudevents::CloudEventSender,
     ready: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -156,7 +158,7 @@ impl Context {
     }
 
     /// Publishes an event in the background (B §7.1: events are sent asynchronously), with
-    /// the object-specific annotations of its regarding object.
+    /// the object-specific annotations of its regarding object, and as a CloudEvent (B §7.2).
     fn publish(
         &self,
         recorder: &Recorder,
@@ -164,6 +166,7 @@ impl Context {
         regarding: k8s_openapi::api::core::v1::ObjectReference,
         annotations: BTreeMap<String, String>,
     ) {
+        self.cloud_events.send(note.into(), &regarding, &annotations);
         let event = crate::events::event(
             note,
             regarding,
@@ -469,6 +472,7 @@ pub async fn run(
         gate: recorder("portcullis-gate"),
     };
     let (ready_tx, ready_rx) = tokio::sync::watch::channel(false);
+    let cloud_events = crate::cloudevents::CloudEventSender::new(config.clone());
     let ctx = Arc::new(Context {
         client: client.clone(),
         caches: caches.clone(),
@@ -477,6 +481,7 @@ pub async fn run(
         metrics,
         held: Mutex::new(HashSet::new()),
         recorders,
+        cloud_events: cloud_events.clone(),
         ready: ready_rx,
     });
 
@@ -532,7 +537,8 @@ pub async fn run(
                 recorders: crate::execution::CheckRecorders::new(
                     &client,
                     Some(settings.identity.clone()),
-                ),
+                )
+                .with_cloud_events(cloud_events),
                 install_namespace: settings.keptn_namespace.clone(),
                 images: crate::execution::RunnerImages::from_env(),
                 metrics: ctx.metrics.checks.clone(),

@@ -48,6 +48,8 @@ pub struct EventPublisher {
     client: Client,
     controller: &'static str,
     instance: String,
+    /// Also sends each event as a CloudEvent (B §7.2) when set.
+    cloud_events: Option<crate::cloudevents::CloudEventSender>,
 }
 
 impl EventPublisher {
@@ -57,17 +59,21 @@ impl EventPublisher {
             client: client.clone(),
             controller,
             instance,
+            cloud_events: None,
         }
     }
 
-    /// Publishes in the background (B §7.1: events are sent asynchronously); failures are
-    /// only logged.
+    /// Publishes in the background (B §7.1: events are sent asynchronously), and as a
+    /// CloudEvent (B §7.2) when configured; failures are only logged.
     fn publish(
         &self,
         event: &CheckEvent,
         regarding: ObjectReference,
         annotations: BTreeMap<String, String>,
     ) {
+        if let Some(sender) = &self.cloud_events {
+            sender.send(event.into(), &regarding, &annotations);
+        }
         let object = event_object(
             event,
             regarding,
@@ -113,6 +119,18 @@ impl CheckRecorders {
             ),
             evaluation: EventPublisher::new(client, "keptnevaluation-controller", instance),
         }
+    }
+
+    /// The same publishers, each also sending its events as CloudEvents through `sender`.
+    pub fn with_cloud_events(mut self, sender: crate::cloudevents::CloudEventSender) -> Self {
+        for publisher in [
+            &mut self.task,
+            &mut self.task_definition,
+            &mut self.evaluation,
+        ] {
+            publisher.cloud_events = Some(sender.clone());
+        }
+        self
     }
 }
 

@@ -1,0 +1,413 @@
+//! CloudEvents (B §7.2): every lifecycle event published as a Kubernetes Event is also POSTed,
+//! when KeptnConfig `cloudEventsEndpoint` is set, as an HTTP binary-mode CloudEvent 1.0.
+//!
+//! [`cloud_event`] is the pure shape; [`CloudEventSender`] sends in the background with a short
+//! timeout, so a slow or unreachable receiver never delays or fails a reconcile; failures are
+//! only logged.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use serde_json::{Value, json};
+
+use crate::config::RuntimeConfig;
+
+/// `ce-source` of every event.
+pub const SOURCE: &str = "keptn.sh";
+/// A receiver gets this long (connect included) before the event is given up.
+const SEND_TIMEOUT: Duration = Duration::from_secs(3);
+/// Events in flight at once; beyond that new ones are dropped (and logged) rather than queued
+/// without bound behind a slow receiver.
+const MAX_IN_FLIGHT: usize = 64;
+
+/// What a published event says, in the fields both event kinds of the gate share.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Published<'a> {
+    pub warning: bool,
+    /// Phase short name (the reason without its suffix).
+    pub phase: &'a str,
+    /// Phase short name + state suffix.
+    pub reason: &'a str,
+    /// `<phase long name>: <text> / Namespace: <ns>, Name: <name>[, Version: <v>]`.
+    pub message: &'a str,
+}
+
+impl<'a> From<&'a crate::events::Note> for Published<'a> {
+    fn from(n: &'a crate::events::Note) -> Self {
+        Published {
+            warning: n.warning,
+            phase: &n.phase,
+            reason: &n.reason,
+            message: &n.message,
+        }
+    }
+}
+
+impl<'a> From<&'a crate::execution::CheckEvent> for Published<'a> {
+    fn from(e: &'a crate::execution::CheckEvent) -> Self {
+        Published {
+            warning: e.warning,
+            phase: &e.phase,
+            reason: &e.reason,
+            message: &e.message,
+        }
+    }
+}
+
+impl Published<'_> {
+    /// `<phase long name>.<state>`, e.g. `App Pre-Deployment Tasks.Started`.
+    ///
+    /// The long name is the message's lead-in before `": "` (B §7.1 message format), the state
+    /// the reason after the phase short name. Messages outside that format (the gate's own
+    /// scheduling-gate reports, evaluation failure details) fall back to the short name; a
+    /// reason that does not start with its phase is taken whole as the state.
+    pub fn event_type(&self) -> String {
+        let state = self
+            .reason
+            .strip_prefix(self.phase)
+            .filter(|s| !s.is_empty())
+            .unwrap_or(self.reason);
+        let long = self
+            .message
+            .split_once(" / Namespace: ")
+            .and_then(|(head, _)| head.split_once(": "))
+            .map(|(lead, _)| lead)
+            .filter(|lead| !lead.is_empty() && !lead.contains('\n'))
+            .unwrap_or(self.phase);
+        format!("{long}.{state}")
+    }
+}
+
+/// The version an event reports: the workload version for workload-level objects, else the
+/// app version, from the event's B §7.1 annotations; empty when neither is known.
+pub fn version_of(annotations: &BTreeMap<String, String>) -> String {
+    ["workloadVersion", "appVersion"]
+        .iter()
+        .filter_map(|k| annotations.get(*k))
+        .find(|v| !v.is_empty())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// An HTTP binary-mode CloudEvent: `ce-*` and content-type headers, and the JSON body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CloudEvent {
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Value,
+}
+
+/// The CloudEvent 1.0 of `note` about `regarding` (B §7.2). `id` must be unique per event;
+/// `time` is rendered as RFC 3339.
+pub fn cloud_event(
+    note: &Published<'_>,
+    regarding: &ObjectReference,
+    version: &str,
+    id: &str,
+    time: jiff::Timestamp,
+) -> CloudEvent {
+    let api_version = regarding.api_version.as_deref().unwrap_or_default();
+    let (group, resource_version) = match api_version.rsplit_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", api_version),
+    };
+    CloudEvent {
+        headers: vec![
+            ("ce-specversion", "1.0".to_owned()),
+            ("ce-id", id.to_owned()),
+            ("ce-source", SOURCE.to_owned()),
+            ("ce-type", note.event_type()),
+            ("ce-time", time.to_string()),
+            ("content-type", "application/json".to_owned()),
+        ],
+        body: json!({
+            "message": note.message,
+            "type": if note.warning { "Warning" } else { "Normal" },
+            "version": version,
+            "resource": {
+                "group": group,
+                "kind": regarding.kind.as_deref().unwrap_or_default(),
+                "version": resource_version,
+                "name": regarding.name.as_deref().unwrap_or_default(),
+                "namespace": regarding.namespace.as_deref().unwrap_or_default(),
+            },
+        }),
+    }
+}
+
+/// A random version-4 UUID, the `ce-id` of a sent event.
+fn new_id() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// Sends CloudEvents to the endpoint of the current KeptnConfig; cheap to clone.
+#[derive(Clone)]
+pub struct CloudEventSender {
+    /// `None` when no HTTP client could be built; events are then only logged as unsent.
+    http: Option<reqwest::Client>,
+    config: Arc<RwLock<RuntimeConfig>>,
+    in_flight: Arc<tokio::sync::Semaphore>,
+}
+
+impl CloudEventSender {
+    /// A sender reading the endpoint from `config` at every event, so a KeptnConfig change
+    /// applies to the next event. Trusts the system's root certificates for https endpoints.
+    pub fn new(config: Arc<RwLock<RuntimeConfig>>) -> Self {
+        let builder = || {
+            reqwest::Client::builder()
+                .timeout(SEND_TIMEOUT)
+                .connect_timeout(SEND_TIMEOUT)
+        };
+        let http = match builder().build() {
+            Ok(c) => Some(c),
+            Err(error) => {
+                // Unreadable system roots: plain http endpoints still work.
+                tracing::warn!(%error, "CloudEvents client without system root certificates");
+                builder()
+                    .tls_built_in_root_certs(false)
+                    .build()
+                    .map_err(|error| tracing::error!(%error, "no CloudEvents client"))
+                    .ok()
+            }
+        };
+        CloudEventSender {
+            http,
+            config,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        match self.config.read() {
+            Ok(c) => c.cloud_events_endpoint.clone(),
+            Err(poisoned) => poisoned.into_inner().cloud_events_endpoint.clone(),
+        }
+    }
+
+    /// Sends `note` in the background when an endpoint is configured; never waits, never fails.
+    pub fn send(
+        &self,
+        note: Published<'_>,
+        regarding: &ObjectReference,
+        annotations: &BTreeMap<String, String>,
+    ) {
+        let endpoint = self.endpoint();
+        if endpoint.is_empty() {
+            return;
+        }
+        let event = cloud_event(
+            &note,
+            regarding,
+            &version_of(annotations),
+            &new_id(),
+            jiff::Timestamp::now(),
+        );
+        let ce_type = note.event_type();
+        let Some(http) = &self.http else {
+            tracing::warn!(%endpoint, %ce_type, "CloudEvent not sent: no HTTP client");
+            return;
+        };
+        let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
+            tracing::warn!(%endpoint, %ce_type, "CloudEvent dropped: too many in flight");
+            return;
+        };
+        let mut request = http.post(&endpoint);
+        for (name, value) in &event.headers {
+            request = request.header(*name, value);
+        }
+        let request = request.body(event.body.to_string());
+        tokio::spawn(async move {
+            let _permit = permit;
+            match request.send().await {
+                Ok(response) if response.status().is_success() => {}
+                Ok(response) => tracing::warn!(
+                    %endpoint,
+                    %ce_type,
+                    status = response.status().as_u16(),
+                    "CloudEvent rejected by the receiver"
+                ),
+                Err(error) => tracing::warn!(
+                    %endpoint,
+                    %ce_type,
+                    error = %error,
+                    "could not send CloudEvent"
+                ),
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Subject;
+
+    fn kav_ref() -> ObjectReference {
+        ObjectReference {
+            api_version: Some("lifecycle.keptn.sh/v1".into()),
+            kind: Some("KeptnAppVersion".into()),
+            name: Some("app-1.0-6b86b273".into()),
+            namespace: Some("ns".into()),
+            uid: Some("u".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn b7_2_binary_mode_shape() {
+        let subject = Subject {
+            namespace: "ns".into(),
+            name: "app-1.0-6b86b273".into(),
+            version: "1.0".into(),
+        };
+        let note = subject.normal(
+            "AppPreDeployTasks",
+            "Started",
+            "App Pre-Deployment Tasks",
+            "has started",
+        );
+        let time = jiff::Timestamp::from_second(1_700_000_000).unwrap();
+        let e = cloud_event(&(&note).into(), &kav_ref(), "1.0", "id-1", time);
+        assert_eq!(
+            e.headers,
+            vec![
+                ("ce-specversion", "1.0".to_owned()),
+                ("ce-id", "id-1".to_owned()),
+                ("ce-source", "keptn.sh".to_owned()),
+                ("ce-type", "App Pre-Deployment Tasks.Started".to_owned()),
+                ("ce-time", "2023-11-14T22:13:20Z".to_owned()),
+                ("content-type", "application/json".to_owned()),
+            ]
+        );
+        assert_eq!(
+            e.body,
+            json!({
+                "message": "App Pre-Deployment Tasks: has started / Namespace: ns, Name: app-1.0-6b86b273, Version: 1.0",
+                "type": "Normal",
+                "version": "1.0",
+                "resource": {
+                    "group": "lifecycle.keptn.sh",
+                    "kind": "KeptnAppVersion",
+                    "version": "v1",
+                    "name": "app-1.0-6b86b273",
+                    "namespace": "ns",
+                },
+            })
+        );
+    }
+
+    #[test]
+    fn warnings_core_kinds_and_completion_types() {
+        let subject = Subject {
+            namespace: "ns".into(),
+            name: "w".into(),
+            version: String::new(),
+        };
+        let note = subject.warning(
+            "WorkloadCompleted",
+            "Failed",
+            "Workload Completed",
+            "has failed",
+        );
+        let cm = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("ConfigMap".into()),
+            name: Some("cm".into()),
+            ..Default::default()
+        };
+        let e = cloud_event(&(&note).into(), &cm, "", "x", jiff::Timestamp::UNIX_EPOCH);
+        assert_eq!(e.headers[3].1, "Workload Completed.Failed");
+        assert_eq!(e.body["type"], "Warning");
+        assert_eq!(e.body["version"], "");
+        assert_eq!(e.body["resource"]["group"], "");
+        assert_eq!(e.body["resource"]["version"], "v1");
+        assert_eq!(e.body["resource"]["namespace"], "");
+    }
+
+    #[test]
+    fn event_type_falls_back_to_short_name_and_whole_reason() {
+        let p = Published {
+            warning: true,
+            phase: "ReconcileEvaluation",
+            reason: "ReconcileEvaluationFailed",
+            message: "evaluation failed\nobjective a: 3 > 2",
+        };
+        assert_eq!(p.event_type(), "ReconcileEvaluation.Failed");
+        let p = Published {
+            warning: true,
+            phase: "SchedulingGate",
+            reason: "SchedulingGateMissing",
+            message: "pod admitted without x / Namespace: ns, Name: p",
+        };
+        assert_eq!(p.event_type(), "SchedulingGate.Missing");
+        let p = Published {
+            warning: true,
+            phase: "Other",
+            reason: "Literal",
+            message: "Create Task: could not find KeptnTaskDefinition: d / Namespace: ns, Name: t",
+        };
+        assert_eq!(p.event_type(), "Create Task.Literal");
+    }
+
+    #[test]
+    fn version_prefers_workload_then_app() {
+        let a = |kv: &[(&str, &str)]| -> BTreeMap<String, String> {
+            kv.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert_eq!(version_of(&a(&[("appVersion", "1")])), "1");
+        assert_eq!(
+            version_of(&a(&[("appVersion", "1"), ("workloadVersion", "2")])),
+            "2"
+        );
+        assert_eq!(
+            version_of(&a(&[("appVersion", "1"), ("workloadVersion", "")])),
+            "1"
+        );
+        assert_eq!(version_of(&a(&[])), "");
+    }
+
+    #[test]
+    fn ids_are_uuid_v4_and_distinct() {
+        let (a, b) = (new_id(), new_id());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
+    }
+
+    #[tokio::test]
+    async fn nothing_is_sent_without_endpoint_and_failures_do_not_block() {
+        let config = Arc::new(RwLock::new(RuntimeConfig::default()));
+        let sender = CloudEventSender::new(config.clone());
+        let note = Subject {
+            namespace: "ns".into(),
+            name: "n".into(),
+            version: String::new(),
+        }
+        .normal("AppDeploy", "Started", "App Deployment", "has started");
+        sender.send((&note).into(), &kav_ref(), &BTreeMap::new());
+        assert_eq!(sender.in_flight.available_permits(), MAX_IN_FLIGHT);
+        // A closed port: the send is spawned and returns at once.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        config.write().unwrap().cloud_events_endpoint = format!("http://127.0.0.1:{port}/e");
+        sender.send((&note).into(), &kav_ref(), &BTreeMap::new());
+        assert_eq!(sender.in_flight.available_permits(), MAX_IN_FLIGHT - 1);
+    }
+}
