@@ -93,6 +93,9 @@ pub struct DeleteOptions {
 pub enum Part {
     Main,
     Status,
+    /// A write through the `scale` subresource: stored like a main-resource write, admitted as
+    /// an `autoscaling/v1` Scale with `subResource: scale`.
+    Scale,
 }
 
 /// A successful write.
@@ -405,27 +408,35 @@ impl ApiState {
         let namespace = if info.storage == NAMESPACES { name } else { ns };
         AdmissionInput {
             operation: Operation::from_wire(operation).unwrap_or_default(),
-            kind: GroupVersionKind {
-                group: info.group.clone(),
-                version: info.version.clone(),
-                kind: info.kind.clone(),
+            kind: if part == Part::Scale {
+                GroupVersionKind {
+                    group: "autoscaling".into(),
+                    version: "v1".into(),
+                    kind: "Scale".into(),
+                }
+            } else {
+                GroupVersionKind {
+                    group: info.group.clone(),
+                    version: info.version.clone(),
+                    kind: info.kind.clone(),
+                }
             },
             resource: GroupVersionResource {
                 group: info.group.clone(),
                 version: info.version.clone(),
                 resource: info.plural.clone(),
             },
-            sub_resource: if part == Part::Status {
-                "status".into()
-            } else {
-                String::new()
+            sub_resource: match part {
+                Part::Main => String::new(),
+                Part::Status => "status".into(),
+                Part::Scale => "scale".into(),
             },
             name: name.into(),
             namespace: namespace.into(),
             user_info: json!({"username": "kubernetes-admin", "groups": ["system:masters", "system:authenticated"]}),
             namespace_labels,
-            object: object.map(|o| present(info, &o)),
-            old_object: old.map(|o| present(info, &o)),
+            object: object.map(|o| admitted_form(info, part, &o)),
+            old_object: old.map(|o| admitted_form(info, part, &o)),
             dry_run: opts_dry_run,
             options: Some(options),
         }
@@ -942,7 +953,7 @@ impl ApiState {
     ) -> Result<Written, WriteFailure> {
         let nsobj = self.check_namespace(info, ns, None)?;
         let mut obj = match part {
-            Part::Main => {
+            Part::Main | Part::Scale => {
                 let mut o = incoming;
                 if info.status {
                     match current.get("status") {
@@ -1055,7 +1066,12 @@ impl ApiState {
             options.clone(),
         );
         if let Some(m) = self.mutate(info, &input, &mut warnings).await? {
-            obj = m;
+            if part == Part::Scale {
+                // A webhook mutates the Scale; only its replicas reach the stored object.
+                scale_replicas_into(info, &mut obj, &m);
+            } else {
+                obj = m;
+            }
         }
         if info.builtin {
             glue::builtin_defaults(&info.group, &info.kind, &mut obj);
@@ -1067,7 +1083,7 @@ impl ApiState {
             self.allocate_service(&mut obj, Some(&current));
         }
         if info.generation
-            && part == Part::Main
+            && matches!(part, Part::Main | Part::Scale)
             && generation_part(&obj) != generation_part(&current)
         {
             let g = current
@@ -1641,6 +1657,32 @@ pub fn intake_form(info: &ResourceInfo, obj: Value) -> Value {
     } else {
         obj
     }
+}
+
+/// What admission webhooks see of a stored object: the object itself, or for a `scale`
+/// subresource write its `autoscaling/v1` Scale.
+fn admitted_form(info: &ResourceInfo, part: Part, obj: &Value) -> Value {
+    let presented = present(info, obj);
+    match part {
+        Part::Scale => crate::server::scale_of(info, &presented).unwrap_or(presented),
+        Part::Main | Part::Status => presented,
+    }
+}
+
+/// Copies `spec.replicas` of a (mutated) Scale to the scaled object's replicas path.
+fn scale_replicas_into(info: &ResourceInfo, obj: &mut Value, scale: &Value) {
+    let (Some(paths), Some(replicas)) = (info.scale.as_ref(), scale.pointer("/spec/replicas"))
+    else {
+        return;
+    };
+    let mut target = obj;
+    for seg in paths.spec_replicas.trim_start_matches('.').split('.') {
+        if !target.is_object() {
+            return;
+        }
+        target = &mut target[seg];
+    }
+    *target = replicas.clone();
 }
 
 /// Storage form → the form the client asked for (version of a CR, API of an Event).

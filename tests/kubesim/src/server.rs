@@ -839,7 +839,8 @@ fn merge_patch_at(path: &str, value: Value) -> Value {
         .fold(value, |acc, seg| json!({ seg: acc }))
 }
 
-fn scale_of(info: &ResourceInfo, obj: &Value) -> Result<Value, ApiError> {
+/// The `autoscaling/v1` Scale of an object with a scale subresource.
+pub(crate) fn scale_of(info: &ResourceInfo, obj: &Value) -> Result<Value, ApiError> {
     let paths = info.scale.as_ref().ok_or_else(not_found_path)?;
     let spec = obj
         .pointer(&pointer_of(&paths.spec_replicas))
@@ -969,7 +970,7 @@ async fn subresource(
                     name,
                     PatchType::Merge,
                     p.as_bytes(),
-                    Part::Main,
+                    Part::Scale,
                     &write_options(params, headers)?,
                 )
                 .await?;

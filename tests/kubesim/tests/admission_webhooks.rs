@@ -12,8 +12,9 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kubesim::{Sim, SimConfig, SimHandle};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -621,4 +622,114 @@ async fn f19_validating_webhook_sees_the_mutated_object_and_its_denial_stands() 
     let validated = webhook.requests().last().cloned().unwrap();
     assert_eq!(validated["object"]["metadata"]["name"], "late");
     assert_eq!(validated["object"]["metadata"]["labels"]["order"], "mutate");
+}
+
+/// Caps a Scale at 3 replicas on `/scale`; allows everything else unchanged.
+fn cap_scale(path: &str, review: &Value) -> Value {
+    let uid = review["request"]["uid"].clone();
+    let replicas = review["request"]["object"]["spec"]["replicas"]
+        .as_i64()
+        .unwrap_or(0);
+    if path != "/scale" || replicas <= 3 {
+        return json!({"uid": uid, "allowed": true});
+    }
+    let patch = json!([{"op": "replace", "path": "/spec/replicas", "value": 3}]);
+    json!({
+        "uid": uid,
+        "allowed": true,
+        "patchType": "JSONPatch",
+        "patch": STANDARD.encode(patch.to_string()),
+    })
+}
+
+fn deployment_entry(name: &str, path: &str, resource: &str, webhook: &Webhook) -> Value {
+    json!({
+        "name": name,
+        "admissionReviewVersions": ["v1"],
+        "sideEffects": "None",
+        "clientConfig": {
+            "service": {"namespace": "webhooks", "name": "hook", "path": path},
+            "caBundle": webhook.ca_bundle,
+        },
+        "rules": [{"operations": ["UPDATE"], "apiGroups": ["apps"], "apiVersions": ["v1"], "resources": [resource]}],
+    })
+}
+
+/// F14/F16: a write through `/scale` is admitted as the `scale` subresource (an
+/// `autoscaling/v1` Scale), so a rule for `deployments` does not see it and a rule for
+/// `deployments/scale` does; the Scale a webhook mutates is what gets stored.
+#[tokio::test]
+async fn f14_f16_scale_writes_are_admitted_as_the_scale_subresource() {
+    let webhook = Webhook::start(cap_scale).await;
+    let sim = sim_with(&webhook).await;
+    create_mutating(
+        &sim,
+        "deployments",
+        vec![
+            deployment_entry("main.example.com", "/main", "deployments", &webhook),
+            deployment_entry("scale.example.com", "/scale", "deployments/scale", &webhook),
+        ],
+    )
+    .await;
+    let api: Api<Deployment> = Api::namespaced(sim.client().unwrap(), "default");
+    let deployment: Deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}
+            }
+        }
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    assert!(webhook.paths().is_empty(), "rules are for UPDATE only");
+
+    let scaled = api
+        .patch_scale(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 5}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        webhook.paths(),
+        vec!["/scale"],
+        "the deployments rule is not called"
+    );
+    let request = &webhook.requests()[0];
+    assert_eq!(request["subResource"], "scale");
+    assert_eq!(
+        request["kind"],
+        json!({"group": "autoscaling", "version": "v1", "kind": "Scale"})
+    );
+    assert_eq!(
+        request["resource"],
+        json!({"group": "apps", "version": "v1", "resource": "deployments"})
+    );
+    assert_eq!(request["object"]["kind"], "Scale");
+    assert_eq!(request["object"]["spec"]["replicas"], 5);
+    assert_eq!(request["oldObject"]["spec"]["replicas"], 1);
+    assert_eq!(request["object"]["status"]["selector"], "app=web");
+    // The webhook capped the Scale: the stored Deployment has its replicas.
+    assert_eq!(scaled.spec.and_then(|s| s.replicas), Some(3));
+    let stored = api.get("web").await.unwrap();
+    assert_eq!(stored.spec.and_then(|s| s.replicas), Some(3));
+
+    api.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"tier": "front"}}})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(webhook.paths(), vec!["/scale", "/main"]);
+    assert_eq!(webhook.requests()[1]["subResource"], Value::Null);
+    assert_eq!(webhook.requests()[1]["kind"]["kind"], "Deployment");
 }
