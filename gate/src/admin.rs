@@ -1,4 +1,5 @@
-//! Metrics (prometheus-client, prefix `portcullis_`) and the admin HTTP server: `/healthz`
+//! Metrics (prometheus-client: Portcullis's own with prefix `portcullis_`, Keptn's under their
+//! own names, A21) and the admin HTTP server: `/healthz`
 //! (liveness, no dependencies), `/readyz` (caches synced), `/metrics`.
 
 use std::net::SocketAddr;
@@ -10,12 +11,19 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+/// Buckets of the gate hold time, seconds to hours: pods wait for pre-deployment checks.
+const HOLD_BUCKETS: [f64; 16] = [
+    0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0,
+    14400.0, 43200.0,
+];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ControllerLabels {
@@ -50,8 +58,16 @@ pub struct Metrics {
     pub ungated_pods: Counter,
     /// 1 while this process holds the lease.
     pub leader: Gauge,
+    /// From a pod's creationTimestamp to the removal of its gate (the patch's success).
+    pub hold_duration: Histogram,
     /// Keptn's task and evaluation metrics (B §7.3), unprefixed (A21).
     pub checks: crate::execution::CheckMetrics,
+    /// Keptn's app/workload version counters and histograms (B §7.3), unprefixed (A21).
+    pub lifecycle: crate::dora::LifecycleMetrics,
+    /// `keptn_lifecycle_active`: +1 at start-up (B §0.1).
+    pub lifecycle_active: Counter,
+    /// Source of the scrape-time gauges of [`crate::dora::DoraCollector`].
+    dora_source: crate::dora::SourceSlot,
     registry: Registry,
     keptn_registry: Registry,
 }
@@ -71,6 +87,7 @@ impl Metrics {
         let stale_reports = Counter::default();
         let ungated_pods = Counter::default();
         let leader = Gauge::default();
+        let hold_duration = Histogram::new(HOLD_BUCKETS);
         registry.register(
             "gate_reconciles",
             "Reconciles by controller",
@@ -116,10 +133,30 @@ impl Metrics {
             "1 while this process holds the lease",
             leader.clone(),
         );
+        registry.register(
+            "gate_hold_duration_seconds",
+            "From a pod's creation to the removal of its scheduling gate",
+            hold_duration.clone(),
+        );
         let mut keptn_registry = Registry::default();
         let checks = crate::execution::CheckMetrics::register(&mut keptn_registry);
+        let lifecycle = crate::dora::LifecycleMetrics::register(&mut keptn_registry);
+        let lifecycle_active = Counter::default();
+        keptn_registry.register(
+            "keptn_lifecycle_active",
+            "Starts of the lifecycle operator",
+            lifecycle_active.clone(),
+        );
+        let dora_source = crate::dora::SourceSlot::default();
+        keptn_registry.register_collector(Box::new(crate::dora::DoraCollector::new(
+            dora_source.clone(),
+        )));
         Metrics {
             checks,
+            lifecycle,
+            lifecycle_active,
+            dora_source,
+            hold_duration,
             keptn_registry,
             reconciles,
             failures,
@@ -131,6 +168,24 @@ impl Metrics {
             ungated_pods,
             leader,
             registry,
+        }
+    }
+
+    /// Hands the scrape-time gauges their source of cached objects (once; later calls are
+    /// ignored). Until then, as on a standby, they report nothing.
+    pub fn set_snapshot_source(
+        &self,
+        source: impl Fn() -> crate::dora::Snapshot + Send + Sync + 'static,
+    ) {
+        if self.dora_source.set(Box::new(source)).is_err() {
+            tracing::debug!("metrics snapshot source already set");
+        }
+    }
+
+    /// Observes how long a pod created at `created` was held, now that its gate is removed.
+    pub fn observe_hold(&self, created: Option<&Time>, now: jiff::Timestamp) {
+        if let Some(seconds) = crate::dora::seconds_between(created, Some(&Time(now))) {
+            self.hold_duration.observe(seconds);
         }
     }
 
@@ -196,4 +251,69 @@ async fn metrics_text(State(s): State<AdminState>) -> impl IntoResponse {
         )],
         s.metrics.encode(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hold_time_is_observed_from_creation_and_never_negative() {
+        let m = Metrics::new();
+        let created = jiff::Timestamp::from_second(1_700_000_000).expect("valid");
+        let later = jiff::Timestamp::from_second(1_700_000_090).expect("valid");
+        m.observe_hold(Some(&Time(created)), later);
+        // A pod whose creation the local clock sees in the future counts as held for 0 s.
+        m.observe_hold(Some(&Time(later)), created);
+        // Without a creationTimestamp there is nothing to measure.
+        m.observe_hold(None, later);
+        let text = m.encode();
+        assert!(
+            text.contains("portcullis_gate_hold_duration_seconds_count 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("portcullis_gate_hold_duration_seconds_sum 90.0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("portcullis_gate_hold_duration_seconds_bucket{le=\"0.5\"} 1\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn keptn_metrics_keep_their_names_and_ours_are_prefixed() {
+        let m = Metrics::new();
+        m.lifecycle_active.inc();
+        let text = m.encode();
+        assert!(
+            text.contains("# TYPE keptn_lifecycle_active counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nkeptn_lifecycle_active_total 1\n"),
+            "{text}"
+        );
+        assert!(!text.contains("portcullis_keptn"), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        // No caches handed over yet (a standby): no scrape-time gauges.
+        assert!(!text.contains("keptn_app_active"), "{text}");
+        m.set_snapshot_source(|| crate::dora::Snapshot {
+            app_versions: vec![std::sync::Arc::new(
+                serde_json::from_value(serde_json::json!({
+                    "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnAppVersion",
+                    "metadata": {"name": "shop-1-abc", "namespace": "ns"},
+                    "spec": {"appName": "shop", "version": "1"}
+                }))
+                .expect("kav"),
+            )],
+            ..Default::default()
+        });
+        let text = m.encode();
+        assert!(
+            text.contains("keptn_app_active{keptn_deployment_app_name=\"shop\",keptn_deployment_app_version=\"1\",keptn_deployment_app_namespace=\"ns\"} 1\n"),
+            "{text}"
+        );
+    }
 }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod controllers;
 pub mod deploy;
 pub mod discovery;
+pub mod dora;
 pub mod events;
 pub mod execution;
 pub mod lease;

@@ -181,6 +181,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     );
     let client = client(&cli.client).await?;
     let metrics = Arc::new(Metrics::new());
+    metrics.lifecycle_active.inc();
     let ready = Arc::new(AtomicBool::new(false));
     let listener = admin::bind(cli.admin.admin_address)
         .await

@@ -311,6 +311,11 @@ async fn reconcile_app_version(
     if kav.status.as_ref() != Some(&plan.status) {
         let api: Api<KeptnAppVersion> = Api::namespaced(ctx.client.clone(), &ns);
         write_status(&api, kav.as_ref(), &plan.status).await?;
+        ctx.metrics.lifecycle.app_version_written(
+            &kav,
+            &plan.status,
+            ctx.settings.promotion_enabled,
+        );
     }
     created?;
     Ok(action(plan.requeue))
@@ -485,6 +490,9 @@ async fn reconcile_workload_version(
     let api: Api<KeptnWorkloadVersion> = Api::namespaced(ctx.client.clone(), &ns);
     if kwv.status.as_ref() != Some(&plan.status) && plan.status != Default::default() {
         write_status(&api, kwv.as_ref(), &plan.status).await?;
+        ctx.metrics
+            .lifecycle
+            .workload_version_written(&kwv, &plan.status);
     }
     for a in &plan.actions {
         if let Planned::SetTraceId(carrier) = a {

@@ -458,6 +458,7 @@ pub async fn run(
         daemonsets: daemonsets.store.clone(),
         pods: pods.store.clone(),
     };
+    metrics.set_snapshot_source(dora_snapshot(caches.clone()));
     let recorder = |controller: &'static str| Recorder {
         client: client.clone(),
         controller,
@@ -607,6 +608,16 @@ pub async fn run(
         _ = controllers => tracing::error!("controllers stopped"),
         _ = caches_running => tracing::error!("caches stopped"),
         _ = readiness => {}
+    }
+}
+
+/// What the scrape-time gauges of B §7.3 read: the current cache contents.
+fn dora_snapshot(caches: Caches) -> impl Fn() -> crate::dora::Snapshot + Send + Sync + 'static {
+    move || crate::dora::Snapshot {
+        app_versions: caches.kav.state(),
+        workload_versions: caches.kwv.state(),
+        tasks: caches.tasks.state(),
+        evaluations: caches.evaluations.state(),
     }
 }
 

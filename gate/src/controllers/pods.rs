@@ -279,6 +279,8 @@ async fn release(ctx: &Context, pod: &GatedPod) -> Result<(), Error> {
         match timed(api.patch(&name, &PatchParams::default(), &Patch::Json::<()>(patch))).await {
             Ok(_) => {
                 tracing::info!(namespace = %ns, pod = %name, "scheduling gate removed");
+                ctx.metrics
+                    .observe_hold(pod.metadata.creation_timestamp.as_ref(), Timestamp::now());
                 return Ok(());
             }
             Err(Error::Kube(kube::Error::Api(s))) if s.code == 404 => return Ok(()),

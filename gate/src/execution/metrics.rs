@@ -5,15 +5,10 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use shared::crd::{KeptnEvaluation, KeptnEvaluationStatus, KeptnTask, KeptnTaskStatus};
 
-/// The OpenTelemetry SDK's default histogram boundaries, which Keptn's exporter uses.
-const BUCKETS: [f64; 15] = [
-    0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0, 7500.0,
-    10000.0,
-];
+use crate::dora::{Durations, otel_histogram as histogram, seconds_between};
 
 /// Attributes of `keptn.task.*` (B §7.3).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -37,12 +32,6 @@ pub struct EvaluationLabels {
     pub keptn_deployment_evaluation_name: String,
     pub keptn_deployment_evaluation_type: String,
     pub keptn_deployment_evaluation_status: String,
-}
-
-type Durations<L> = Family<L, Histogram, fn() -> Histogram>;
-
-fn histogram() -> Histogram {
-    Histogram::new(BUCKETS)
 }
 
 /// Counters and histograms of finished tasks and evaluations.
@@ -132,14 +121,4 @@ impl CheckMetrics {
                 .observe(seconds);
         }
     }
-}
-
-fn seconds_between(
-    start: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
-    end: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
-) -> Option<f64> {
-    let (start, end) = (start?, end?);
-    let nanos = end.0.as_nanosecond() - start.0.as_nanosecond();
-    // Clock skew between writers can make this negative; a duration is never negative.
-    Some((nanos.max(0) as f64) / 1e9)
 }
