@@ -2,8 +2,9 @@
 //! (A11–A14) and leader election.
 //!
 //! The decisions are pure functions over plain data ([`phase`], [`checks`], [`lifecycle`],
-//! [`deploy`], [`discovery`], [`versions`], [`build`], [`release`], [`config`], [`events`]); the kube-facing
-//! shell ([`controllers`], [`lease`], [`admin`]) only reads caches and applies them.
+//! [`deploy`], [`discovery`], [`versions`], [`build`], [`release`], [`config`], [`events`],
+//! [`traces`]); the kube-facing shell ([`controllers`], [`lease`], [`admin`], [`telemetry`])
+//! only reads caches and applies them.
 
 pub mod admin;
 pub mod build;
@@ -20,4 +21,6 @@ pub mod lease;
 pub mod lifecycle;
 pub mod phase;
 pub mod release;
+pub mod telemetry;
+pub mod traces;
 pub mod versions;

@@ -111,7 +111,10 @@ async fn main() -> ExitCode {
     {
         tracing::debug!("a rustls crypto provider was already installed");
     }
-    match run(cli).await {
+    let result = run(cli).await;
+    // Queued spans go out before the process ends.
+    let _ = tokio::task::spawn_blocking(|| gate::telemetry::global().shutdown()).await;
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -213,6 +216,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
     let config = Arc::new(RwLock::new(RuntimeConfig::default()));
     initial_config(&client, &config).await?;
+    // Tracing from OTEL_EXPORTER_OTLP_ENDPOINT when no KeptnConfig names a collector (A21).
+    let collector = config
+        .read()
+        .map(|c| c.otel_collector_url.clone())
+        .unwrap_or_default();
+    gate::telemetry::global().configure(&collector);
     let (config_changed, _) = tokio::sync::watch::channel(());
     let settings = Settings {
         keptn_namespace: cli.lifecycle.keptn_namespace.clone(),

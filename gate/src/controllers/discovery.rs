@@ -291,6 +291,7 @@ pub fn apply_config(target: &std::sync::RwLock<RuntimeConfig>, cfg: &KeptnConfig
     if let Some(problem) = problem {
         tracing::warn!(config = %cfg.name_any(), "{problem}");
     }
+    crate::telemetry::global().configure(&next.otel_collector_url);
     match target.write() {
         Ok(mut c) => *c = next,
         Err(poisoned) => *poisoned.into_inner() = next,

@@ -284,7 +284,7 @@ async fn reconcile_app_version(
                     .unwrap_or_default()
             })
     };
-    let plan = plan_app_version(
+    let mut plan = plan_app_version(
         &kav,
         &AppVersionInput {
             world: &world,
@@ -294,6 +294,8 @@ async fn reconcile_app_version(
             now: Timestamp::now(),
         },
     );
+    let spans =
+        crate::telemetry::app_version_transition(&kav, &mut plan, ctx.settings.promotion_enabled);
     let owner_ref = kav
         .controller_owner_ref(&())
         .ok_or(Error::MissingField("metadata.uid"))?;
@@ -311,6 +313,7 @@ async fn reconcile_app_version(
     if kav.status.as_ref() != Some(&plan.status) {
         let api: Api<KeptnAppVersion> = Api::namespaced(ctx.client.clone(), &ns);
         write_status(&api, kav.as_ref(), &plan.status).await?;
+        crate::telemetry::global().export(spans);
         ctx.metrics.lifecycle.app_version_written(
             &kav,
             &plan.status,
@@ -462,7 +465,7 @@ async fn reconcile_workload_version(
         .state_filter(|k| k.metadata.namespace.as_deref() == Some(&ns));
     let kav_refs: Vec<&KeptnAppVersion> = kavs.iter().map(|k| k.as_ref()).collect();
     let resource = observe(&ctx, &ns, &kwv.spec.workload.resource_reference).await;
-    let plan = plan_workload_version(
+    let mut plan = plan_workload_version(
         &kwv,
         &WorkloadVersionInput {
             world: &world,
@@ -473,6 +476,7 @@ async fn reconcile_workload_version(
             now: Timestamp::now(),
         },
     );
+    let spans = crate::telemetry::workload_version_transition(&kwv, &mut plan);
     let owner_ref = kwv
         .controller_owner_ref(&())
         .ok_or(Error::MissingField("metadata.uid"))?;
@@ -490,6 +494,7 @@ async fn reconcile_workload_version(
     let api: Api<KeptnWorkloadVersion> = Api::namespaced(ctx.client.clone(), &ns);
     if kwv.status.as_ref() != Some(&plan.status) && plan.status != Default::default() {
         write_status(&api, kwv.as_ref(), &plan.status).await?;
+        crate::telemetry::global().export(spans);
         ctx.metrics
             .lifecycle
             .workload_version_written(&kwv, &plan.status);

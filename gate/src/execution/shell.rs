@@ -487,6 +487,7 @@ pub async fn reconcile_task(
             }
             if finished {
                 ctx.metrics.task_finished(&task, &status);
+                crate::telemetry::task_finished(&ctx.client, &task, &status);
             }
             Ok(requeue.map_or_else(Action::await_change, Action::requeue))
         }
@@ -615,6 +616,7 @@ pub async fn reconcile_evaluation(
                 evaluation_event_annotations(&evaluation),
             );
             ctx.metrics.evaluation_finished(&evaluation, &status);
+            crate::telemetry::evaluation_finished(&ctx.client, &evaluation, &status);
             Ok(Action::await_change())
         }
         EvaluationAction::Attempted {
@@ -637,6 +639,7 @@ pub async fn reconcile_evaluation(
             }
             if finished {
                 ctx.metrics.evaluation_finished(&evaluation, &status);
+                crate::telemetry::evaluation_finished(&ctx.client, &evaluation, &status);
             }
             Ok(requeue.map_or_else(Action::await_change, Action::requeue))
         }

@@ -1,0 +1,413 @@
+//! End-to-end tests of tracing (B §7.4, A21): the real `portcullis-gate` binary against kubesim,
+//! exporting over OTLP/gRPC to an in-process trace receiver bound on a free port.
+//!
+//! As in `e2e.rs`, the test plays the webhook (pods get the gate from their Deployment's pod
+//! template; the test creates the KeptnWorkload and the KeptnAppCreationRequest). Waits poll with
+//! a deadline.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use kube::api::PostParams;
+use kube::{Api, Client};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+use serde_json::json;
+use shared::crd::{KeptnAppVersion, KeptnState, KeptnTaskDefinition, KeptnWorkloadVersion};
+
+mod common;
+
+use common::*;
+
+/// One span as received, with its resource's `service.name` and its scope name.
+#[derive(Clone, Debug)]
+struct Received {
+    service: String,
+    scope: String,
+    span: Span,
+}
+
+impl Received {
+    fn attribute(&self, key: &str) -> Option<String> {
+        string_value(&self.span.attributes, key)
+    }
+}
+
+fn string_value(attributes: &[KeyValue], key: &str) -> Option<String> {
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref()?.value.as_ref())
+        .and_then(|v| match v {
+            any_value::Value::StringValue(s) => Some(s.clone()),
+            _ => None,
+        })
+}
+
+/// A minimal OTLP/gRPC trace collector.
+#[derive(Clone, Default)]
+struct Collector {
+    spans: Arc<Mutex<Vec<Received>>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut spans = self.spans.lock().expect("lock");
+        for rs in request.into_inner().resource_spans {
+            let service = rs
+                .resource
+                .as_ref()
+                .and_then(|r| string_value(&r.attributes, "service.name"))
+                .unwrap_or_default();
+            for ss in rs.scope_spans {
+                let scope = ss.scope.map(|s| s.name).unwrap_or_default();
+                for span in ss.spans {
+                    spans.push(Received {
+                        service: service.clone(),
+                        scope: scope.clone(),
+                        span,
+                    });
+                }
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+impl Collector {
+    /// Serves on a free port of 127.0.0.1; returns the port.
+    async fn start(&self) -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let service = TraceServiceServer::new(self.clone());
+        tokio::spawn(tonic::transport::Server::builder().serve_with_incoming(service, incoming));
+        port
+    }
+
+    fn named(&self, name: &str) -> Option<Received> {
+        self.spans
+            .lock()
+            .expect("lock")
+            .iter()
+            .find(|r| r.span.name == name)
+            .cloned()
+    }
+
+    fn count(&self) -> usize {
+        self.spans.lock().expect("lock").len()
+    }
+
+    /// Waits until a span of every name arrived.
+    async fn wait_for(&self, names: &[&str]) -> BTreeMap<String, Received> {
+        wait_for(&format!("spans {names:?}"), WAIT, || async {
+            let found: BTreeMap<String, Received> = names
+                .iter()
+                .filter_map(|n| Some(((*n).to_owned(), self.named(n)?)))
+                .collect();
+            (found.len() == names.len()).then_some(found)
+        })
+        .await
+    }
+}
+
+/// Starts a gate like `Env::start_gate`, with extra environment variables (the batch delay
+/// short, so spans arrive in well under the SDK's 5 s default).
+fn start_gate_with_env(env: &mut Env, vars: &[(&str, &str)]) {
+    let i = env.started;
+    env.started += 1;
+    let log = std::fs::File::create(env.logs.path().join(format!("gate-{i}.log"))).expect("log");
+    let err = log.try_clone().expect("log");
+    let port = free_port();
+    env.admin_ports.push(port);
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis-gate"));
+    command
+        .arg("--kubeconfig")
+        .arg(env.kubeconfig())
+        .args(["--admin-address", &format!("127.0.0.1:{port}")])
+        .args(["--sweep-interval-seconds", "1"])
+        .args(["--identity", &format!("gate-{i}")])
+        .env("LOG_FILTER", "info,gate=debug,kube=warn")
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("POD_NAMESPACE")
+        .env_remove("KUBECONFIG")
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(err))
+        .kill_on_drop(true);
+    for (k, v) in vars {
+        command.env(k, v);
+    }
+    env.gates.push(command.spawn().expect("gate binary starts"));
+}
+
+/// A container task definition whose Job succeeds quickly in kubesim.
+async fn quick_task(client: &Client, ns: &str, name: &str) {
+    let def: KeptnTaskDefinition = serde_json::from_value(json!({
+        "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnTaskDefinition",
+        "metadata": {"name": name, "annotations": {
+            "kubesim.portcullis.dev/outcome": "exit:0",
+            "kubesim.portcullis.dev/run-for": "200ms",
+        }},
+        "spec": {
+            "container": {"name": "check", "image": "busybox:1.36", "command": ["true"]},
+            "retries": 1, "timeout": "30s",
+        }
+    }))
+    .expect("definition");
+    Api::<KeptnTaskDefinition>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &def)
+        .await
+        .expect("definition created");
+}
+
+/// A single-service rollout of `app` (workload `app`, version `version`) up to the completed
+/// KeptnAppVersion; returns the KAV and the KWV.
+async fn rollout(
+    client: &Client,
+    ns: &str,
+    app: &str,
+    version: &str,
+    tasks: &[&str],
+) -> (KeptnAppVersion, KeptnWorkloadVersion) {
+    let rs = gated_deployment(client, ns, app, app, version, 1, json!({})).await;
+    workload_objects(client, ns, app, app, version, &rs, tasks).await;
+    creation_request(client, ns, app, true).await;
+    let kav_name = format!("{app}-{version}-6b86b273");
+    let kwv_name = format!("{app}-{app}-{version}");
+    wait_for("KWV and KAV Completed", WAIT, || async {
+        let done = ("Completed".to_owned(), KeptnState::Succeeded);
+        (kwv_state(client, ns, &kwv_name).await? == done
+            && kav_state(client, ns, &kav_name).await? == done)
+            .then_some(())
+    })
+    .await;
+    let kav = get(client, ns, &kav_name).await.expect("kav");
+    let kwv = get(client, ns, &kwv_name).await.expect("kwv");
+    (kav, kwv)
+}
+
+/// The span id of a W3C traceparent, as bytes.
+fn traceparent_span_id(traceparent: &str) -> Vec<u8> {
+    let hex = traceparent.split('-').nth(2).expect("span id field");
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// B §7.4, §3.9 step 0, A21: untraced by default (no `phaseTraceIDs`, no KWV `spec.traceId`,
+/// generation 1); with a KeptnConfig `OTelCollectorUrl` without scheme the lifecycle arrives
+/// as one trace: KAV root → AppDeploy → KWV root → `<workload>/WorkloadDeploy`, task spans under
+/// their phase, Keptn's names, attributes, kind and service name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keptnconfig_collector_receives_the_lifecycle_as_one_trace() {
+    let collector = Collector::default();
+    let port = collector.start().await;
+    let mut env = start_env().await;
+    let c = env.client.clone();
+    start_gate_with_env(&mut env, &[]);
+
+    // Off by default: nothing written, nothing exported.
+    let ns = "untraced";
+    env.namespace(ns).await;
+    let (kav, kwv) = rollout(&c, ns, "plain", "1.0", &[]).await;
+    assert!(
+        kav.status.expect("status").phase_trace_ids.is_empty(),
+        "no phaseTraceIDs while tracing is off"
+    );
+    assert!(kwv.spec.trace_id.is_empty());
+    assert_eq!(
+        kwv.metadata.generation,
+        Some(1),
+        "no spec write for a trace id"
+    );
+    assert!(kwv.status.expect("status").phase_trace_ids.is_empty());
+
+    let ns = "traced";
+    env.namespace(ns).await;
+    env.config(ns, json!({"OTelCollectorUrl": format!("127.0.0.1:{port}")}))
+        .await;
+    wait_for("tracing on", WAIT, || async {
+        env.gate_log(0).contains("tracing on").then_some(())
+    })
+    .await;
+    quick_task(&c, ns, "smoke").await;
+    let (kav, kwv) = rollout(&c, ns, "shop", "2.0", &["smoke"]).await;
+    let kav_name = "shop-2.0-6b86b273";
+    let kwv_name = "shop-shop-2.0";
+    let task_name = kwv
+        .status
+        .as_ref()
+        .expect("status")
+        .pre_deployment_task_status[0]
+        .name
+        .clone();
+    let spans = collector
+        .wait_for(&[
+            kav_name,
+            "AppDeploy",
+            "AppPreDeployTasks",
+            kwv_name,
+            "shop-shop/WorkloadPreDeployTasks",
+            "shop-shop/WorkloadDeploy",
+            &task_name,
+        ])
+        .await;
+    eprintln!(
+        "received {} spans: {:?}",
+        collector.count(),
+        collector
+            .spans
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|r| r.span.name.clone())
+            .collect::<Vec<_>>()
+    );
+    let kav_root = &spans[kav_name];
+    let app_deploy = &spans["AppDeploy"];
+    let kwv_root = &spans[kwv_name];
+    let workload_deploy = &spans["shop-shop/WorkloadDeploy"];
+    let workload_pre = &spans["shop-shop/WorkloadPreDeployTasks"];
+    let task = &spans[task_name.as_str()];
+
+    // One trace, linked parent to child.
+    let trace_id = &kav_root.span.trace_id;
+    assert_eq!(trace_id.len(), 16);
+    for r in spans.values() {
+        assert_eq!(
+            &r.span.trace_id, trace_id,
+            "{} in the same trace",
+            r.span.name
+        );
+        assert_eq!(r.service, "lifecycle-operator");
+        assert_eq!(r.span.kind, SpanKind::Consumer as i32, "{}", r.span.name);
+        assert_eq!(
+            r.span.status.as_ref().map(|s| s.code),
+            Some(StatusCode::Ok as i32),
+            "{}",
+            r.span.name
+        );
+        assert!(r.span.start_time_unix_nano <= r.span.end_time_unix_nano);
+    }
+    assert!(
+        kav_root.span.parent_span_id.is_empty(),
+        "no user traceparent"
+    );
+    assert_eq!(app_deploy.span.parent_span_id, kav_root.span.span_id);
+    assert_eq!(kwv_root.span.parent_span_id, app_deploy.span.span_id);
+    assert_eq!(workload_deploy.span.parent_span_id, kwv_root.span.span_id);
+    assert_eq!(task.span.parent_span_id, workload_pre.span.span_id);
+
+    // Where the ids live in the cluster.
+    let kav_status = kav.status.expect("status");
+    let stored = &kav_status.phase_trace_ids["AppDeploy"]["traceparent"];
+    assert_eq!(traceparent_span_id(stored), app_deploy.span.span_id);
+    assert_eq!(
+        kwv.spec.trace_id.get("traceparent"),
+        Some(stored),
+        "the KWV carries the AppDeploy context"
+    );
+    let kwv_stored = &kwv.status.as_ref().expect("status").phase_trace_ids["WorkloadDeploy"];
+    assert_eq!(
+        traceparent_span_id(&kwv_stored["traceparent"]),
+        workload_deploy.span.span_id
+    );
+
+    // Names, scopes and attributes as Keptn's (B §7.4).
+    assert_eq!(kav_root.scope, "keptn/lifecycle-operator/appversion");
+    assert_eq!(kwv_root.scope, "keptn/lifecycle-operator/workloadversion");
+    for r in [kav_root, app_deploy] {
+        assert_eq!(
+            r.attribute("keptn.deployment.app.name").as_deref(),
+            Some("shop")
+        );
+        assert_eq!(
+            r.attribute("keptn.deployment.app.version").as_deref(),
+            Some("2.0")
+        );
+        assert_eq!(
+            r.attribute("keptn.deployment.app.namespace").as_deref(),
+            Some(ns)
+        );
+    }
+    for r in [kwv_root, workload_deploy] {
+        assert_eq!(
+            r.attribute("keptn.deployment.app.name").as_deref(),
+            Some("shop")
+        );
+        assert_eq!(
+            r.attribute("keptn.deployment.workload.name").as_deref(),
+            Some("shop-shop")
+        );
+        assert_eq!(
+            r.attribute("keptn.deployment.workload.version").as_deref(),
+            Some("2.0")
+        );
+        assert_eq!(
+            r.attribute("keptn.deployment.workload.namespace")
+                .as_deref(),
+            Some(ns)
+        );
+    }
+    assert_eq!(
+        task.attribute("keptn.deployment.task.name").as_deref(),
+        Some(task_name.as_str())
+    );
+    assert_eq!(
+        task.attribute("keptn.deployment.task.type").as_deref(),
+        Some("pre")
+    );
+    assert!(
+        app_deploy
+            .span
+            .events
+            .iter()
+            .any(|e| e.name == "App Deployment has succeeded")
+    );
+    // Roots span their object's lifetime (status startTime .. endTime).
+    let start = kav_status.start_time.expect("startTime").0;
+    assert_eq!(
+        kav_root.span.start_time_unix_nano as i128,
+        start.as_nanosecond()
+    );
+    assert!(app_deploy.span.start_time_unix_nano >= kav_root.span.start_time_unix_nano);
+    assert!(app_deploy.span.end_time_unix_nano <= kav_root.span.end_time_unix_nano);
+}
+
+/// A21: `OTEL_EXPORTER_OTLP_ENDPOINT` alone turns tracing on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standard_endpoint_variable_turns_tracing_on() {
+    let collector = Collector::default();
+    let port = collector.start().await;
+    let mut env = start_env().await;
+    let c = env.client.clone();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    start_gate_with_env(&mut env, &[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)]);
+    let ns = "env-traced";
+    env.namespace(ns).await;
+    let (kav, _) = rollout(&c, ns, "solo", "0.1", &[]).await;
+    let spans = collector
+        .wait_for(&["solo-0.1-6b86b273", "AppDeploy", "solo-solo/WorkloadDeploy"])
+        .await;
+    let stored = &kav.status.expect("status").phase_trace_ids["AppDeploy"]["traceparent"];
+    assert_eq!(traceparent_span_id(stored), spans["AppDeploy"].span.span_id);
+}
