@@ -411,3 +411,127 @@ async fn standard_endpoint_variable_turns_tracing_on() {
     let stored = &kav.status.expect("status").phase_trace_ids["AppDeploy"]["traceparent"];
     assert_eq!(traceparent_span_id(stored), spans["AppDeploy"].span.span_id);
 }
+
+/// The start time a `phaseTraceIDs` entry carries in its `tracestate` (`portcullis=s:<ns>`).
+fn tracestate_start(carrier: &BTreeMap<String, String>) -> u64 {
+    let state = carrier.get("tracestate").expect("tracestate");
+    let nanos = state
+        .split(',')
+        .find_map(|m| m.trim().strip_prefix("portcullis=s:"))
+        .expect("portcullis member");
+    nanos.parse().expect("nanoseconds")
+}
+
+/// B §7.4 without Keptn's in-memory span map: a gate killed (SIGKILL) while the KeptnAppVersion is
+/// in AppDeploy and a workload task runs; the next gate finishes the same trace. The AppDeploy
+/// span it exports starts when the first gate entered the phase and keeps its id, the workload
+/// spans hang under it, and no span is exported twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_gate_finishes_the_same_trace() {
+    let collector = Collector::default();
+    let port = collector.start().await;
+    let mut env = start_env().await;
+    let c = env.client.clone();
+    let ns = "restart";
+    env.namespace(ns).await;
+    env.config(ns, json!({"OTelCollectorUrl": format!("127.0.0.1:{port}")}))
+        .await;
+    start_gate_with_env(&mut env, &[]);
+    wait_for("tracing on", WAIT, || async {
+        env.gate_log(0).contains("tracing on").then_some(())
+    })
+    .await;
+    let def: KeptnTaskDefinition = serde_json::from_value(json!({
+        "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnTaskDefinition",
+        "metadata": {"name": "slow", "annotations": {
+            "kubesim.portcullis.dev/outcome": "exit:0",
+            "kubesim.portcullis.dev/run-for": "3s",
+        }},
+        "spec": {
+            "container": {"name": "check", "image": "busybox:1.36", "command": ["true"]},
+            "retries": 1, "timeout": "60s",
+        }
+    }))
+    .expect("definition");
+    Api::<KeptnTaskDefinition>::namespaced(c.clone(), ns)
+        .create(&PostParams::default(), &def)
+        .await
+        .expect("definition created");
+    let rs = gated_deployment(&c, ns, "cart", "cart", "3.1", 1, json!({})).await;
+    workload_objects(&c, ns, "cart", "cart", "3.1", &rs, &["slow"]).await;
+    creation_request(&c, ns, "cart", true).await;
+    let kav_name = "cart-3.1-6b86b273";
+    let kwv_name = "cart-cart-3.1";
+
+    // Gate 0 entered AppDeploy and started the workload's task, then dies.
+    let app_deploy_carrier = wait_for("AppDeploy entered and the task's Job running", WAIT, || {
+        let c = c.clone();
+        async move {
+            let kav: KeptnAppVersion = get(&c, ns, kav_name).await?;
+            let carrier = kav.status?.phase_trace_ids.get("AppDeploy")?.clone();
+            let running = tasks(&c, ns)
+                .await
+                .iter()
+                .any(|t| t.status.as_ref().is_some_and(|s| !s.job_name.is_empty()));
+            running.then_some(carrier)
+        }
+    })
+    .await;
+    env.kill_gate(0).await;
+    let before_restart = collector.count();
+    start_gate_with_env(&mut env, &[]);
+
+    let task_name = wait_for("the task's name", WAIT, || {
+        let c = c.clone();
+        async move {
+            tasks(&c, ns)
+                .await
+                .first()
+                .and_then(|t| t.metadata.name.clone())
+        }
+    })
+    .await;
+    let spans = collector
+        .wait_for(&[
+            kav_name,
+            "AppDeploy",
+            kwv_name,
+            "cart-cart/WorkloadPreDeployTasks",
+            &task_name,
+            "cart-cart/WorkloadDeploy",
+        ])
+        .await;
+    eprintln!(
+        "{before_restart} spans before the restart, {} in all",
+        collector.count()
+    );
+    let app_deploy = &spans["AppDeploy"];
+    assert_eq!(
+        app_deploy.span.start_time_unix_nano,
+        tracestate_start(&app_deploy_carrier),
+        "the phase start written by the first gate"
+    );
+    assert_eq!(
+        traceparent_span_id(&app_deploy_carrier["traceparent"]),
+        app_deploy.span.span_id
+    );
+    let trace_id = &spans[kav_name].span.trace_id;
+    assert!(spans.values().all(|r| &r.span.trace_id == trace_id));
+    assert_eq!(app_deploy.span.parent_span_id, spans[kav_name].span.span_id);
+    assert_eq!(spans[kwv_name].span.parent_span_id, app_deploy.span.span_id);
+    assert_eq!(
+        spans["cart-cart/WorkloadPreDeployTasks"]
+            .span
+            .parent_span_id,
+        spans[kwv_name].span.span_id
+    );
+    assert_eq!(
+        spans[task_name.as_str()].span.parent_span_id,
+        spans["cart-cart/WorkloadPreDeployTasks"].span.span_id
+    );
+    let received = collector.spans.lock().expect("lock").clone();
+    let mut ids: Vec<&Vec<u8>> = received.iter().map(|r| &r.span.span_id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), received.len(), "no span exported twice");
+}
