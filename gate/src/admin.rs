@@ -2,6 +2,7 @@
 //! own names, A21) and the admin HTTP server: `/healthz`
 //! (liveness, no dependencies), `/readyz` (caches synced), `/metrics`.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -138,7 +139,18 @@ impl Metrics {
             "From a pod's creation to the removal of its scheduling gate",
             hold_duration.clone(),
         );
-        let mut keptn_registry = Registry::default();
+        // Keptn's metrics come from the OTel meter `keptn/task` (no version) through the OTel
+        // Prometheus exporter, which labels every series with its scope (B §7.3).
+        let mut keptn_registry = Registry::with_labels(
+            [
+                (
+                    Cow::Borrowed("otel_scope_name"),
+                    Cow::Borrowed("keptn/task"),
+                ),
+                (Cow::Borrowed("otel_scope_version"), Cow::Borrowed("")),
+            ]
+            .into_iter(),
+        );
         let checks = crate::execution::CheckMetrics::register(&mut keptn_registry);
         let lifecycle = crate::dora::LifecycleMetrics::register(&mut keptn_registry);
         let lifecycle_active = Counter::default();
@@ -291,10 +303,12 @@ mod tests {
             text.contains("# TYPE keptn_lifecycle_active counter\n"),
             "{text}"
         );
+        let scope = r#"otel_scope_name="keptn/task",otel_scope_version="""#;
         assert!(
-            text.contains("\nkeptn_lifecycle_active_total 1\n"),
+            text.contains(&format!("\nkeptn_lifecycle_active_total{{{scope}}} 1\n")),
             "{text}"
         );
+        assert!(text.contains("\nportcullis_gate_leader 0\n"), "{text}");
         assert!(!text.contains("portcullis_keptn"), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
         // No caches handed over yet (a standby): no scrape-time gauges.
@@ -312,7 +326,7 @@ mod tests {
         });
         let text = m.encode();
         assert!(
-            text.contains("keptn_app_active{keptn_deployment_app_name=\"shop\",keptn_deployment_app_version=\"1\",keptn_deployment_app_namespace=\"ns\"} 1\n"),
+            text.contains(&format!("keptn_app_active{{{scope},keptn_deployment_app_name=\"shop\",keptn_deployment_app_version=\"1\",keptn_deployment_app_namespace=\"ns\"}} 1\n")),
             "{text}"
         );
     }

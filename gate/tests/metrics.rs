@@ -8,7 +8,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
-use shared::crd::{KeptnApp, KeptnState, KeptnWorkload};
+use shared::crd::{KeptnApp, KeptnAppVersion, KeptnState, KeptnWorkload, KeptnWorkloadVersion};
 
 mod common;
 
@@ -164,6 +164,11 @@ async fn passing_evaluation(client: &Client, ns: &str) {
         .create(&PostParams::default(), &ked)
         .await
         .expect("evaluation definition created");
+}
+
+/// Seconds since the epoch of a status time.
+fn secs(t: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) -> f64 {
+    t.expect("time set").0.as_nanosecond() as f64 / 1e9
 }
 
 async fn completed(client: &Client, ns: &str, kwv: &str, kav: &str) {
@@ -349,6 +354,20 @@ async fn every_keptn_family_is_exposed_after_an_upgrade() {
     .await;
 
     assert_eq!(value(&all, "keptn_lifecycle_active_total", &[]), Some(1.0));
+    // Keptn's series carry the OTel exporter's scope labels; Portcullis's own do not.
+    assert_eq!(
+        matching(
+            &all,
+            "keptn_lifecycle_active_total",
+            &[
+                ("otel_scope_name", "keptn/task"),
+                ("otel_scope_version", "")
+            ]
+        )
+        .len(),
+        1
+    );
+    assert_eq!(label_keys(&all, "portcullis_gated_pods"), ["age"]);
 
     // Finished versions: counted once each, with their status; durations only on success.
     for (app, version) in [(app1, "1"), (app2, "2")] {
@@ -387,6 +406,8 @@ async fn every_keptn_family_is_exposed_after_an_upgrade() {
             "keptn_deployment_workload_namespace",
             "keptn_deployment_workload_status",
             "keptn_deployment_workload_version",
+            "otel_scope_name",
+            "otel_scope_version",
         ]
     );
     assert_eq!(
@@ -397,6 +418,8 @@ async fn every_keptn_family_is_exposed_after_an_upgrade() {
             "keptn_deployment_app_status",
             "keptn_deployment_app_version",
             "le",
+            "otel_scope_name",
+            "otel_scope_version",
         ]
     );
     // The OTel default boundaries of Keptn's exporter.
@@ -418,6 +441,8 @@ async fn every_keptn_family_is_exposed_after_an_upgrade() {
             "keptn_deployment_workload_name",
             "keptn_deployment_workload_namespace",
             "keptn_deployment_workload_version",
+            "otel_scope_name",
+            "otel_scope_version",
         ]
     );
     let d2 = value(
@@ -431,7 +456,30 @@ async fn every_keptn_family_is_exposed_after_an_upgrade() {
         ],
     )
     .expect("app deployment duration of 2");
-    assert!(d2 > 0.0, "{d2}");
+    // The values are the differences of the objects' own (second-resolution) timestamps.
+    let kav_times = |name: String| {
+        let c = c.clone();
+        async move {
+            let s = get::<KeptnAppVersion>(&c, ns, &name)
+                .await
+                .and_then(|k| k.status)
+                .expect("KAV status");
+            (secs(s.start_time), secs(s.end_time))
+        }
+    };
+    let kwv_times = |name: &'static str| {
+        let c = c.clone();
+        async move {
+            let s = get::<KeptnWorkloadVersion>(&c, ns, name)
+                .await
+                .and_then(|k| k.status)
+                .expect("KWV status");
+            (secs(s.start_time), secs(s.end_time))
+        }
+    };
+    let (_, end1) = kav_times("shop-1-6b86b273".to_owned()).await;
+    let (start2, end2) = kav_times(kav2.clone()).await;
+    assert_eq!(d2, end2 - start2);
     assert!(
         value(
             &all,
@@ -452,8 +500,7 @@ async fn every_keptn_family_is_exposed_after_an_upgrade() {
         ],
     )
     .expect("app interval");
-    // Version 2 ended after version 1 ended, at least its own duration later... of its start.
-    assert!(i2 > 0.0, "{i2}");
+    assert_eq!(i2, end2 - end1);
     assert_eq!(
         matching(&all, "keptn_app_deploymentinterval", &[]).len(),
         1,
@@ -466,8 +513,16 @@ async fn every_keptn_family_is_exposed_after_an_upgrade() {
         ("keptn_deployment_workload_version", "2"),
         ("keptn_deployment_workload_previousversion", "1"),
     ];
-    assert!(value(&all, "keptn_deployment_deploymentduration", &wl_dora).is_some());
-    assert!(value(&all, "keptn_deployment_deploymentinterval", &wl_dora).expect("interval") > 0.0);
+    let (_, wend1) = kwv_times("shop-cart-1").await;
+    let (wstart2, wend2) = kwv_times("shop-cart-2").await;
+    assert_eq!(
+        value(&all, "keptn_deployment_deploymentduration", &wl_dora),
+        Some(wend2 - wstart2)
+    );
+    assert_eq!(
+        value(&all, "keptn_deployment_deploymentinterval", &wl_dora),
+        Some(wend2 - wend1)
+    );
 
     // Tasks and evaluations: active gauges without status, counters with it.
     let pre = [
@@ -486,6 +541,8 @@ async fn every_keptn_family_is_exposed_after_an_upgrade() {
             "keptn_deployment_task_type",
             "keptn_deployment_workload_name",
             "keptn_deployment_workload_version",
+            "otel_scope_name",
+            "otel_scope_version",
         ]
     );
     assert_eq!(
