@@ -22,7 +22,7 @@ use crate::phase::{COMPLETED, Level, Phase, Stage, VersionStatus};
 
 /// Carrier key of the W3C trace context.
 pub const TRACEPARENT: &str = "traceparent";
-/// Carrier key of the W3C trace state (holds the phase start time, see [`PhaseStart`]).
+/// Carrier key of the W3C trace state (holds a phase's start time as `portcullis=s:<unix ns>`).
 pub const TRACESTATE: &str = "tracestate";
 /// Our `tracestate` list member: `portcullis=s:<unix nanoseconds>`.
 const STATE_KEY: &str = "portcullis";
