@@ -345,27 +345,38 @@ fn workload_version(k: &KeptnWorkloadVersion) -> Version<'_> {
     }
 }
 
+/// Versions sorted by namespace and name, so the names sharing a prefix are one contiguous run
+/// (a scrape stays O(n log n) with thousands of versions).
+fn by_name<'a>(all: &'a [Version<'a>]) -> Vec<&'a Version<'a>> {
+    let mut sorted: Vec<&Version<'_>> = all.iter().collect();
+    sorted.sort_by(|a, b| (a.namespace, a.name).cmp(&(b.namespace, b.name)));
+    sorted
+}
+
 /// The predecessor of `v`: among the other versions of its namespace whose name starts with
-/// `<base>-<previousVersion>`, the one that started first.
-fn predecessor<'a>(v: &Version<'_>, all: &'a [Version<'a>]) -> Option<&'a Version<'a>> {
+/// `<base>-<previousVersion>`, the one that started first. `sorted` comes from [`by_name`].
+fn predecessor<'a>(v: &Version<'_>, sorted: &[&'a Version<'a>]) -> Option<&'a Version<'a>> {
     if v.previous_version.is_empty() {
         return None;
     }
     let prefix = format!("{}-{}", v.base, v.previous_version);
-    all.iter()
-        .filter(|o| o.namespace == v.namespace && o.name != v.name && o.name.starts_with(&prefix))
-        .filter_map(|o| o.start.map(|s| (s, o)))
+    let first = sorted.partition_point(|o| (o.namespace, o.name) < (v.namespace, prefix.as_str()));
+    sorted[first..]
+        .iter()
+        .take_while(|o| o.namespace == v.namespace && o.name.starts_with(&prefix))
+        .filter(|o| o.name != v.name)
+        .filter_map(|o| o.start.map(|s| (s, *o)))
         .min_by(|(a, x), (b, y)| a.0.cmp(&b.0).then_with(|| x.name.cmp(y.name)))
         .map(|(_, o)| o)
 }
 
 /// endTime − startTime of a finished version, and endTime − the predecessor's endTime.
-fn dora<'a>(v: &Version<'_>, all: &'a [Version<'a>]) -> (Option<f64>, Option<f64>) {
+fn dora<'a>(v: &Version<'_>, sorted: &[&'a Version<'a>]) -> (Option<f64>, Option<f64>) {
     let Some(end) = v.end else {
         return (None, None);
     };
     let duration = seconds_between(v.start, Some(end));
-    let interval = predecessor(v, all).and_then(|p| seconds_between(p.end, Some(end)));
+    let interval = predecessor(v, sorted).and_then(|p| seconds_between(p.end, Some(end)));
     (duration, interval)
 }
 
@@ -409,6 +420,7 @@ pub fn scrape_gauges(s: &Snapshot) -> ScrapeGauges {
         |k| k.metadata.name.as_deref().unwrap_or_default(),
     );
     let versions: Vec<Version<'_>> = kavs.iter().map(|k| app_version(k)).collect();
+    let sorted = by_name(&versions);
     let (mut act, mut dur, mut int) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
     for (k, v) in kavs.iter().zip(&versions) {
         act.insert(
@@ -425,7 +437,7 @@ pub fn scrape_gauges(s: &Snapshot) -> ScrapeGauges {
             keptn_deployment_app_version: k.spec.app.version.clone(),
             keptn_deployment_app_previousversion: k.spec.previous_version.clone(),
         };
-        let (d, i) = dora(v, &versions);
+        let (d, i) = dora(v, &sorted);
         if let Some(d) = d {
             dur.insert(labels.clone(), d);
         }
@@ -443,6 +455,7 @@ pub fn scrape_gauges(s: &Snapshot) -> ScrapeGauges {
         |k| k.metadata.name.as_deref().unwrap_or_default(),
     );
     let versions: Vec<Version<'_>> = kwvs.iter().map(|k| workload_version(k)).collect();
+    let sorted = by_name(&versions);
     let (mut act, mut dur, mut int) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
     for (k, v) in kwvs.iter().zip(&versions) {
         act.insert(
@@ -461,7 +474,7 @@ pub fn scrape_gauges(s: &Snapshot) -> ScrapeGauges {
             keptn_deployment_workload_version: k.spec.workload.version.clone(),
             keptn_deployment_workload_previousversion: k.spec.previous_version.clone(),
         };
-        let (d, i) = dora(v, &versions);
+        let (d, i) = dora(v, &sorted);
         if let Some(d) = d {
             dur.insert(labels.clone(), d);
         }
@@ -1033,6 +1046,51 @@ mod tests {
                 ("shop-db", "2"),
                 ("shop-web", "2")
             ]
+        );
+    }
+
+    #[test]
+    fn intervals_of_thousands_of_versions_with_prefix_sharing_names() {
+        // Version 1's prefix `shop-w0-1` also matches versions 10–19, 100–199, …: the earliest
+        // started one is still version 1.
+        let mut all = Vec::new();
+        for w in 0..10 {
+            for v in 1..=500i64 {
+                let previous = if v > 1 {
+                    (v - 1).to_string()
+                } else {
+                    String::new()
+                };
+                all.push(Arc::new(kwv(
+                    "ns",
+                    "shop",
+                    &format!("w{w}"),
+                    &v.to_string(),
+                    &previous,
+                    Some(v * 10),
+                    Some(v * 10 + 5),
+                )));
+            }
+        }
+        let g = scrape_gauges(&Snapshot {
+            workload_versions: all,
+            ..Default::default()
+        });
+        assert_eq!(g.deployment_deployment_duration.len(), 5000);
+        assert!(
+            g.deployment_deployment_duration
+                .iter()
+                .all(|(_, d)| *d == 5.0)
+        );
+        assert_eq!(g.deployment_deployment_interval.len(), 10 * 499);
+        assert!(
+            g.deployment_deployment_interval
+                .iter()
+                .all(|(_, i)| *i == 10.0),
+            "{:?}",
+            g.deployment_deployment_interval
+                .iter()
+                .find(|(_, i)| *i != 10.0)
         );
     }
 
