@@ -299,11 +299,12 @@ async fn f16_generate_name_create_reaches_the_webhook_with_an_empty_name() {
 async fn f17_unreachable_webhook_rejects_with_fail_and_is_skipped_with_ignore() {
     let webhook = Webhook::start(|_, r| inject_label(r)).await;
     let sim = Sim::start(SimConfig::default()).await.unwrap();
-    // A registered service whose address nothing listens on.
-    let closed = {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        l.local_addr().unwrap()
-    };
+    // A registered service whose address nothing listens on: a socket bound but never
+    // listening holds the port for the test (a port released again could be taken by a
+    // listener of another test), and a connection to it is refused.
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let closed = held.local_addr().unwrap();
     sim.register_service("webhooks", "hook", closed);
     register(&sim, configuration("down", &webhook, "Fail", "None")).await;
     let pods: Api<Pod> = Api::namespaced(sim.client().unwrap(), "default");
@@ -338,6 +339,7 @@ async fn f17_unreachable_webhook_rejects_with_fail_and_is_skipped_with_ignore() 
         .unwrap();
     let labels = created.metadata.labels.unwrap_or_default();
     assert!(!labels.contains_key("injected-by"), "proceeds unmutated");
+    drop(held);
 }
 
 /// The v1 API refuses `sideEffects: Some` (and `Unknown`) when the configuration is created, so

@@ -300,26 +300,36 @@ async fn f20_deployment_rolls_out_and_kubectl_rollout_status_returns() {
     assert_settled(&c.api::<ReplicaSet>(), "replicasets").await;
     assert_settled(&c.api::<Deployment>(), "deployments").await;
 
-    // The components record what they did, as on a real cluster.
-    let events = c.kubectl_ok(&["get", "events"]).await;
-    for reason in [
+    // The components record what they did, as on a real cluster. Each records its Event after
+    // the write it reports, so the Events are waited for.
+    let reasons = [
         "ScalingReplicaSet",
         "SuccessfulCreate",
         "Scheduled",
         "Pulled",
         "Created",
         "Started",
-    ] {
+    ];
+    let events = eventually("every component's Event", DEADLINE, || async {
+        let events = c.kubectl_ok(&["get", "events"]).await;
+        reasons.iter().all(|r| events.contains(r)).then_some(events)
+    })
+    .await;
+    for reason in reasons {
         assert!(events.contains(reason), "no {reason} event:\n{events}");
     }
     let pod_name = pods[0].metadata.name.clone().unwrap_or_default();
-    let describe = c.kubectl_ok(&["describe", "pod", &pod_name]).await;
-    assert!(
-        describe.contains(&format!(
-            "Successfully assigned f20-deploy/{pod_name} to kubesim-node-1"
-        )),
-        "{describe}"
-    );
+    let assigned = format!("Successfully assigned f20-deploy/{pod_name} to kubesim-node-1");
+    let describe = eventually(
+        "the Scheduled Event in kubectl describe",
+        DEADLINE,
+        || async {
+            let describe = c.kubectl_ok(&["describe", "pod", &pod_name]).await;
+            describe.contains(&assigned).then_some(describe)
+        },
+    )
+    .await;
+    assert!(describe.contains(&assigned), "{describe}");
 
     // kubectl shows the workload as ready.
     let table = c.kubectl_ok(&["get", "deployment", "web"]).await;
@@ -375,7 +385,13 @@ async fn f20_template_change_creates_a_new_replica_set_and_scales_the_old_one_to
     };
     assert_eq!(image_of(new), Some(Some("nginx:1.28".into())));
     let new_name = new.metadata.name.clone().unwrap_or_default();
-    let pods = c.pods().await;
+    // `rollout status` counts no terminating pod: the old ones may still be on their way out
+    // (their kubelet removes them), so their removal is waited for.
+    let pods = eventually("old pods are gone", DEADLINE, || async {
+        let pods = c.pods().await;
+        (pods.len() == 3).then_some(pods)
+    })
+    .await;
     assert_eq!(pods.len(), 3, "old pods are gone");
     assert!(
         pods.iter()
@@ -549,11 +565,18 @@ async fn f20_statefulset_comes_up_in_order() {
     // Record every pod event from before the StatefulSet exists.
     let api: Api<Pod> = c.api();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (listed, watching) = tokio::sync::oneshot::channel();
     let recorder = tokio::spawn(async move {
         use futures::StreamExt;
         let stream = watcher::watcher(api, watcher::Config::default());
         futures::pin_mut!(stream);
+        let mut listed = Some(listed);
         while let Some(Ok(event)) = stream.next().await {
+            if let watcher::Event::InitDone = event
+                && let Some(listed) = listed.take()
+            {
+                let _ = listed.send(());
+            }
             if let watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) = event {
                 let ready = pod
                     .status
@@ -564,6 +587,11 @@ async fn f20_statefulset_comes_up_in_order() {
             }
         }
     });
+    // The watch has listed (nothing yet) before the StatefulSet is created.
+    tokio::time::timeout(DEADLINE, watching)
+        .await
+        .expect("the pod watch started")
+        .expect("the pod watch runs");
     c.apply(
         r#"apiVersion: apps/v1
 kind: StatefulSet
@@ -591,11 +619,20 @@ spec:
         out.contains("partitioned roll out complete: 3 new pods have been updated"),
         "{out}"
     );
-    recorder.abort();
+    // The watch delivers changes after the API made them: read until it has seen db-2 Ready.
     let mut events = Vec::new();
-    while let Ok(e) = rx.try_recv() {
-        events.push(e);
-    }
+    tokio::time::timeout(DEADLINE, async {
+        while let Some(e) = rx.recv().await {
+            let done = e.0 == "db-2" && e.1;
+            events.push(e);
+            if done {
+                break;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the recorder never saw db-2 Ready: {events:?}"));
+    recorder.abort();
     let first_seen = |name: &str| {
         events
             .iter()
@@ -830,6 +867,40 @@ async fn f20_job_fails_with_backoff_limit_exceeded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn f20_job_fails_with_deadline_exceeded_and_ttl_deletes_it() {
     let c = Cluster::start(1, "f20-job-deadline").await;
+    // The failed Job lives only 2 s (its TTL), maybe less than a loaded machine takes from
+    // `kubectl wait` returning to a read: a watch keeps the first failed version of it.
+    let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<Job>();
+    let (listed, watching) = tokio::sync::oneshot::channel();
+    let recorder = {
+        let api: Api<Job> = c.api();
+        tokio::spawn(async move {
+            use futures::StreamExt;
+            let stream = watcher::watcher(api, watcher::Config::default());
+            futures::pin_mut!(stream);
+            let (mut listed, mut failed_tx) = (Some(listed), Some(failed_tx));
+            while let Some(Ok(event)) = stream.next().await {
+                match event {
+                    watcher::Event::InitDone => {
+                        if let Some(listed) = listed.take() {
+                            let _ = listed.send(());
+                        }
+                    }
+                    watcher::Event::Apply(job) | watcher::Event::InitApply(job)
+                        if job_condition(&job, "Failed").is_some() =>
+                    {
+                        if let Some(tx) = failed_tx.take() {
+                            let _ = tx.send(job);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        })
+    };
+    tokio::time::timeout(DEADLINE, watching)
+        .await
+        .expect("the Job watch started")
+        .expect("the Job watch runs");
     c.apply(&job_manifest(
         "slow",
         "never-ready",
@@ -842,7 +913,11 @@ async fn f20_job_fails_with_deadline_exceeded_and_ttl_deletes_it() {
         "--timeout=60s",
     ])
     .await;
-    let job: Job = c.api().get("slow").await.expect("job");
+    let job: Job = tokio::time::timeout(DEADLINE, failed_rx)
+        .await
+        .expect("the watch saw the Job failed")
+        .expect("the Job watch runs");
+    recorder.abort();
     let deadline = Some((
         "DeadlineExceeded".to_string(),
         "Job was active longer than specified deadline".to_string(),

@@ -18,7 +18,8 @@ use kubesim::{Sim, SimConfig, SimHandle};
 use serde_json::{Value, json};
 
 const WIDGETS_CRD: &str = "tests/fixtures/widgets-crd.yaml";
-const DEADLINE: Duration = Duration::from_secs(20);
+/// Generous for a loaded machine: every wait ends as soon as what it waits for happens.
+const DEADLINE: Duration = Duration::from_secs(60);
 
 /// One emulator, a client, a namespace and a kubectl cache of its own.
 struct Env {
@@ -2431,8 +2432,10 @@ async fn kubectl_rollout_status_with_simulated_controllers() {
         ])
         .await;
     assert!(out.contains("successfully rolled out"), "{out}");
-    let pods = e
-        .kubectl_ok(&[
+    // `rollout status` counts no terminating pod: the old ones may still be on their way out
+    // (their kubelet removes them), so their removal is waited for.
+    let images = || async {
+        e.kubectl_ok(&[
             "get",
             "pods",
             "-n",
@@ -2442,7 +2445,13 @@ async fn kubectl_rollout_status_with_simulated_controllers() {
             "-o",
             "jsonpath={.items[*].spec.containers[0].image}",
         ])
-        .await;
+        .await
+    };
+    eventually("only web:2 pods", || async {
+        images().await.split_whitespace().all(|i| i == "web:2")
+    })
+    .await;
+    let pods = images().await;
     assert!(pods.split_whitespace().all(|i| i == "web:2"), "{pods}");
 }
 
