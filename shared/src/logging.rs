@@ -120,7 +120,12 @@ mod tests {
         tracing::subscriber::with_default(sub, || {
             let span = tracing::info_span!("reconcile", object = "ns/app-1");
             let _entered = span.enter();
-            tracing::warn!(namespace = "ns", name = "app-1", error = "boom", "could not patch");
+            tracing::warn!(
+                namespace = "ns",
+                name = "app-1",
+                error = "boom",
+                "could not patch"
+            );
             tracing::debug!("filtered out");
         });
         let lines = lines(&buffer);
