@@ -21,6 +21,7 @@ pub mod lease;
 pub mod lifecycle;
 pub mod phase;
 pub mod release;
+pub mod retention;
 pub mod telemetry;
 pub mod traces;
 pub mod versions;

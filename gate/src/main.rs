@@ -75,6 +75,10 @@ struct LifecycleArgs {
     /// How often the stale-gate sweeper looks at gated pods, in seconds.
     #[arg(long, env = "SWEEP_INTERVAL_SECONDS", default_value_t = 30)]
     sweep_interval_seconds: u64,
+    /// Finished, superseded KeptnAppVersions / KeptnWorkloadVersions kept per app and per
+    /// workload; older ones are deleted with their tasks and evaluations. 0 keeps all.
+    #[arg(long, env = "RETAINED_VERSIONS", default_value_t = gate::retention::DEFAULT_RETAINED)]
+    retained_versions: usize,
 }
 
 #[derive(Debug, Args)]
@@ -228,6 +232,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         promotion_enabled: cli.lifecycle.promotion_tasks_enabled,
         identity,
         sweep_interval: Duration::from_secs(cli.lifecycle.sweep_interval_seconds.max(1)),
+        retained_versions: cli.lifecycle.retained_versions,
     };
     let controllers = controllers::run(client, settings, config, config_changed, metrics, ready);
     match leadership {

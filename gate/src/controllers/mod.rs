@@ -8,6 +8,7 @@ mod discovery;
 pub use discovery::apply_config;
 mod lifecycle;
 mod pods;
+mod retention;
 mod ungated;
 
 use std::collections::{BTreeMap, HashSet};
@@ -80,6 +81,9 @@ pub struct Settings {
     pub identity: String,
     /// Interval of the stale-gate sweeper (A14).
     pub sweep_interval: Duration,
+    /// Finished, superseded versions kept per app and per workload; 0 keeps all
+    /// ([`crate::retention`]).
+    pub retained_versions: usize,
 }
 
 /// The read caches, one per kind.
@@ -531,6 +535,7 @@ pub async fn run(
         )
         .boxed(),
         pods::sweeper(ctx.clone()).boxed(),
+        retention::run(ctx.clone(), kav.subscribe(), kwv.subscribe()).boxed(),
         ungated::reporter(ctx.clone()).boxed(),
         crate::execution::run_shared(
             Arc::new(crate::execution::CheckContext {
