@@ -694,3 +694,92 @@ async fn restarted_gate_does_not_count_finished_versions_again() {
         Some(0.0)
     );
 }
+
+/// B §7.3: failed versions count too, with their status, but have no duration histogram; a
+/// failed version is no longer active.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_versions_are_counted_with_their_status_and_no_duration() {
+    let mut env = start_env().await;
+    let c = env.client.clone();
+    let ns = "fails";
+    env.namespace(ns).await;
+    env.config(ns, json!({"observabilityTimeout": "2s"})).await;
+    let gate = env.start_gate(&[]);
+    let port = env.admin_ports[gate];
+    let rs = gated_deployment(
+        &c,
+        ns,
+        "stuck",
+        "stuck",
+        "1",
+        1,
+        json!({"kubesim.portcullis.dev/outcome": "never-ready"}),
+    )
+    .await;
+    workload_objects(&c, ns, "stuck", "stuck", "1", &rs, &[]).await;
+    creation_request(&c, ns, "stuck", true).await;
+    wait_for("KWV and KAV failed", WAIT, || {
+        let c = c.clone();
+        async move {
+            let w = kwv_state(&c, ns, "stuck-stuck-1").await?.1;
+            let a = Api::<KeptnAppVersion>::namespaced(c, ns)
+                .list(&kube::api::ListParams::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .next()?
+                .status?
+                .status;
+            (w == KeptnState::Failed && a == KeptnState::Failed).then_some(())
+        }
+    })
+    .await;
+    let workload: &[(&str, &str)] = &[
+        ("keptn_deployment_app_name", "stuck"),
+        ("keptn_deployment_workload_name", "stuck-stuck"),
+        ("keptn_deployment_workload_version", "1"),
+        ("keptn_deployment_workload_namespace", ns),
+        ("keptn_deployment_workload_status", "Failed"),
+    ];
+    let app: &[(&str, &str)] = &[
+        ("keptn_deployment_app_name", "stuck"),
+        ("keptn_deployment_app_version", "1"),
+        ("keptn_deployment_app_namespace", ns),
+        ("keptn_deployment_app_status", "Failed"),
+    ];
+    let all = wait_for_metrics("both failures counted", port, |all| {
+        value(all, "keptn_deployment_count_total", workload).is_some()
+            && value(all, "keptn_app_count_total", app).is_some()
+            && value(all, "keptn_deployment_active", &workload[..4]) == Some(0.0)
+            && value(all, "keptn_app_active", &app[..3]) == Some(0.0)
+    })
+    .await;
+    assert_eq!(
+        value(&all, "keptn_deployment_count_total", workload),
+        Some(1.0)
+    );
+    assert_eq!(value(&all, "keptn_app_count_total", app), Some(1.0));
+    assert_eq!(matching(&all, "keptn_deployment_count_total", &[]).len(), 1);
+    assert_eq!(matching(&all, "keptn_app_count_total", &[]).len(), 1);
+    for none in [
+        "keptn_deployment_duration_seconds_count",
+        "keptn_app_duration_seconds_count",
+        "keptn_promotion_count_total",
+    ] {
+        assert!(matching(&all, none, &[]).is_empty(), "{none}");
+    }
+    // The scrape-time duration gauge covers every version with an endTime, failed ones too.
+    assert!(value(&all, "keptn_deployment_deploymentduration", &workload[..4]).is_some());
+    // Deployment started (then timed out): the pod was released once, and its hold time recorded.
+    let released_pods = pods(&c, ns, "stuck")
+        .await
+        .iter()
+        .filter(|p| released(p))
+        .count();
+    assert_eq!(released_pods, 1);
+    assert_eq!(
+        value(&all, "portcullis_gate_hold_duration_seconds_count", &[]),
+        Some(1.0)
+    );
+}
