@@ -3,8 +3,8 @@
 //!
 //! The decisions are pure functions over plain data ([`phase`], [`checks`], [`lifecycle`],
 //! [`deploy`], [`discovery`], [`versions`], [`build`], [`release`], [`config`], [`events`],
-//! [`traces`]); the kube-facing shell ([`controllers`], [`lease`], [`admin`], [`telemetry`])
-//! only reads caches and applies them.
+//! [`traces`], [`dora`]); the kube-facing shell ([`controllers`], [`lease`], [`admin`],
+//! [`telemetry`]) only reads caches and applies them.
 
 pub mod admin;
 pub mod build;
