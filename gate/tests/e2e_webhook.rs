@@ -18,7 +18,7 @@ use shared::crd::{KeptnApp, KeptnAppVersion, KeptnState, KeptnWorkload, KeptnWor
 
 mod common;
 
-use common::{INSTALL_NS, SERVICE, WAIT, certificates, wait_for, wait_webhook_ready};
+use common::{INSTALL_NS, SERVICE, WAIT, certificates, free_port, wait_for, wait_webhook_ready};
 
 fn webhook_binary() -> PathBuf {
     let path =
@@ -107,10 +107,8 @@ async fn annotated_deployment_through_webhook_and_gate() {
 
     let logs = tempfile::tempdir().expect("tempdir");
     let ca = certificates(logs.path());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
+    // Reserved until the process ends, so nothing else takes it before the webhook binds it.
+    let port = free_port();
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
     sim.register_service(INSTALL_NS, SERVICE, addr);
     let mut procs = Processes {

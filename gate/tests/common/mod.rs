@@ -118,10 +118,7 @@ impl Env {
         let log =
             std::fs::File::create(self.logs.path().join(format!("gate-{i}.log"))).expect("log");
         let err = log.try_clone().expect("log");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = free_port();
         self.admin_ports.push(port);
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis-gate"))
             .arg("--kubeconfig")
@@ -403,11 +400,27 @@ pub async fn metric(port: u16, name: &str) -> Option<f64> {
     )
 }
 
+/// Sockets holding the ports handed out by [`free_port`], for the life of the test process.
+static RESERVED_PORTS: std::sync::Mutex<Vec<tokio::net::TcpSocket>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// A loopback port for a child process to listen on, reserved for the rest of the test process.
+///
+/// A port found free and released again could be taken (by another test's `bind(0)` or as the
+/// source port of an outgoing connection) before the child binds it. So the port stays bound
+/// here, with SO_REUSEADDR and never listening: the kernel then hands it to nobody else, a
+/// child that binds with SO_REUSEADDR (tokio and std listeners do) can still listen on it, and
+/// while nothing listens a connection to it is refused.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+    socket.bind(([127, 0, 0, 1], 0).into()).expect("free port");
+    let port = socket.local_addr().expect("bound address").port();
+    RESERVED_PORTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(socket);
+    port
 }
 
 /// A CA and a serving certificate for the webhook Service, written to `dir`; returns the CA PEM.
