@@ -151,7 +151,7 @@ async fn single_service_deployment_is_gated_released_and_completed() {
     .await;
 }
 
-/// B §3.1: a multi-service app waits for the discovery window (3 s through KeptnConfig), then
+/// B §3.1: a multi-service app waits for the discovery window (5 s through KeptnConfig), then
 /// takes every workload with a hashed version; user-made apps are respected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_service_app_waits_for_discovery_window() {
@@ -159,15 +159,16 @@ async fn multi_service_app_waits_for_discovery_window() {
     let c = env.client.clone();
     let ns = "shop";
     env.namespace(ns).await;
-    env.config(ns, json!({"keptnAppCreationRequestTimeoutSeconds": 3}))
+    // The window leaves room for a loaded machine between the request and the second workload.
+    env.config(ns, json!({"keptnAppCreationRequestTimeoutSeconds": 5}))
         .await;
     env.start_gate(&[]);
     let rs_a = gated_deployment(&c, ns, "cart", "shop", "1.0", 1, json!({})).await;
     let rs_b = gated_deployment(&c, ns, "pay", "shop", "2.0", 1, json!({})).await;
     workload_objects(&c, ns, "shop", "cart", "1.0", &rs_a, &[]).await;
-    creation_request(&c, ns, "shop", false).await;
-    let kacr: KeptnAppCreationRequest = get(&c, ns, "shop").await.expect("kacr");
-    let created = kacr.metadata.creation_timestamp.expect("timestamp").0;
+    // The window opens with the request's creation, read from the create response: once the
+    // window is over the gate deletes the request, so a later read may find nothing.
+    let created = creation_request_created(&c, ns, "shop").await;
     // The second workload arrives inside the window.
     workload_objects(&c, ns, "shop", "pay", "2.0", &rs_b, &[]).await;
     let app: KeptnApp = wait_for("the KeptnApp", WAIT, || {
@@ -182,7 +183,7 @@ async fn multi_service_app_waits_for_discovery_window() {
         .expect("timestamp")
         .0;
     assert!(
-        app_created.duration_since(created) >= jiff::SignedDuration::from_secs(3),
+        app_created.duration_since(created) >= jiff::SignedDuration::from_secs(5),
         "created {app_created} only after the window opened at {created}"
     );
     let mut names: Vec<_> = app
@@ -238,6 +239,22 @@ async fn multi_service_app_waits_for_discovery_window() {
     let after: KeptnApp = get(&c, ns, "mine").await.expect("app");
     assert_eq!(after.spec, user.spec);
     assert!(after.labels().get("app.kubernetes.io/managed-by").is_none());
+}
+
+/// A multi-service KeptnAppCreationRequest for `app`, as `creation_request` makes it; returns
+/// its creation time from the create response.
+async fn creation_request_created(client: &Client, ns: &str, app: &str) -> jiff::Timestamp {
+    let kacr: KeptnAppCreationRequest = serde_json::from_value(json!({
+        "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnAppCreationRequest",
+        "metadata": {"name": app},
+        "spec": {"appName": app}
+    }))
+    .expect("kacr");
+    let created = Api::<KeptnAppCreationRequest>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &kacr)
+        .await
+        .expect("kacr created");
+    created.metadata.creation_timestamp.expect("timestamp").0
 }
 
 /// B §3.2 step 5: bumping a KeptnApp's revision creates a new KAV and fully deprecates the old.
