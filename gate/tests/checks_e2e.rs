@@ -506,9 +506,17 @@ async fn app_pre_evaluation_fails_after_its_retries() {
     ] {
         assert_eq!(*v, KeptnState::Deprecated, "{field}");
     }
-    let p = pods(&c, ns, "shop").await;
+    // The pod is the ReplicaSet controller's, created independently of the evaluation.
+    let p = wait_for("the pod", WAIT, || {
+        let c = c.clone();
+        async move {
+            let p = pods(&c, ns, "shop").await;
+            (p.len() == 1).then_some(p)
+        }
+    })
+    .await;
     assert!(
-        p.len() == 1 && p.iter().all(gated),
+        p.iter().all(gated),
         "a failed app evaluation keeps the pod gated"
     );
 }
