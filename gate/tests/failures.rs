@@ -288,7 +288,10 @@ impl Env {
 
 /// Every state each pod of a namespace was seen in, in order: (resourceVersion, gated,
 /// released-marker, bound to a node).
-type PodHistory = Arc<Mutex<BTreeMap<String, Vec<(u64, bool, bool, bool)>>>>;
+type PodHistory = Arc<Mutex<PodHistoryMap>>;
+
+/// Pod name to the states it was seen in.
+type PodHistoryMap = BTreeMap<String, Vec<(u64, bool, bool, bool)>>;
 
 fn rv(p: &Pod) -> u64 {
     p.resource_version()
@@ -729,6 +732,20 @@ async fn assert_exactly_once(client: &Client, ns: &str, apps: &[&str], version: 
     assert_eq!(kavs.len(), apps.len(), "one KAV per app: {kavs:?}");
 }
 
+/// The recorded history once the watch has caught up with `pods` in their final, released
+/// state (the watch delivers changes some time after the API answered the test's list).
+async fn recorded_until_released(history: &PodHistory, pods: &[Pod]) -> PodHistoryMap {
+    let names: BTreeSet<String> = pods.iter().map(|p| p.name_any()).collect();
+    wait_for("the recorder saw every pod released", WAIT, || {
+        let h = history.lock().expect("history").clone();
+        let seen = names
+            .iter()
+            .all(|n| h.get(n).and_then(|s| s.last()).is_some_and(|s| s.2));
+        async move { seen.then_some(h) }
+    })
+    .await
+}
+
 /// No pod of `app` was seen without the gate before `finished_rv` (its pre-deployment task's
 /// success), and every pod was first seen gated.
 fn assert_not_released_early(
@@ -790,8 +807,9 @@ async fn gate_killed_at_twenty_random_points_of_a_multi_workload_rollout() {
         finished.push((app, finish_task(&c, ns, &task.name_any()).await));
         bounce(&mut env, &mut rng, 4).await;
     }
+    let mut final_pods = Vec::new();
     for app in apps {
-        all_released(&c, ns, app, 2).await;
+        final_pods.extend(all_released(&c, ns, app, 2).await);
     }
     assert_eq!(kills, 20);
     assert_exactly_once(&c, ns, &apps, "2").await;
@@ -799,9 +817,8 @@ async fn gate_killed_at_twenty_random_points_of_a_multi_workload_rollout() {
         missing_gate_reports(&c, ns).await.is_empty(),
         "gated pods are not reported"
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let h = recorded_until_released(&history, &final_pods).await;
     recorder.abort();
-    let h = history.lock().expect("history").clone();
     for (app, rv) in finished {
         assert_not_released_early(&h, app, rv);
     }
@@ -872,15 +889,18 @@ async fn api_errors_and_dropped_watches_are_retried_without_duplicates() {
         tokio::time::sleep(rng.millis(50, 300)).await;
         env.sim().faults().close_watches();
     }
+    let mut final_pods = Vec::new();
     let closer = {
         let mut n = 0;
         let deadline = Instant::now() + WAIT;
         loop {
             let done = {
                 let mut all = true;
+                final_pods.clear();
                 for app in apps {
                     let p = pods(&c, ns, app).await;
                     all &= p.len() == 2 && p.iter().all(|p| released(p) && ready(p));
+                    final_pods.extend(p);
                 }
                 all
             };
@@ -911,9 +931,8 @@ async fn api_errors_and_dropped_watches_are_retried_without_duplicates() {
     );
     assert!(injected >= 10, "faults were injected: {injected}");
     assert_exactly_once(&c, ns, &apps, "5").await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let h = recorded_until_released(&history, &final_pods).await;
     recorder.abort();
-    let h = history.lock().expect("history").clone();
     for (app, rv) in finished {
         assert_not_released_early(&h, app, rv);
     }
