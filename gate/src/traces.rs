@@ -479,6 +479,22 @@ fn stage_of(check_type: &str) -> Option<Stage> {
         .find(|s| s.check().is_some_and(|c| c.check_type == check_type))
 }
 
+/// The `traceparent` a new KeptnTask of `check_type` carries in `spec.context.metadata`
+/// (B §5.1): its phase's entry in the owner's `phaseTraceIDs`, which exists only while tracing
+/// is on. Only `traceparent` goes out: the `tracestate` entry is Portcullis's own bookkeeping.
+pub fn check_traceparent(
+    phase_trace_ids: &BTreeMap<String, BTreeMap<String, String>>,
+    level: Level,
+    check_type: &str,
+) -> Option<String> {
+    let phase = Phase::new(level, stage_of(check_type)?);
+    phase_trace_ids
+        .get(phase.short_name())?
+        .get("traceparent")
+        .filter(|t| SpanContext::parse(t).is_some())
+        .cloned()
+}
+
 /// The span of the phase a KeptnTask/KeptnEvaluation of `check_type` belongs to: the owner's
 /// `phaseTraceIDs` entry, else the derived phase span.
 pub fn check_parent<S: PhaseTraceIds>(
@@ -946,6 +962,41 @@ mod tests {
         assert!(spans.is_empty());
         let keys: Vec<&str> = new.phase_trace_ids.keys().map(String::as_str).collect();
         assert_eq!(keys, ["AppDeploy"]);
+    }
+
+    #[test]
+    fn task_context_gets_only_the_traceparent_of_its_own_phase() {
+        let pre = SpanContext {
+            trace_id: [1; 16],
+            span_id: [2; 8],
+        }
+        .traceparent();
+        let ids: BTreeMap<String, BTreeMap<String, String>> = [(
+            "WorkloadPreDeployTasks".to_owned(),
+            [
+                ("traceparent".to_owned(), pre.clone()),
+                ("tracestate".to_owned(), "portcullis=s:1".to_owned()),
+            ]
+            .into(),
+        )]
+        .into();
+        assert_eq!(
+            check_traceparent(&ids, Level::Workload, "pre"),
+            Some(pre.clone())
+        );
+        assert_eq!(check_traceparent(&ids, Level::App, "pre"), None);
+        assert_eq!(check_traceparent(&ids, Level::Workload, "post"), None);
+        assert_eq!(check_traceparent(&ids, Level::Workload, "nope"), None);
+        assert_eq!(
+            check_traceparent(&BTreeMap::new(), Level::Workload, "pre"),
+            None
+        );
+        let broken: BTreeMap<String, BTreeMap<String, String>> = [(
+            "WorkloadPreDeployTasks".to_owned(),
+            [("traceparent".to_owned(), "garbage".to_owned())].into(),
+        )]
+        .into();
+        assert_eq!(check_traceparent(&broken, Level::Workload, "pre"), None);
     }
 
     #[test]

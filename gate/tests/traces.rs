@@ -228,7 +228,8 @@ async fn keptnconfig_collector_receives_the_lifecycle_as_one_trace() {
     // Off by default: nothing written, nothing exported.
     let ns = "untraced";
     env.namespace(ns).await;
-    let (kav, kwv) = rollout(&c, ns, "plain", "1.0", &[]).await;
+    quick_task(&c, ns, "quiet").await;
+    let (kav, kwv) = rollout(&c, ns, "plain", "1.0", &["quiet"]).await;
     assert!(
         kav.status.expect("status").phase_trace_ids.is_empty(),
         "no phaseTraceIDs while tracing is off"
@@ -240,6 +241,16 @@ async fn keptnconfig_collector_receives_the_lifecycle_as_one_trace() {
         "no spec write for a trace id"
     );
     assert!(kwv.status.expect("status").phase_trace_ids.is_empty());
+    let untraced = tasks(&c, ns).await;
+    assert_eq!(untraced.len(), 1);
+    assert!(
+        !untraced[0]
+            .spec
+            .context
+            .metadata
+            .contains_key("traceparent"),
+        "no traceparent in task contexts while tracing is off"
+    );
 
     let ns = "traced";
     env.namespace(ns).await;
@@ -331,6 +342,14 @@ async fn keptnconfig_collector_receives_the_lifecycle_as_one_trace() {
         traceparent_span_id(&kwv_stored["traceparent"]),
         workload_deploy.span.span_id
     );
+    // B §5.1: the task's context (KEPTN_CONTEXT) carries its phase's traceparent, nothing else.
+    let task_obj: shared::crd::KeptnTask = get(&c, ns, &task_name).await.expect("task");
+    let task_meta = &task_obj.spec.context.metadata;
+    let task_parent = task_meta
+        .get("traceparent")
+        .expect("traceparent in context");
+    assert_eq!(traceparent_span_id(task_parent), workload_pre.span.span_id);
+    assert!(!task_meta.contains_key("tracestate"));
 
     // Names, scopes and attributes as Keptn's (B §7.4).
     assert_eq!(kav_root.scope, "keptn/lifecycle-operator/appversion");

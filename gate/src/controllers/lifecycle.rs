@@ -26,7 +26,7 @@ use crate::lifecycle::{
     Action as Planned, AppVersionInput, Plan, WorkloadVersionInput, plan_app_version,
     plan_workload_version,
 };
-use crate::phase::CheckKind;
+use crate::phase::{CheckKind, Level};
 
 /// The caches seen from one namespace, with the Keptn namespace as definition fallback.
 struct CacheWorld<'a> {
@@ -101,6 +101,7 @@ async fn create_check(
     world: &CacheWorld<'_>,
     owner: &CheckOwner,
     create: &CreateCheck,
+    traceparent: Option<String>,
 ) -> Result<(), Error> {
     let ns = owner.namespace.as_str();
     match create.kind {
@@ -108,7 +109,10 @@ async fn create_check(
             let Some(def) = world.task_definition(&create.definition) else {
                 return Ok(());
             };
-            let obj = build::task(&create.name, owner, &def, create.check_type);
+            let mut obj = build::task(&create.name, owner, &def, create.check_type);
+            if let Some(tp) = traceparent {
+                obj.spec.context.metadata.insert("traceparent".into(), tp);
+            }
             let api: Api<KeptnTask> = Api::namespaced(ctx.client.clone(), ns);
             if !create_if_absent(&api, &obj).await? {
                 let existing = api.get(&create.name).await?;
@@ -152,10 +156,21 @@ async fn apply_actions<K, S>(
 ) -> Result<(), Error>
 where
     K: Resource<DynamicType = ()>,
+    S: crate::traces::PhaseTraceIds,
 {
+    let level = if K::kind(&()) == "KeptnAppVersion" {
+        Level::App
+    } else {
+        Level::Workload
+    };
     let mut first_error = None;
     for create in plan.creates() {
-        if let Err(e) = create_check(ctx, world, owner, create).await {
+        let traceparent = crate::traces::check_traceparent(
+            plan.status.phase_trace_ids(),
+            level,
+            create.check_type,
+        );
+        if let Err(e) = create_check(ctx, world, owner, create, traceparent).await {
             let (short, what) = match create.kind {
                 CheckKind::Task => ("CreateTask", "KeptnTask"),
                 CheckKind::Evaluation => ("CreateEvaluation", "KeptnEvaluation"),
