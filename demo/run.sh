@@ -141,9 +141,25 @@ done
 # ---------------------------------------------------------------------------------------------
 step "Starting kubesim (API server emulator with simulated controllers, scheduler and kubelets)"
 export KUBECONFIG="$WORK/kubeconfig"
-WEBHOOK_PORT=$("${OBSERVE[@]}" free-port)
-GATE_PORT=$WEBHOOK_PORT
-while [[ $GATE_PORT == "$WEBHOOK_PORT" ]]; do GATE_PORT=$("${OBSERVE[@]}" free-port); done
+# The webhook's and the gate's ports are held from here on by a process that keeps them bound
+# (SO_REUSEADDR, never listening): a port found free and released again could be taken (as the
+# source port of one of the many connections made until the binaries start) before they bind it.
+# Their listeners bind with SO_REUSEADDR, so they can listen on it all the same.
+start ports python3 -c '
+import signal, socket
+held = []
+for _ in range(2):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    held.append(s)
+print(*(s.getsockname()[1] for s in held), flush=True)
+signal.pause()
+'
+wait_until "two ports held for the webhook and the gate" 30 test -s "$WORK/ports.log"
+read -r WEBHOOK_PORT GATE_PORT <"$WORK/ports.log"
+[[ $WEBHOOK_PORT =~ ^[0-9]+$ && $GATE_PORT =~ ^[0-9]+$ && $WEBHOOK_PORT != "$GATE_PORT" ]] ||
+  fail "no two distinct ports: $(cat "$WORK/ports.log")"
 start kubesim "$BIN/kubesim" serve --listen 127.0.0.1:0 --kubeconfig "$KUBECONFIG" --nodes 2 \
   --timing fast --service "portcullis-system/portcullis-webhook=127.0.0.1:$WEBHOOK_PORT" \
   --log warn
