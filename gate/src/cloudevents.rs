@@ -22,39 +22,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(3);
 /// without bound behind a slow receiver.
 const MAX_IN_FLIGHT: usize = 64;
 
-/// What a published event says, in the fields both event kinds of the gate share.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Published<'a> {
-    pub warning: bool,
-    /// Phase short name (the reason without its suffix).
-    pub phase: &'a str,
-    /// Phase short name + state suffix.
-    pub reason: &'a str,
-    /// `<phase long name>: <text> / Namespace: <ns>, Name: <name>[, Version: <v>]`.
-    pub message: &'a str,
-}
-
-impl<'a> From<&'a crate::events::Note> for Published<'a> {
-    fn from(n: &'a crate::events::Note) -> Self {
-        Published {
-            warning: n.warning,
-            phase: &n.phase,
-            reason: &n.reason,
-            message: &n.message,
-        }
-    }
-}
-
-impl<'a> From<&'a crate::execution::CheckEvent> for Published<'a> {
-    fn from(e: &'a crate::execution::CheckEvent) -> Self {
-        Published {
-            warning: e.warning,
-            phase: &e.phase,
-            reason: &e.reason,
-            message: &e.message,
-        }
-    }
-}
+pub use crate::events::Published;
 
 impl Published<'_> {
     /// `<phase long name>.<state>`, e.g. `App Pre-Deployment Tasks.Started`.

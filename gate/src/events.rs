@@ -64,6 +64,41 @@ impl Subject {
     }
 }
 
+/// What a published event says, in the fields every event of the gate has (lifecycle notes and
+/// the task/evaluation controllers' events alike).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Published<'a> {
+    pub warning: bool,
+    /// Phase short name (the reason without its suffix).
+    pub phase: &'a str,
+    /// Phase short name + state suffix.
+    pub reason: &'a str,
+    /// `<phase long name>: <text> / Namespace: <ns>, Name: <name>[, Version: <v>]`.
+    pub message: &'a str,
+}
+
+impl<'a> From<&'a Note> for Published<'a> {
+    fn from(n: &'a Note) -> Self {
+        Published {
+            warning: n.warning,
+            phase: &n.phase,
+            reason: &n.reason,
+            message: &n.message,
+        }
+    }
+}
+
+impl<'a> From<&'a crate::execution::CheckEvent> for Published<'a> {
+    fn from(e: &'a crate::execution::CheckEvent) -> Self {
+        Published {
+            warning: e.warning,
+            phase: &e.phase,
+            reason: &e.reason,
+            message: &e.message,
+        }
+    }
+}
+
 /// Longest `note` the API server accepts on an events.k8s.io Event.
 const MAX_NOTE: usize = 1024;
 
@@ -71,6 +106,25 @@ const MAX_NOTE: usize = 1024;
 /// `namespace`, `name` and `phase` are added here. Names follow `<object>.<hex nanos>`.
 pub fn event(
     note: &Note,
+    regarding: k8s_openapi::api::core::v1::ObjectReference,
+    annotations: std::collections::BTreeMap<String, String>,
+    controller: &str,
+    instance: &str,
+    now: jiff::Timestamp,
+) -> k8s_openapi::api::events::v1::Event {
+    published_event(
+        &note.into(),
+        regarding,
+        annotations,
+        controller,
+        instance,
+        now,
+    )
+}
+
+/// [`event`] for any published event.
+pub fn published_event(
+    note: &Published<'_>,
     regarding: k8s_openapi::api::core::v1::ObjectReference,
     mut annotations: std::collections::BTreeMap<String, String>,
     controller: &str,
@@ -82,8 +136,8 @@ pub fn event(
     let namespace = regarding.namespace.clone();
     annotations.insert("namespace".into(), namespace.clone().unwrap_or_default());
     annotations.insert("name".into(), name.clone());
-    annotations.insert("phase".into(), note.phase.clone());
-    let mut text = note.message.clone();
+    annotations.insert("phase".into(), note.phase.to_owned());
+    let mut text = note.message.to_owned();
     if text.len() > MAX_NOTE {
         let mut cut = MAX_NOTE;
         while !text.is_char_boundary(cut) {
@@ -99,8 +153,8 @@ pub fn event(
             ..Default::default()
         },
         event_time: Some(MicroTime(now)),
-        action: Some(note.reason.clone()),
-        reason: Some(note.reason.clone()),
+        action: Some(note.reason.to_owned()),
+        reason: Some(note.reason.to_owned()),
         note: Some(text),
         regarding: Some(regarding),
         reporting_controller: Some(controller.to_owned()),

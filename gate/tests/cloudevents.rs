@@ -11,9 +11,9 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use k8s_openapi::api::events::v1::Event;
 use kube::Api;
-use kube::api::{Patch, PatchParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use shared::crd::{KeptnConfig, KeptnState};
+use shared::crd::{KeptnConfig, KeptnState, KeptnTask};
 
 mod common;
 
@@ -186,6 +186,38 @@ async fn lifecycle_events_are_sent_as_cloudevents_while_configured() {
         let k8s = k8s_event(&c, ns, reason, name).await;
         assert_mirrors(&received, &k8s, kind, name, ns, "0.4");
     }
+    // The task controller's events go the same way: a KeptnTask whose definition is missing.
+    let task: KeptnTask = serde_json::from_value(json!({
+        "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnTask",
+        "metadata": {"name": "orphan-task"},
+        "spec": {"taskDefinition": "no-such-definition", "checkType": "pre",
+                 "context": {"appName": "waiter", "appVersion": "0.4", "workloadName": "waiter-waiter",
+                             "workloadVersion": "0.5", "objectType": "Workload", "taskType": "pre"}}
+    }))
+    .expect("task");
+    Api::<KeptnTask>::namespaced(c.clone(), ns)
+        .create(&PostParams::default(), &task)
+        .await
+        .expect("task created");
+    let received = wait_for("CloudEvent Create Task.NotFound", WAIT, || {
+        let found = log
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|r| r.headers.get("ce-type").map(String::as_str) == Some("Create Task.NotFound"))
+            .cloned();
+        async move { found }
+    })
+    .await;
+    let task = received.body["resource"]["name"]
+        .as_str()
+        .expect("task name")
+        .to_owned();
+    let k8s = k8s_event(&c, ns, "CreateTaskNotFound", &task).await;
+    assert_eq!(task, "orphan-task");
+    assert_mirrors(&received, &k8s, "KeptnTask", &task, ns, "0.5");
+    assert_eq!(received.body["type"], "Warning");
+
     let all = log.lock().unwrap().clone();
     let ids: HashSet<&str> = all.iter().map(|r| r.headers["ce-id"].as_str()).collect();
     assert_eq!(ids.len(), all.len(), "ce-id is unique per event");

@@ -115,8 +115,6 @@ pub struct Context {
     /// Pods already told why they are held (one Warning per pod and reason per process).
     pub held: Mutex<HashSet<(String, String)>>,
     recorders: Recorders,
-    /// Every published event also goes out as a CloudEvent when configured (B §7.2).
-    cloud_events: crate::cloudevents::CloudEventSender,
     ready: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -130,14 +128,9 @@ struct Recorders {
     gate: Recorder,
 }
 
-/// Publishes events.k8s.io/v1 Events for one reporting controller. kube's own recorder cannot
-/// set the event annotations B §7.1 asks for, hence this small one.
-#[derive(Clone)]
-struct Recorder {
-    client: Client,
-    controller: &'static str,
-    instance: String,
-}
+/// Publishes the Events (and CloudEvents) of one reporting controller; the same publisher as
+/// the task and evaluation controllers'.
+type Recorder = crate::execution::shell::EventPublisher;
 
 impl Context {
     /// A snapshot of the KeptnConfig options.
@@ -170,24 +163,7 @@ impl Context {
         regarding: k8s_openapi::api::core::v1::ObjectReference,
         annotations: BTreeMap<String, String>,
     ) {
-        self.cloud_events.send(note.into(), &regarding, &annotations);
-        let event = crate::events::event(
-            note,
-            regarding,
-            annotations,
-            recorder.controller,
-            &recorder.instance,
-            jiff::Timestamp::now(),
-        );
-        let api: Api<k8s_openapi::api::events::v1::Event> = match &event.metadata.namespace {
-            Some(ns) => Api::namespaced(recorder.client.clone(), ns),
-            None => Api::default_namespaced(recorder.client.clone()),
-        };
-        tokio::spawn(async move {
-            if let Err(e) = timed(api.create(&PostParams::default(), &event)).await {
-                tracing::warn!(error = %e, reason = ?event.reason, "could not publish event");
-            }
-        });
+        recorder.send(note.into(), regarding, annotations);
     }
 }
 
@@ -463,10 +439,10 @@ pub async fn run(
         pods: pods.store.clone(),
     };
     metrics.set_snapshot_source(dora_snapshot(caches.clone()));
-    let recorder = |controller: &'static str| Recorder {
-        client: client.clone(),
-        controller,
-        instance: settings.identity.clone(),
+    let cloud_events = crate::cloudevents::CloudEventSender::new(config.clone());
+    let recorder = |controller: &'static str| {
+        Recorder::new(&client, controller, settings.identity.clone())
+            .with_cloud_events(cloud_events.clone())
     };
     let recorders = Recorders {
         app_version: recorder("keptnappversion-controller"),
@@ -477,7 +453,6 @@ pub async fn run(
         gate: recorder("portcullis-gate"),
     };
     let (ready_tx, ready_rx) = tokio::sync::watch::channel(false);
-    let cloud_events = crate::cloudevents::CloudEventSender::new(config.clone());
     let ctx = Arc::new(Context {
         client: client.clone(),
         caches: caches.clone(),
@@ -486,7 +461,6 @@ pub async fn run(
         metrics,
         held: Mutex::new(HashSet::new()),
         recorders,
-        cloud_events: cloud_events.clone(),
         ready: ready_rx,
     });
 

@@ -28,7 +28,7 @@ use super::task::{TASK_POLL, TASK_RETRY, job_create_failed_event, report_is_new}
 use super::{
     CheckError, CheckEvent, CheckMetrics, EvaluationAction, JobLookup, RunnerImages, TaskAction,
     TaskInput, attempt_evaluation, config_map_action, decide_task, definition_namespaces,
-    evaluation_event_annotations, event_object, metric_namespaces, plan_function_config_map,
+    evaluation_event_annotations, metric_namespaces, plan_function_config_map,
     task_definition_status, task_event_annotations,
 };
 
@@ -42,7 +42,8 @@ const API_TIMEOUT: Duration = Duration::from_secs(10);
 const SHARED_BUFFER: usize = 256;
 
 /// Publishes events.k8s.io/v1 Events for one reporting controller, with B §7.1's annotations
-/// (kube's recorder cannot set annotations).
+/// (kube's recorder cannot set annotations), and each also as a CloudEvent (B §7.2) when given a
+/// sender. The gate's one publisher: the lifecycle controllers use it too.
 #[derive(Clone)]
 pub struct EventPublisher {
     client: Client,
@@ -63,6 +64,12 @@ impl EventPublisher {
         }
     }
 
+    /// The same publisher, also sending each event as a CloudEvent through `sender`.
+    pub fn with_cloud_events(mut self, sender: crate::cloudevents::CloudEventSender) -> Self {
+        self.cloud_events = Some(sender);
+        self
+    }
+
     /// Publishes in the background (B §7.1: events are sent asynchronously), and as a
     /// CloudEvent (B §7.2) when configured; failures are only logged.
     fn publish(
@@ -71,11 +78,22 @@ impl EventPublisher {
         regarding: ObjectReference,
         annotations: BTreeMap<String, String>,
     ) {
+        self.send(event.into(), regarding, annotations);
+    }
+
+    /// Publishes `note` about `regarding` in the background: the Event, and the CloudEvent when
+    /// configured. Never waits; failures are only logged.
+    pub(crate) fn send(
+        &self,
+        note: crate::events::Published<'_>,
+        regarding: ObjectReference,
+        annotations: BTreeMap<String, String>,
+    ) {
         if let Some(sender) = &self.cloud_events {
-            sender.send(event.into(), &regarding, &annotations);
+            sender.send(note, &regarding, &annotations);
         }
-        let object = event_object(
-            event,
+        let object = crate::events::published_event(
+            &note,
             regarding,
             annotations,
             self.controller,
@@ -122,15 +140,12 @@ impl CheckRecorders {
     }
 
     /// The same publishers, each also sending its events as CloudEvents through `sender`.
-    pub fn with_cloud_events(mut self, sender: crate::cloudevents::CloudEventSender) -> Self {
-        for publisher in [
-            &mut self.task,
-            &mut self.task_definition,
-            &mut self.evaluation,
-        ] {
-            publisher.cloud_events = Some(sender.clone());
+    pub fn with_cloud_events(self, sender: crate::cloudevents::CloudEventSender) -> Self {
+        CheckRecorders {
+            task: self.task.with_cloud_events(sender.clone()),
+            task_definition: self.task_definition.with_cloud_events(sender.clone()),
+            evaluation: self.evaluation.with_cloud_events(sender),
         }
-        self
     }
 }
 
