@@ -579,7 +579,18 @@ async fn gate_killed_mid_rollout_standby_takes_over() {
         async move { log.contains("caches synced").then_some(()) }
     })
     .await;
-    // Let it reconcile everything once more, then compare (bounded by its own sync signal).
+    // It has reconciled the finished versions once more (each reconcile is counted when it
+    // starts, on synced caches) ...
+    let port = env.admin_ports[third];
+    for controller in ["keptnworkloadversion", "keptnappversion"] {
+        let series = format!("portcullis_gate_reconciles_total{{controller=\"{controller}\"}}");
+        wait_for(&format!("gate-2 reconciles a {controller}"), WAIT, || {
+            let series = series.clone();
+            async move { (metric(port, &series).await? >= 1.0).then_some(()) }
+        })
+        .await;
+    }
+    // ... and a write of that reconcile would follow at once: an observation window for it.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after: KeptnWorkloadVersion = get(&c, ns, "db-db-5").await.expect("kwv");
     assert_eq!(
