@@ -621,17 +621,19 @@ spec:
     );
     // The watch delivers changes after the API made them: read until it has seen db-2 Ready.
     let mut events = Vec::new();
-    tokio::time::timeout(DEADLINE, async {
+    let seen = tokio::time::timeout(DEADLINE, async {
         while let Some(e) = rx.recv().await {
             let done = e.0 == "db-2" && e.1;
             events.push(e);
             if done {
-                break;
+                return true;
             }
         }
+        false
     })
     .await
-    .unwrap_or_else(|_| panic!("the recorder never saw db-2 Ready: {events:?}"));
+    .unwrap_or(false);
+    assert!(seen, "the recorder never saw db-2 Ready: {events:?}");
     recorder.abort();
     let first_seen = |name: &str| {
         events
