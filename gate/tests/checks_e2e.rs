@@ -220,8 +220,26 @@ async fn succeeding_task_job_releases_and_completes() {
     assert_eq!(s.status, KeptnState::Succeeded, "{s:?}");
     assert_eq!(s.job_name, job_name);
     assert!(s.end_time.is_some());
-    let job: Job = get(&c, ns, &job_name).await.expect("the Job");
-    let conds = job.status.and_then(|s| s.conditions).unwrap_or_default();
+    // The task is Succeeded from the Job's `SuccessCriteriaMet` already (B §5.3 step 4); the
+    // Job's terminal `Complete` may come in a later write of the Job controller.
+    let job: Job = wait_for("the Job Complete", WAIT, || {
+        let c = c.clone();
+        let job_name = job_name.clone();
+        async move {
+            let job: Job = get(&c, ns, &job_name).await?;
+            let conds = job.status.as_ref()?.conditions.as_ref()?;
+            conds
+                .iter()
+                .any(|c| c.type_ == "Complete" && c.status == "True")
+                .then_some(job)
+        }
+    })
+    .await;
+    let conds = job
+        .status
+        .clone()
+        .and_then(|s| s.conditions)
+        .unwrap_or_default();
     assert!(
         conds
             .iter()
