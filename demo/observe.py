@@ -13,9 +13,12 @@ cluster itself, so what the demo shows is what kubectl shows.
   verify NOW.json EVENTS.json PODS   check the completed rollout; print the checks; exit 1 if one fails
   summary NOW.json EVENTS.json T0    one-screen summary of a completed rollout (T0: epoch of apply)
   held NOW.json EVENTS.json PODS     check and explain a held rollout; exit 1 if not held
+  metrics URL NAME[=SUM] ...         print the samples of each metric family NAME from a Prometheus
+                                     scrape; exit 1 if one is missing or its values do not add up to SUM
 """
 
 import json
+import re
 import socket
 import ssl
 import sys
@@ -352,6 +355,38 @@ def cmd_probe(url, ca=None, sni=None):
         return 1
 
 
+def cmd_metrics(url, *wanted):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            text = r.read().decode("utf-8")
+    except (OSError, ValueError) as e:
+        print(f"FAIL cannot scrape {url}: {e}")
+        return 1
+    samples = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        series, _, value = line.rpartition(" ")
+        family = series.split("{", 1)[0]
+        samples.setdefault(family, []).append((series, float(value)))
+    ok = True
+    for want in wanted:
+        family, _, total = want.partition("=")
+        got = samples.get(family, [])
+        for series, value in got:
+            # Keep the lines short: the labels that tell the series apart.
+            labels = re.sub(r'otel_scope_\w+="[^"]*",?', "", series[len(family):])
+            labels = labels.replace("keptn_deployment_", "")
+            print(f"    {family}{labels} {value:g}")
+        if not got:
+            print(f"FAIL no {family} in the scrape")
+            ok = False
+        elif total and abs(sum(v for _, v in got) - float(total)) > 1e-9:
+            print(f"FAIL {family} adds up to {sum(v for _, v in got):g}, not {total}")
+            ok = False
+    return 0 if ok else 1
+
+
 def cmd_free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -370,6 +405,7 @@ def main(argv):
         "verify": cmd_verify,
         "summary": cmd_summary,
         "held": cmd_held,
+        "metrics": cmd_metrics,
     }
     if len(argv) < 2 or argv[1] not in commands:
         print(__doc__, file=sys.stderr)

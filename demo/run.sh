@@ -148,7 +148,7 @@ export KUBECONFIG="$WORK/kubeconfig"
 start ports python3 -c '
 import signal, socket
 held = []
-for _ in range(2):
+for _ in range(3):
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("127.0.0.1", 0))
@@ -156,10 +156,11 @@ for _ in range(2):
 print(*(s.getsockname()[1] for s in held), flush=True)
 signal.pause()
 '
-wait_until "two ports held for the webhook and the gate" 30 test -s "$WORK/ports.log"
-read -r WEBHOOK_PORT GATE_PORT <"$WORK/ports.log"
-[[ $WEBHOOK_PORT =~ ^[0-9]+$ && $GATE_PORT =~ ^[0-9]+$ && $WEBHOOK_PORT != "$GATE_PORT" ]] ||
-  fail "no two distinct ports: $(cat "$WORK/ports.log")"
+wait_until "three ports held for the webhook, the gate and Keptn's metrics" 30 test -s "$WORK/ports.log"
+read -r WEBHOOK_PORT GATE_PORT KEPTN_PORT <"$WORK/ports.log"
+[[ $WEBHOOK_PORT =~ ^[0-9]+$ && $GATE_PORT =~ ^[0-9]+$ && $KEPTN_PORT =~ ^[0-9]+$ &&
+  $WEBHOOK_PORT != "$GATE_PORT" && $KEPTN_PORT != "$GATE_PORT" && $KEPTN_PORT != "$WEBHOOK_PORT" ]] ||
+  fail "no three distinct ports: $(cat "$WORK/ports.log")"
 start kubesim "$BIN/kubesim" serve --listen 127.0.0.1:0 --kubeconfig "$KUBECONFIG" --nodes 2 \
   --timing fast --service "portcullis-system/portcullis-webhook=127.0.0.1:$WEBHOOK_PORT" \
   --log warn
@@ -193,7 +194,8 @@ start webhook env POD_NAME=portcullis-webhook-local POD_NAMESPACE=portcullis-sys
 start gate env POD_NAMESPACE=portcullis-system PROMOTION_TASKS_ENABLED=false \
   "$BIN/portcullis-gate" --kubeconfig "$KUBECONFIG" --leader-elect \
   --lease-namespace portcullis-system --keptn-namespace portcullis-system \
-  --identity portcullis-gate-local --admin-address "127.0.0.1:$GATE_PORT"
+  --identity portcullis-gate-local --admin-address "127.0.0.1:$GATE_PORT" \
+  --keptn-metrics-port "$KEPTN_PORT"
 wait_until "portcullis-webhook /readyz (HTTPS, verified with the demo CA)" 60 \
   "${OBSERVE[@]}" probe "https://127.0.0.1:$WEBHOOK_PORT/readyz" "$WORK/certs/ca.crt" \
   portcullis-webhook.portcullis-system.svc
@@ -298,6 +300,14 @@ step "Completed. Checking what the demo claims"
 snapshot || fail "kubectl get failed"
 "${OBSERVE[@]}" verify "$WORK/now.json" "$WORK/events.json" "$APP_PODS" ||
   fail "the completed rollout does not look as it should (see FAIL above)"
+step "Keptn's metrics, as Keptn serves them (port 2222 in a cluster, $KEPTN_PORT here): one finished app and three workloads"
+# Counted by the status write that finished each version; the scrape may come a moment earlier.
+wait_until "keptn_app_count_total and keptn_deployment_count_total in the scrape" 30 \
+  "${OBSERVE[@]}" metrics "http://127.0.0.1:$KEPTN_PORT/metrics" keptn_app_count_total=1 \
+  keptn_deployment_count_total=3
+"${OBSERVE[@]}" metrics "http://127.0.0.1:$KEPTN_PORT/metrics" keptn_app_count_total=1 \
+  keptn_deployment_count_total=3 keptn_app_deploymentduration keptn_deployment_deploymentduration ||
+  fail "Keptn's metrics do not show the finished rollout"
 step "Summary"
 "${OBSERVE[@]}" summary "$WORK/now.json" "$WORK/events.json" "$APPLIED"
 note ""

@@ -201,6 +201,20 @@ impl Metrics {
         }
     }
 
+    /// Prometheus text exposition of Keptn's families only, as Keptn serves them on its own
+    /// port (B §0.1), so scrape configs written for Keptn keep working.
+    pub fn encode_keptn(&self) -> String {
+        let mut out = String::new();
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
+        if encode_registry(&mut out, &self.keptn_registry)
+            .and_then(|()| encode_eof(&mut out))
+            .is_err()
+        {
+            out.clear();
+        }
+        out
+    }
+
     /// Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -242,6 +256,22 @@ pub async fn serve(
     axum::serve(listener, app).await
 }
 
+/// Serves Keptn's metrics endpoint (`/metrics`, `keptn_*` families only) until the process ends.
+pub async fn serve_keptn_metrics(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<()> {
+    let app = Router::new().route(
+        "/metrics",
+        get(|State(m): State<Arc<Metrics>>| async move {
+            ([(header::CONTENT_TYPE, OPENMETRICS)], m.encode_keptn())
+        }),
+    );
+    axum::serve(listener, app.with_state(metrics)).await
+}
+
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 /// Binds the admin listener.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr).await
@@ -256,13 +286,7 @@ async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
 }
 
 async fn metrics_text(State(s): State<AdminState>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        s.metrics.encode(),
-    )
+    ([(header::CONTENT_TYPE, OPENMETRICS)], s.metrics.encode())
 }
 
 #[cfg(test)]

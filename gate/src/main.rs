@@ -86,6 +86,10 @@ struct AdminArgs {
     /// Listen address of `/healthz`, `/readyz` and `/metrics`.
     #[arg(long, env = "ADMIN_ADDRESS", default_value = "0.0.0.0:8080")]
     admin_address: SocketAddr,
+    /// Port of Keptn's metrics endpoint (`/metrics` with only the `keptn_*` families, B §0.1),
+    /// on the admin address's IP; 0 picks a free port.
+    #[arg(long, env = "KEPTN_DORA_METRICS_PORT", default_value_t = 2222)]
+    keptn_metrics_port: u16,
 }
 
 #[derive(Debug, Args)]
@@ -195,6 +199,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", cli.admin.admin_address))?;
     tracing::info!(address = %listener.local_addr()?, "admin server listening");
     tokio::spawn(admin::serve(listener, metrics.clone(), ready.clone()));
+    let keptn_address = SocketAddr::new(cli.admin.admin_address.ip(), cli.admin.keptn_metrics_port);
+    let keptn_listener = admin::bind(keptn_address)
+        .await
+        .with_context(|| format!("binding the Keptn metrics port {keptn_address}"))?;
+    tracing::info!(address = %keptn_listener.local_addr()?, "Keptn metrics listening");
+    tokio::spawn(admin::serve_keptn_metrics(keptn_listener, metrics.clone()));
 
     let identity = cli.election.identity.clone().unwrap_or_else(|| {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "portcullis-gate".to_owned());

@@ -114,6 +114,7 @@ async fn bench_release_latency_and_rss() {
         .arg(&sim.kubeconfig)
         .args(["--admin-address", &format!("127.0.0.1:{port}")])
         .args(["--sweep-interval-seconds", "1"])
+        .args(["--keptn-metrics-port", "0"])
         .env("LOG_FILTER", "warn")
         .stdout(Stdio::from(log.reopen().expect("log")))
         .stderr(Stdio::from(log.reopen().expect("log")))

@@ -128,7 +128,10 @@ async fn annotated_deployment_through_webhook_and_gate() {
     ));
     procs.children.push(spawn(
         Path::new(env!("CARGO_BIN_EXE_portcullis-gate")),
-        &["--admin-address=127.0.0.1:0".to_owned()],
+        &[
+            "--admin-address=127.0.0.1:0".to_owned(),
+            "--keptn-metrics-port=0".to_owned(),
+        ],
         &sim.kubeconfig,
         &dir.join("gate.log"),
     ));

@@ -167,6 +167,7 @@ impl Env {
             .arg(&self.sim().kubeconfig)
             .args(["--admin-address", &format!("127.0.0.1:{}", self.gate_admin)])
             .args(["--sweep-interval-seconds", "1"])
+            .args(["--keptn-metrics-port", "0"])
             .args(["--identity", &format!("gate-{i}")])
             .env("LOG_FILTER", "info,gate=debug,kube=warn")
             .env_remove("POD_NAMESPACE")

@@ -782,4 +782,46 @@ async fn failed_versions_are_counted_with_their_status_and_no_duration() {
         value(&all, "portcullis_gate_hold_duration_seconds_count", &[]),
         Some(1.0)
     );
+
+    // Keptn's own metrics port (B §0.1; here 0 = a free port, read back from the log) serves the
+    // same Keptn families and none of Portcullis's.
+    let keptn_port = keptn_metrics_port(&env, gate);
+    let keptn = samples(
+        &scrape(keptn_port)
+            .await
+            .expect("Keptn metrics port answers"),
+    );
+    assert_eq!(value(&keptn, "keptn_app_count_total", app), Some(1.0));
+    assert_eq!(
+        value(&keptn, "keptn_deployment_count_total", workload),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&keptn, "keptn_lifecycle_active_total", &[]),
+        Some(1.0)
+    );
+    assert!(
+        keptn.iter().all(|s| s.name.starts_with("keptn_")),
+        "only keptn_* families: {:?}",
+        keptn.iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
+}
+
+/// The port of the Keptn metrics listener, from the gate's start-up log line.
+fn keptn_metrics_port(env: &Env, gate: usize) -> u16 {
+    let log = env.gate_log(gate);
+    let line = log
+        .lines()
+        .find(|l| l.contains("Keptn metrics listening"))
+        .unwrap_or_else(|| panic!("no Keptn metrics line in\n{log}"));
+    let address = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("address="))
+        .expect("address field");
+    let address = address
+        .trim_end_matches(|c: char| !c.is_ascii_digit())
+        .rsplit(':')
+        .next()
+        .expect("port");
+    address.parse().expect("numeric port")
 }

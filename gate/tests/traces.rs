@@ -143,6 +143,7 @@ fn start_gate_with_env(env: &mut Env, vars: &[(&str, &str)]) {
         .arg(env.kubeconfig())
         .args(["--admin-address", &format!("127.0.0.1:{port}")])
         .args(["--sweep-interval-seconds", "1"])
+        .args(["--keptn-metrics-port", "0"])
         .args(["--identity", &format!("gate-{i}")])
         .env("LOG_FILTER", "info,gate=debug,kube=warn")
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")

@@ -125,6 +125,7 @@ impl Env {
             .arg(self.kubeconfig())
             .args(["--admin-address", &format!("127.0.0.1:{port}")])
             .args(["--sweep-interval-seconds", "1"])
+            .args(["--keptn-metrics-port", "0"])
             .args(["--identity", &format!("gate-{i}")])
             .args(extra)
             .env("LOG_FILTER", "info,gate=debug,kube=warn")
