@@ -184,13 +184,6 @@ def check_gate_deployment(target, docs, crd_files):
     expect([(p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] == [(2222, "keptn-metrics")]
            and svc["spec"]["selector"] == {"app.kubernetes.io/name": "portcullis-gate"},
            "gate: Service lifecycle-operator-metrics-service:2222 selects the gate's keptn-metrics port")
-    keptn_port = int(env_value(c, "KEPTN_DORA_METRICS_PORT").get("value", "0"))
-    expect(ports.get("keptn-metrics") == keptn_port == 2222,
-           f"gate: Keptn metrics on 2222 (env {keptn_port}, container port {ports.get('keptn-metrics')})")
-    svc = one(docs, "Service", "lifecycle-operator-metrics-service", NS)
-    expect([(p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] == [(2222, "keptn-metrics")]
-           and svc["spec"]["selector"] == {"app.kubernetes.io/name": "portcullis-gate"},
-           "gate: Service lifecycle-operator-metrics-service:2222 selects the gate's keptn-metrics port")
     for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
         g = c[probe]["httpGet"]
         expect(g["path"] == path and g["port"] in ("admin", port), f"gate: {probe} {path} on the admin port")
