@@ -301,10 +301,11 @@ snapshot || fail "kubectl get failed"
 "${OBSERVE[@]}" verify "$WORK/now.json" "$WORK/events.json" "$APP_PODS" ||
   fail "the completed rollout does not look as it should (see FAIL above)"
 step "Keptn's metrics, as Keptn serves them (port 2222 in a cluster, $KEPTN_PORT here): one finished app and three workloads"
-# Counted by the status write that finished each version; the scrape may come a moment earlier.
-wait_until "keptn_app_count_total and keptn_deployment_count_total in the scrape" 30 \
+# Counted by the status write that finished each version, and the durations read at scrape time
+# from the gate's caches, which see that write only later: the scrape may come a moment earlier.
+wait_until "keptn_*_count_total and keptn_*_deploymentduration in the scrape" 30 \
   "${OBSERVE[@]}" metrics "http://127.0.0.1:$KEPTN_PORT/metrics" keptn_app_count_total=1 \
-  keptn_deployment_count_total=3
+  keptn_deployment_count_total=3 keptn_app_deploymentduration keptn_deployment_deploymentduration
 "${OBSERVE[@]}" metrics "http://127.0.0.1:$KEPTN_PORT/metrics" keptn_app_count_total=1 \
   keptn_deployment_count_total=3 keptn_app_deploymentduration keptn_deployment_deploymentduration ||
   fail "Keptn's metrics do not show the finished rollout"
