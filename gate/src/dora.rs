@@ -37,6 +37,48 @@ pub fn otel_histogram() -> Histogram {
 /// A family of histograms with [`OTEL_DEFAULT_BUCKETS`].
 pub type Durations<L> = Family<L, Histogram, fn() -> Histogram>;
 
+/// Keptn's pair `<name>_count` (a counter) and `<name>_duration` (a histogram in seconds) over
+/// one label set, recorded together when an object finishes.
+#[derive(Clone, Debug)]
+pub struct CountAndDuration<L> {
+    count: Family<L, Counter>,
+    duration: Durations<L>,
+}
+
+impl<L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static>
+    CountAndDuration<L>
+{
+    /// Creates the pair and registers it in `registry` as `<name>_count` and
+    /// `<name>_duration` (unit seconds).
+    pub fn register(
+        registry: &mut Registry,
+        name: &str,
+        count_help: &str,
+        duration_help: &str,
+    ) -> Self {
+        let pair = CountAndDuration {
+            count: Family::default(),
+            duration: Family::new_with_constructor(otel_histogram as fn() -> Histogram),
+        };
+        registry.register(format!("{name}_count"), count_help, pair.count.clone());
+        registry.register_with_unit(
+            format!("{name}_duration"),
+            duration_help,
+            Unit::Seconds,
+            pair.duration.clone(),
+        );
+        pair
+    }
+
+    /// Counts one finished object and observes its duration when it has one.
+    pub fn record(&self, labels: &L, duration: Option<f64>) {
+        self.count.get_or_create(labels).inc();
+        if let Some(seconds) = duration {
+            self.duration.get_or_create(labels).observe(seconds);
+        }
+    }
+}
+
 /// Attributes of `keptn.deployment.count` / `.duration`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 pub struct DeploymentLabels {
@@ -84,6 +126,21 @@ pub struct TaskActiveLabels {
     pub keptn_deployment_task_type: String,
 }
 
+impl TaskActiveLabels {
+    /// The task's attributes (all but its status).
+    pub fn of(t: &KeptnTask) -> Self {
+        let c = &t.spec.context;
+        TaskActiveLabels {
+            keptn_deployment_app_name: c.app_name.clone(),
+            keptn_deployment_app_version: c.app_version.clone(),
+            keptn_deployment_workload_name: c.workload_name.clone(),
+            keptn_deployment_workload_version: c.workload_version.clone(),
+            keptn_deployment_task_name: t.metadata.name.clone().unwrap_or_default(),
+            keptn_deployment_task_type: t.spec.check_type.clone(),
+        }
+    }
+}
+
 /// Attributes of `keptn.evaluation.active`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 pub struct EvaluationActiveLabels {
@@ -93,6 +150,21 @@ pub struct EvaluationActiveLabels {
     pub keptn_deployment_workload_version: String,
     pub keptn_deployment_evaluation_name: String,
     pub keptn_deployment_evaluation_type: String,
+}
+
+impl EvaluationActiveLabels {
+    /// The evaluation's attributes (all but its status).
+    pub fn of(e: &KeptnEvaluation) -> Self {
+        let s = &e.spec;
+        EvaluationActiveLabels {
+            keptn_deployment_app_name: s.app_name.clone(),
+            keptn_deployment_app_version: s.app_version.clone(),
+            keptn_deployment_workload_name: s.workload.clone(),
+            keptn_deployment_workload_version: s.workload_version.clone(),
+            keptn_deployment_evaluation_name: e.metadata.name.clone().unwrap_or_default(),
+            keptn_deployment_evaluation_type: s.check_type.clone(),
+        }
+    }
 }
 
 /// Attributes of `keptn.app.deploymentduration` / `.deploymentinterval`.
@@ -208,51 +280,37 @@ pub fn workload_version_finished(
 /// Counters and histograms of finished app and workload versions.
 #[derive(Clone, Debug)]
 pub struct LifecycleMetrics {
-    deployment_count: Family<DeploymentLabels, Counter>,
-    deployment_duration: Durations<DeploymentLabels>,
-    app_count: Family<AppLabels, Counter>,
-    app_duration: Durations<AppLabels>,
+    deployment: CountAndDuration<DeploymentLabels>,
+    app: CountAndDuration<AppLabels>,
     promotion_count: Family<AppLabels, Counter>,
 }
 
 impl LifecycleMetrics {
     /// Creates the metrics and registers them in `registry` (which must have no prefix).
     pub fn register(registry: &mut Registry) -> LifecycleMetrics {
-        let m = LifecycleMetrics {
-            deployment_count: Family::default(),
-            deployment_duration: Family::new_with_constructor(otel_histogram),
-            app_count: Family::default(),
-            app_duration: Family::new_with_constructor(otel_histogram),
-            promotion_count: Family::default(),
-        };
-        registry.register(
-            "keptn_deployment_count",
+        let deployment = CountAndDuration::register(
+            registry,
+            "keptn_deployment",
             "Number of KeptnWorkloadVersions that finished",
-            m.deployment_count.clone(),
-        );
-        registry.register_with_unit(
-            "keptn_deployment_duration",
             "Duration of successful KeptnWorkloadVersions",
-            Unit::Seconds,
-            m.deployment_duration.clone(),
         );
-        registry.register(
-            "keptn_app_count",
+        let app = CountAndDuration::register(
+            registry,
+            "keptn_app",
             "Number of KeptnAppVersions that finished",
-            m.app_count.clone(),
-        );
-        registry.register_with_unit(
-            "keptn_app_duration",
             "Duration of successful KeptnAppVersions",
-            Unit::Seconds,
-            m.app_duration.clone(),
         );
+        let promotion_count = Family::default();
         registry.register(
             "keptn_promotion_count",
             "Number of KeptnAppVersions that completed with promotion tasks",
-            m.promotion_count.clone(),
+            promotion_count.clone(),
         );
-        m
+        LifecycleMetrics {
+            deployment,
+            app,
+            promotion_count,
+        }
     }
 
     /// Records a KAV status write (see [`app_version_finished`]).
@@ -263,10 +321,7 @@ impl LifecycleMetrics {
         promotion_enabled: bool,
     ) {
         if let Some(f) = app_version_finished(kav, kav.status.as_ref(), new, promotion_enabled) {
-            self.app_count.get_or_create(&f.labels).inc();
-            if let Some(d) = f.duration {
-                self.app_duration.get_or_create(&f.labels).observe(d);
-            }
+            self.app.record(&f.labels, f.duration);
             if f.promotion {
                 self.promotion_count.get_or_create(&f.labels).inc();
             }
@@ -280,10 +335,7 @@ impl LifecycleMetrics {
         new: &KeptnWorkloadVersionStatus,
     ) {
         if let Some(f) = workload_version_finished(kwv, kwv.status.as_ref(), new) {
-            self.deployment_count.get_or_create(&f.labels).inc();
-            if let Some(d) = f.duration {
-                self.deployment_duration.get_or_create(&f.labels).observe(d);
-            }
+            self.deployment.record(&f.labels, f.duration);
         }
     }
 }
@@ -495,16 +547,8 @@ pub fn scrape_gauges(s: &Snapshot) -> ScrapeGauges {
         tasks
             .iter()
             .map(|t| {
-                let c = &t.spec.context;
                 (
-                    TaskActiveLabels {
-                        keptn_deployment_app_name: c.app_name.clone(),
-                        keptn_deployment_app_version: c.app_version.clone(),
-                        keptn_deployment_workload_name: c.workload_name.clone(),
-                        keptn_deployment_workload_version: c.workload_version.clone(),
-                        keptn_deployment_task_name: t.metadata.name.clone().unwrap_or_default(),
-                        keptn_deployment_task_type: t.spec.check_type.clone(),
-                    },
+                    TaskActiveLabels::of(t),
                     active(t.status.as_ref().and_then(|s| s.end_time.as_ref())),
                 )
             })
@@ -520,20 +564,8 @@ pub fn scrape_gauges(s: &Snapshot) -> ScrapeGauges {
         evaluations
             .iter()
             .map(|e| {
-                let s = &e.spec;
                 (
-                    EvaluationActiveLabels {
-                        keptn_deployment_app_name: s.app_name.clone(),
-                        keptn_deployment_app_version: s.app_version.clone(),
-                        keptn_deployment_workload_name: s.workload.clone(),
-                        keptn_deployment_workload_version: s.workload_version.clone(),
-                        keptn_deployment_evaluation_name: e
-                            .metadata
-                            .name
-                            .clone()
-                            .unwrap_or_default(),
-                        keptn_deployment_evaluation_type: s.check_type.clone(),
-                    },
+                    EvaluationActiveLabels::of(e),
                     active(e.status.as_ref().and_then(|s| s.end_time.as_ref())),
                 )
             })
