@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use kube::api::{DeleteParams, Preconditions, PropagationPolicy};
 use kube::{Api, ResourceExt};
-use shared::crd::{KeptnApp, KeptnAppVersion, KeptnWorkload, KeptnWorkloadVersion};
+use shared::crd::{KeptnApp, KeptnAppVersion, KeptnState, KeptnWorkload, KeptnWorkloadVersion};
 use shared::resolve::{kav_name, kwv_name};
 
 use super::{Context, timed};
@@ -60,15 +60,34 @@ fn group(namespace: Option<&str>, name: &str) -> String {
     format!("{}/{name}", namespace.unwrap_or_default())
 }
 
+/// Cached apps or workloads by their group.
+fn by_group<K: ResourceExt>(objects: Vec<Arc<K>>) -> HashMap<String, Arc<K>> {
+    objects
+        .into_iter()
+        .map(|o| (group(o.namespace().as_deref(), &o.name_any()), o))
+        .collect()
+}
+
+/// The planner's view of one cached version object.
+fn version(
+    k: &impl ResourceExt,
+    group: String,
+    state: Option<&KeptnState>,
+    current: bool,
+) -> Version {
+    Version {
+        group,
+        name: k.name_any(),
+        uid: k.uid().unwrap_or_default(),
+        created: k.creation_timestamp().map(|t| t.0),
+        state: state.cloned().unwrap_or_default(),
+        current,
+    }
+}
+
 /// The workload versions of workloads in the cache, with their current flags.
 fn workload_versions(ctx: &Context) -> Vec<Version> {
-    let workloads: HashMap<String, Arc<KeptnWorkload>> = ctx
-        .caches
-        .workloads
-        .state()
-        .into_iter()
-        .map(|w| (group(w.namespace().as_deref(), &w.name_any()), w))
-        .collect();
+    let workloads: HashMap<String, Arc<KeptnWorkload>> = by_group(ctx.caches.workloads.state());
     ctx.caches
         .kwv
         .state()
@@ -86,18 +105,12 @@ fn workload_versions(ctx: &Context) -> Vec<Version> {
                 .unwrap_or_default();
             let current = name == kwv_name(&wname, &workload.spec.version)
                 || (!status_version.is_empty() && name == kwv_name(&wname, status_version));
-            Some(Version {
+            Some(version(
+                &*k,
                 group,
-                uid: k.uid().unwrap_or_default(),
-                created: k.creation_timestamp().map(|t| t.0),
-                state: k
-                    .status
-                    .as_ref()
-                    .map(|s| s.status.clone())
-                    .unwrap_or_default(),
+                k.status.as_ref().map(|s| &s.status),
                 current,
-                name,
-            })
+            ))
         })
         .collect()
 }
@@ -105,13 +118,7 @@ fn workload_versions(ctx: &Context) -> Vec<Version> {
 /// The app versions of apps in the cache, with their current flags: the KAV the app's spec
 /// (version and generation) names, and the newest KAV of `status.currentVersion`.
 fn app_versions(ctx: &Context) -> Vec<Version> {
-    let apps: HashMap<String, Arc<KeptnApp>> = ctx
-        .caches
-        .apps
-        .state()
-        .into_iter()
-        .map(|a| (group(a.namespace().as_deref(), &a.name_any()), a))
-        .collect();
+    let apps: HashMap<String, Arc<KeptnApp>> = by_group(ctx.caches.apps.state());
     let kavs = ctx.caches.kav.state();
     let mut newest_of_current: HashMap<String, (Option<jiff::Timestamp>, String)> = HashMap::new();
     for k in &kavs {
@@ -146,18 +153,12 @@ fn app_versions(ctx: &Context) -> Vec<Version> {
                 || newest_of_current
                     .get(&group)
                     .is_some_and(|(_, n)| *n == name);
-            Some(Version {
+            Some(version(
+                &*k,
                 group,
-                uid: k.uid().unwrap_or_default(),
-                created: k.creation_timestamp().map(|t| t.0),
-                state: k
-                    .status
-                    .as_ref()
-                    .map(|s| s.status.clone())
-                    .unwrap_or_default(),
+                k.status.as_ref().map(|s| &s.status),
                 current,
-                name,
-            })
+            ))
         })
         .collect()
 }
