@@ -30,18 +30,21 @@ pub struct Subject {
     pub version: String,
 }
 
+/// `<long>: <text> / Namespace: <ns>, Name: <name>[, Version: <v>]`, the message of every
+/// event (an empty `version` is left out).
+pub fn message(long_name: &str, text: &str, namespace: &str, name: &str, version: &str) -> String {
+    let mut m = format!("{long_name}: {text} / Namespace: {namespace}, Name: {name}");
+    if !version.is_empty() {
+        m.push_str(", Version: ");
+        m.push_str(version);
+    }
+    m
+}
+
 impl Subject {
-    /// `<long>: <text> / Namespace: <ns>, Name: <name>[, Version: <v>]`.
+    /// [`message`] about this subject.
     pub fn message(&self, long_name: &str, text: &str) -> String {
-        let mut m = format!(
-            "{long_name}: {text} / Namespace: {}, Name: {}",
-            self.namespace, self.name
-        );
-        if !self.version.is_empty() {
-            m.push_str(", Version: ");
-            m.push_str(&self.version);
-        }
-        m
+        message(long_name, text, &self.namespace, &self.name, &self.version)
     }
 
     /// A Normal event on the subject.

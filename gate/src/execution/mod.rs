@@ -105,53 +105,6 @@ impl CheckEvent {
     }
 }
 
-/// Longest `note` the API server accepts on an events.k8s.io Event.
-const MAX_NOTE: usize = 1024;
-
-/// The events.k8s.io/v1 Event of B §7.1 for `event` about `regarding`: `annotations` are the
-/// object-specific keys; `namespace`, `name` and `phase` are added here.
-pub fn event_object(
-    event: &CheckEvent,
-    regarding: k8s_openapi::api::core::v1::ObjectReference,
-    mut annotations: std::collections::BTreeMap<String, String>,
-    controller: &str,
-    instance: &str,
-    now: jiff::Timestamp,
-) -> k8s_openapi::api::events::v1::Event {
-    let name = regarding.name.clone().unwrap_or_default();
-    let namespace = regarding.namespace.clone();
-    annotations.insert("namespace".into(), namespace.clone().unwrap_or_default());
-    annotations.insert("name".into(), name.clone());
-    annotations.insert("phase".into(), event.phase.clone());
-    let mut note = event.message.clone();
-    if note.len() > MAX_NOTE {
-        let mut cut = MAX_NOTE;
-        while !note.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        note.truncate(cut);
-    }
-    k8s_openapi::api::events::v1::Event {
-        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-            name: Some(format!("{name}.{:x}", now.as_nanosecond())),
-            namespace,
-            annotations: Some(annotations),
-            ..Default::default()
-        },
-        event_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
-            now,
-        )),
-        action: Some(event.reason.clone()),
-        reason: Some(event.reason.clone()),
-        note: Some(note),
-        regarding: Some(regarding),
-        reporting_controller: Some(controller.to_owned()),
-        reporting_instance: Some(instance.to_owned()),
-        type_: Some(if event.warning { "Warning" } else { "Normal" }.to_owned()),
-        ..Default::default()
-    }
-}
-
 /// `traceparent` of an object's annotations (usually empty), as B §7.1 puts it on events.
 fn traceparent(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
     meta.annotations
@@ -215,15 +168,7 @@ pub struct ObjectId<'a> {
 
 impl ObjectId<'_> {
     fn message(&self, long: &str, text: &str) -> String {
-        let mut m = format!(
-            "{long}: {text} / Namespace: {}, Name: {}",
-            self.namespace, self.name
-        );
-        if !self.version.is_empty() {
-            m.push_str(", Version: ");
-            m.push_str(self.version);
-        }
-        m
+        crate::events::message(long, text, self.namespace, self.name, self.version)
     }
 }
 
@@ -404,8 +349,8 @@ mod format_tests {
             ..Default::default()
         };
         let now = jiff::Timestamp::from_second(1_700_000_000).unwrap();
-        let ev = event_object(
-            &e,
+        let ev = crate::events::published_event(
+            &(&e).into(),
             regarding,
             task_event_annotations(&task),
             "keptntask-controller",
@@ -442,8 +387,16 @@ mod format_tests {
             message: "é".repeat(600),
             ..e
         };
-        let ev = event_object(&long, Default::default(), Default::default(), "c", "i", now);
-        assert!(ev.note.unwrap().len() <= MAX_NOTE);
+        let ev = crate::events::published_event(
+            &(&long).into(),
+            Default::default(),
+            Default::default(),
+            "c",
+            "i",
+            now,
+        );
+        // The API server's limit on an Event's note.
+        assert!(ev.note.unwrap().len() <= 1024);
     }
 
     #[test]
