@@ -22,24 +22,6 @@ struct Sample {
     value: f64,
 }
 
-/// The gate's `/metrics` body.
-async fn scrape(port: u16) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-        .await
-        .ok()?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await.ok()?;
-    let (head, body) = body.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.0 200")
-        .then(|| body.to_owned())
-        .or_else(|| head.starts_with("HTTP/1.1 200").then(|| body.to_owned()))
-}
-
 /// Parses the samples of a text exposition (label values here never hold `"`, `,` or `}`).
 fn samples(body: &str) -> Vec<Sample> {
     body.lines()
@@ -109,7 +91,7 @@ async fn wait_for_metrics(
     check: impl Fn(&[Sample]) -> bool + Copy,
 ) -> Vec<Sample> {
     wait_for(what, WAIT, || async move {
-        let all = samples(&scrape(port).await?);
+        let all = samples(&metrics_body(port).await?);
         check(&all).then_some(all)
     })
     .await
@@ -787,7 +769,7 @@ async fn failed_versions_are_counted_with_their_status_and_no_duration() {
     // same Keptn families and none of Portcullis's.
     let keptn_port = keptn_metrics_port(&env, gate);
     let keptn = samples(
-        &scrape(keptn_port)
+        &metrics_body(keptn_port)
             .await
             .expect("Keptn metrics port answers"),
     );

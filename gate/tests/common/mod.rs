@@ -381,8 +381,8 @@ pub async fn tasks(client: &Client, ns: &str) -> Vec<KeptnTask> {
         .unwrap_or_default()
 }
 
-/// Sum of a metric's samples from a gate's `/metrics`.
-pub async fn metric(port: u16, name: &str) -> Option<f64> {
+/// The whole HTTP response (status line, headers, body) of a gate's `/metrics`.
+async fn metrics_response(port: u16) -> Option<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
@@ -391,8 +391,21 @@ pub async fn metric(port: u16, name: &str) -> Option<f64> {
         .write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
         .await
         .ok()?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    Some(response)
+}
+
+/// The body of a gate's `/metrics`, when it answers 200.
+pub async fn metrics_body(port: u16) -> Option<String> {
+    let response = metrics_response(port).await?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    (head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200")).then(|| body.to_owned())
+}
+
+/// Sum of a metric's samples from a gate's `/metrics`.
+pub async fn metric(port: u16, name: &str) -> Option<f64> {
+    let body = metrics_response(port).await?;
     Some(
         body.lines()
             .filter(|l| l.starts_with(name))
