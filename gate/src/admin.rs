@@ -61,6 +61,8 @@ pub struct Metrics {
     pub leader: Gauge,
     /// From a pod's creationTimestamp to the removal of its gate (the patch's success).
     pub hold_duration: Histogram,
+    /// CloudEvents not delivered (B §7.2 failures are otherwise only logged).
+    pub cloud_events_failures: Counter,
     /// Keptn's task and evaluation metrics (B §7.3), unprefixed (A21).
     pub checks: crate::execution::CheckMetrics,
     /// Keptn's app/workload version counters and histograms (B §7.3), unprefixed (A21).
@@ -89,6 +91,7 @@ impl Metrics {
         let ungated_pods = Counter::default();
         let leader = Gauge::default();
         let hold_duration = Histogram::new(HOLD_BUCKETS);
+        let cloud_events_failures = Counter::default();
         registry.register(
             "gate_reconciles",
             "Reconciles by controller",
@@ -139,6 +142,11 @@ impl Metrics {
             "From a pod's creation to the removal of its scheduling gate",
             hold_duration.clone(),
         );
+        registry.register(
+            "gate_cloudevents_failures",
+            "CloudEvents not delivered: dropped, unsent, refused, timed out or answered non-2xx",
+            cloud_events_failures.clone(),
+        );
         // Keptn's metrics come from the OTel meter `keptn/task` (no version) through the OTel
         // Prometheus exporter, which labels every series with its scope (B §7.3).
         let mut keptn_registry = Registry::with_labels(
@@ -169,6 +177,7 @@ impl Metrics {
             lifecycle_active,
             dora_source,
             hold_duration,
+            cloud_events_failures,
             keptn_registry,
             reconciles,
             failures,
@@ -353,5 +362,23 @@ mod tests {
             text.contains(&format!("keptn_app_active{{{scope},keptn_deployment_app_name=\"shop\",keptn_deployment_app_version=\"1\",keptn_deployment_app_namespace=\"ns\"}} 1\n")),
             "{text}"
         );
+    }
+
+    #[test]
+    fn cloud_events_failures_are_ours_not_keptns() {
+        let m = Metrics::new();
+        let text = m.encode();
+        assert!(
+            text.contains("\nportcullis_gate_cloudevents_failures_total 0\n"),
+            "{text}"
+        );
+        m.cloud_events_failures.inc();
+        m.cloud_events_failures.inc();
+        let text = m.encode();
+        assert!(
+            text.contains("\nportcullis_gate_cloudevents_failures_total 2\n"),
+            "{text}"
+        );
+        assert!(!m.encode_keptn().contains("cloudevents"));
     }
 }

@@ -3,13 +3,14 @@
 //!
 //! [`cloud_event`] is the pure shape; [`CloudEventSender`] sends in the background with a short
 //! timeout, so a slow or unreachable receiver never delays or fails a reconcile; failures are
-//! only logged.
+//! only logged and counted (`portcullis_gate_cloudevents_failures_total`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
+use prometheus_client::metrics::counter::Counter;
 use serde_json::{Value, json};
 
 use crate::config::RuntimeConfig;
@@ -127,6 +128,8 @@ pub struct CloudEventSender {
     http: Option<reqwest::Client>,
     config: Arc<RwLock<RuntimeConfig>>,
     in_flight: Arc<tokio::sync::Semaphore>,
+    /// Events not delivered: no client, dropped, refused, timed out or answered non-2xx.
+    failures: Counter,
 }
 
 impl CloudEventSender {
@@ -154,7 +157,15 @@ impl CloudEventSender {
             http,
             config,
             in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
+            failures: Counter::default(),
         }
+    }
+
+    /// The same sender, counting the events it fails to deliver in `failures` (the admin
+    /// metrics' counter) instead of a counter of its own.
+    pub fn counting_failures(mut self, failures: Counter) -> Self {
+        self.failures = failures;
+        self
     }
 
     fn endpoint(&self) -> String {
@@ -185,10 +196,12 @@ impl CloudEventSender {
         let ce_type = note.event_type();
         let Some(http) = &self.http else {
             tracing::warn!(%endpoint, %ce_type, "CloudEvent not sent: no HTTP client");
+            self.failures.inc();
             return;
         };
         let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
             tracing::warn!(%endpoint, %ce_type, "CloudEvent dropped: too many in flight");
+            self.failures.inc();
             return;
         };
         let mut request = http.post(&endpoint);
@@ -196,10 +209,11 @@ impl CloudEventSender {
             request = request.header(*name, value);
         }
         let request = request.body(event.body.to_string());
+        let failures = self.failures.clone();
         tokio::spawn(async move {
             let _permit = permit;
             match request.send().await {
-                Ok(response) if response.status().is_success() => {}
+                Ok(response) if response.status().is_success() => return,
                 Ok(response) => tracing::warn!(
                     %endpoint,
                     %ce_type,
@@ -213,6 +227,7 @@ impl CloudEventSender {
                     "could not send CloudEvent"
                 ),
             }
+            failures.inc();
         });
     }
 }
@@ -377,5 +392,79 @@ mod tests {
         config.write().unwrap().cloud_events_endpoint = format!("http://127.0.0.1:{port}/e");
         sender.send((&note).into(), &kav_ref(), &BTreeMap::new());
         assert_eq!(sender.in_flight.available_permits(), MAX_IN_FLIGHT - 1);
+    }
+
+    /// A receiver on a free port answering every request with `status`.
+    async fn answering(status: u16) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let code = axum::http::StatusCode::from_u16(status).unwrap();
+        let app = axum::Router::new().fallback(move || async move { code });
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://127.0.0.1:{port}/e")
+    }
+
+    /// Waits (with a deadline) until no send is in flight any more.
+    async fn settled(sender: &CloudEventSender) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while sender.in_flight.available_permits() < MAX_IN_FLIGHT {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "sends still in flight"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn dropped_refused_and_rejected_events_are_counted_delivered_ones_not() {
+        let config = Arc::new(RwLock::new(RuntimeConfig::default()));
+        let failures = Counter::default();
+        let sender = CloudEventSender::new(config.clone()).counting_failures(failures.clone());
+        let note = Subject {
+            namespace: "ns".into(),
+            name: "n".into(),
+            version: String::new(),
+        }
+        .normal("AppDeploy", "Started", "App Deployment", "has started");
+        let send = || sender.send((&note).into(), &kav_ref(), &BTreeMap::new());
+        let endpoint = |e: String| config.write().unwrap().cloud_events_endpoint = e;
+
+        // No endpoint: nothing to deliver, nothing failed.
+        send();
+        assert_eq!(failures.get(), 0);
+
+        // Delivered (2xx): not a failure.
+        endpoint(answering(202).await);
+        send();
+        settled(&sender).await;
+        assert_eq!(failures.get(), 0);
+
+        // Every slot taken: the event is dropped at once.
+        let held = sender
+            .in_flight
+            .clone()
+            .try_acquire_many_owned(MAX_IN_FLIGHT as u32)
+            .unwrap();
+        send();
+        assert_eq!(failures.get(), 1);
+        drop(held);
+
+        // Answered non-2xx.
+        endpoint(answering(503).await);
+        send();
+        settled(&sender).await;
+        assert_eq!(failures.get(), 2);
+
+        // Nobody listening.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        endpoint(format!("http://127.0.0.1:{port}/e"));
+        send();
+        settled(&sender).await;
+        assert_eq!(failures.get(), 3);
     }
 }

@@ -253,7 +253,8 @@ async fn lifecycle_events_are_sent_as_cloudevents_while_configured() {
     );
 }
 
-/// B §7.2 "failures are only logged": an endpoint nobody listens on does not hold the lifecycle.
+/// B §7.2 "failures are only logged": an endpoint nobody listens on does not hold the lifecycle;
+/// the failures are counted in `portcullis_gate_cloudevents_failures_total`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_endpoint_does_not_stop_the_lifecycle() {
     let mut env = start_env().await;
@@ -272,6 +273,13 @@ async fn unreachable_endpoint_does_not_stop_the_lifecycle() {
     wait_for("the failed send logged", WAIT, || {
         let logged = env.gate_log(0).contains("could not send CloudEvent");
         async move { logged.then_some(()) }
+    })
+    .await;
+    let admin = env.admin_ports[0];
+    wait_for("the failed sends counted", WAIT, || async move {
+        metric(admin, "portcullis_gate_cloudevents_failures_total")
+            .await
+            .filter(|n| *n > 0.0)
     })
     .await;
 }

@@ -439,7 +439,8 @@ pub async fn run(
         pods: pods.store.clone(),
     };
     metrics.set_snapshot_source(dora_snapshot(caches.clone()));
-    let cloud_events = crate::cloudevents::CloudEventSender::new(config.clone());
+    let cloud_events = crate::cloudevents::CloudEventSender::new(config.clone())
+        .counting_failures(metrics.cloud_events_failures.clone());
     let recorder = |controller: &'static str| {
         Recorder::new(&client, controller, settings.identity.clone())
             .with_cloud_events(cloud_events.clone())
