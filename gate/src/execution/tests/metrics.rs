@@ -33,6 +33,14 @@ fn b7_3_task_and_evaluation_metrics_names_and_labels() {
     };
     metrics.evaluation_finished(&e, &status);
     metrics.evaluation_finished(&e, &status);
+    // Finished without a startTime: counted, without a duration.
+    let unstarted = task(json!({"metadata": {"name": "pre-hello-0"}}));
+    let status = KeptnTaskStatus {
+        status: KeptnState::Failed,
+        end_time: ts("2026-11-23T01:00:12Z"),
+        ..Default::default()
+    };
+    metrics.task_finished(&unstarted, &status);
 
     let mut text = String::new();
     encode(&mut text, &registry).unwrap();
@@ -51,4 +59,21 @@ fn b7_3_task_and_evaluation_metrics_names_and_labels() {
     }
     assert!(text.contains("# TYPE keptn_task_duration_seconds histogram"));
     assert!(text.contains("# TYPE keptn_task_count counter"));
+    assert!(text.contains("# HELP keptn_task_duration_seconds Duration of finished KeptnTasks.\n"));
+    assert!(
+        text.contains("# HELP keptn_evaluation_count Number of KeptnEvaluations that finished.\n")
+    );
+    let unstarted = r#"keptn_deployment_task_name="pre-hello-0",keptn_deployment_task_type="pre",keptn_deployment_task_status="Failed""#;
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("keptn_task_count_total{")
+                && l.ends_with(&format!("{unstarted}}} 1"))),
+        "{text}"
+    );
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("keptn_task_duration_seconds_count{") && l.contains(unstarted)),
+        "{text}"
+    );
 }
