@@ -404,9 +404,9 @@ async fn scale(client: &Client, ns: &str, name: &str, replicas: i32) {
 /// Webhook rollout with one pod released, then the webhook process dies and the Deployment is
 /// scaled up; returns with the webhook down and the pods of `ns` being recorded.
 ///
-/// The workload hook is registered with `Ignore`: kubesim sends `/scale` writes through the
-/// admission of the main resource (in a real cluster a `deployments` rule does not match
-/// `deployments/scale`), and the scale-up must not be what the dead webhook blocks.
+/// Both hooks get `policy`: the scale-up goes through `/scale`, which the workload hook's
+/// `deployments` rule does not match (as in a real cluster), so only pod creation meets the
+/// dead webhook.
 async fn webhook_rollout(policy: &str, ns: &str) -> (Env, String, PodHistory) {
     let mut env = start_env().await;
     env.namespace(INSTALL_NS, false).await;
@@ -414,7 +414,7 @@ async fn webhook_rollout(policy: &str, ns: &str) -> (Env, String, PodHistory) {
     let ca = env.webhook_certificates();
     env.start_webhook(&ca).await;
     env.start_gate();
-    env.register_webhooks(&ca, policy, "Ignore").await;
+    env.register_webhooks(&ca, policy, policy).await;
     let (history, _recorder) = record_pods(&env.client, ns);
     Api::<Deployment>::namespaced(env.client.clone(), ns)
         .create(&PostParams::default(), &deployment("shop", "1.0", 1, false))
