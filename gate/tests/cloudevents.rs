@@ -223,25 +223,35 @@ async fn lifecycle_events_are_sent_as_cloudevents_while_configured() {
     assert_eq!(ids.len(), all.len(), "ce-id is unique per event");
 
     // Clear the endpoint; the next app's events must not be sent.
-    let applied = env.gate_log(0).matches("reconciling Keptn Config").count();
-    let configs: Api<KeptnConfig> = Api::namespaced(c.clone(), ns);
-    configs
-        .patch(
-            "keptn-config",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"cloudEventsEndpoint": ""}})),
-        )
-        .await
-        .expect("config patched");
-    wait_for("the cleared config applied", WAIT, || {
-        let n = env.gate_log(0).matches("reconciling Keptn Config").count();
-        async move { (n > applied).then_some(()) }
-    })
-    .await;
+    let set_endpoint = |endpoint: String| {
+        let c = c.clone();
+        let applied = env.gate_log(0).matches("reconciling Keptn Config").count();
+        let env = &env;
+        async move {
+            Api::<KeptnConfig>::namespaced(c, ns)
+                .patch(
+                    "keptn-config",
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"cloudEventsEndpoint": endpoint}})),
+                )
+                .await
+                .expect("config patched");
+            wait_for("the changed config applied", WAIT, || {
+                let n = env.gate_log(0).matches("reconciling Keptn Config").count();
+                async move { (n > applied).then_some(()) }
+            })
+            .await;
+        }
+    };
+    set_endpoint(String::new()).await;
     let before = log.lock().unwrap().len();
     complete_single_service(&c, ns, "quiet").await;
-    // The completion Event is published together with its CloudEvent would be.
     k8s_event(&c, ns, "AppCompletedFinished", "quiet-0.4-6b86b273").await;
+    // A late send of the quiet app would still be in flight now; set the endpoint again and run
+    // one more app: its CloudEvents arriving marks the point by which any quiet one would have.
+    set_endpoint(format!("{url}/events")).await;
+    complete_single_service(&c, ns, "loud").await;
+    wait_for_cloud_event(&log, "App Completed.Finished", "loud-0.4-6b86b273").await;
     let after = log.lock().unwrap().clone();
     assert!(
         after[before..].iter().all(|r| !r.body["resource"]["name"]
