@@ -392,10 +392,11 @@ pub fn plan_workload_version(
                 .status
                 .as_ref()
                 .and_then(|s| s.phase_trace_ids.get("AppDeploy"))
+                .map(crate::traces::handed_down)
                 .filter(|c| !c.is_empty())
-                .unwrap_or(&kav.spec.trace_id);
+                .unwrap_or_else(|| kav.spec.trace_id.clone());
             if !carrier.is_empty() {
-                actions.push(Action::SetTraceId(carrier.clone()));
+                actions.push(Action::SetTraceId(carrier));
             }
         }
     }

@@ -6,12 +6,14 @@
 //! turns it on; a changed URL replaces the exporter, an empty one turns tracing off again.
 //! The batch timing follows the SDK's `OTEL_BSP_*` variables (`OTEL_BSP_SCHEDULE_DELAY`, 5 s).
 
-use std::sync::{Mutex, OnceLock};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::SystemTime;
 
 use jiff::Timestamp;
-use kube::api::Api;
-use kube::{Client, ResourceExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::ResourceExt;
+use kube::runtime::reflector::{ObjectRef, Store};
 use opentelemetry::trace::{
     Event, Link, SpanContext as OtelContext, SpanId, SpanKind, Status, TraceFlags, TraceId,
     TraceState,
@@ -28,6 +30,7 @@ use shared::crd::{
 };
 
 use crate::lifecycle::{Action, Plan};
+use crate::phase::Level;
 use crate::traces::{self, FinishedSpan, SpanContext, VersionTrace};
 
 /// Keptn's resource name, so existing dashboards find the spans (B §7.4).
@@ -39,6 +42,8 @@ pub struct Telemetry {
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`, read once.
     env_endpoint: Option<String>,
     state: Mutex<Exporting>,
+    /// Where the owners of finished checks are read; `None` until the controllers register them.
+    owners: RwLock<Option<OwnerCaches>>,
 }
 
 #[derive(Default)]
@@ -61,6 +66,23 @@ impl Telemetry {
         Telemetry {
             env_endpoint,
             state: Mutex::new(Exporting::default()),
+            owners: RwLock::new(None),
+        }
+    }
+
+    /// Reads the owners of finished KeptnTasks/KeptnEvaluations from these caches (the
+    /// controllers' KeptnAppVersion and KeptnWorkloadVersion stores) from now on.
+    pub fn read_owners_from(&self, caches: OwnerCaches) {
+        match self.owners.write() {
+            Ok(mut o) => *o = Some(caches),
+            Err(poisoned) => *poisoned.into_inner() = Some(caches),
+        }
+    }
+
+    fn owners(&self) -> Option<OwnerCaches> {
+        match self.owners.read() {
+            Ok(o) => o.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
@@ -109,6 +131,21 @@ impl Telemetry {
         self.lock().processor.is_some()
     }
 
+    /// The `traceparent` a new KeptnTask of `check_type` carries in `spec.context.metadata`
+    /// (B §5.1, §8.20): its phase's `phaseTraceIDs` entry, but only while tracing is on; entries
+    /// written before tracing was turned off stay on unfinished versions and are not handed out.
+    pub fn task_traceparent(
+        &self,
+        phase_trace_ids: &BTreeMap<String, BTreeMap<String, String>>,
+        level: Level,
+        check_type: &str,
+    ) -> Option<String> {
+        if !self.active() {
+            return None;
+        }
+        traces::check_traceparent(phase_trace_ids, level, check_type)
+    }
+
     /// Queues finished spans for export; dropped when tracing is off.
     pub fn export(&self, spans: Vec<FinishedSpan>) {
         if spans.is_empty() {
@@ -119,7 +156,7 @@ impl Telemetry {
             return;
         };
         for span in spans {
-            tracing::debug!(span = %span.name, "span finished");
+            tracing::debug!(span_name = %span.name, "span finished");
             processor.on_end(span_data(span));
         }
     }
@@ -257,85 +294,130 @@ pub fn workload_version_transition(
     )
 }
 
-/// The phase span a check of `check_type` owned by `owner` belongs to, read from the owner.
-async fn check_parent(
-    client: &Client,
-    namespace: &str,
-    owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
-    check_type: &str,
-) -> Option<SpanContext> {
-    match owner.kind.as_str() {
-        "KeptnAppVersion" => {
-            let api: Api<KeptnAppVersion> = Api::namespaced(client.clone(), namespace);
-            let kav = api.get_opt(&owner.name).await.ok()??;
-            // Promotion on or off only changes which phases exist, not their span ids.
-            let trace = VersionTrace::app(&kav, true);
-            traces::check_parent(&trace, kav.status.as_ref(), check_type)
+/// The read caches of the objects that own KeptnTasks and KeptnEvaluations.
+#[derive(Clone)]
+pub struct OwnerCaches {
+    pub kav: Store<KeptnAppVersion>,
+    pub kwv: Store<KeptnWorkloadVersion>,
+}
+
+impl OwnerCaches {
+    /// The cached owner, only if it is the object the reference names (same uid).
+    fn get<K>(store: &Store<K>, namespace: &str, owner: &OwnerReference) -> Option<Arc<K>>
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + 'static,
+    {
+        store
+            .get(&ObjectRef::new(&owner.name).within(namespace))
+            .filter(|o| o.meta().uid.as_deref() == Some(owner.uid.as_str()))
+    }
+
+    /// The phase span a check of `check_type` owned by `owner` belongs to, from the cached
+    /// owner's `phaseTraceIDs` or trace; `None` when the owner is not cached.
+    fn check_parent(
+        &self,
+        namespace: &str,
+        owner: &OwnerReference,
+        check_type: &str,
+    ) -> Option<Option<SpanContext>> {
+        match owner.kind.as_str() {
+            "KeptnAppVersion" => {
+                let kav = Self::get(&self.kav, namespace, owner)?;
+                // Promotion on or off only changes which phases exist, not their span ids.
+                let trace = VersionTrace::app(&kav, true);
+                Some(traces::check_parent(
+                    &trace,
+                    kav.status.as_ref(),
+                    check_type,
+                ))
+            }
+            "KeptnWorkloadVersion" => {
+                let kwv = Self::get(&self.kwv, namespace, owner)?;
+                let status = kwv.status.clone().unwrap_or_default();
+                let trace = VersionTrace::workload(&kwv, &kwv.spec.trace_id, &status);
+                Some(traces::check_parent(&trace, Some(&status), check_type))
+            }
+            _ => None,
         }
-        "KeptnWorkloadVersion" => {
-            let api: Api<KeptnWorkloadVersion> = Api::namespaced(client.clone(), namespace);
-            let kwv = api.get_opt(&owner.name).await.ok()??;
-            let status = kwv.status.clone().unwrap_or_default();
-            let trace = VersionTrace::workload(&kwv, &kwv.spec.trace_id, &status);
-            traces::check_parent(&trace, Some(&status), check_type)
-        }
-        _ => None,
     }
 }
 
-fn controller_owner<K: ResourceExt>(
-    obj: &K,
-) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
+/// The phase span a finished check belongs to, read from the gate's caches, never from the API
+/// server (A1). When the owner is not cached (deleted, or no caches registered): the
+/// `traceparent` the check was created with (tasks, `handed`), else the phase span derived from
+/// the owner's uid.
+fn check_parent(
+    owners: Option<&OwnerCaches>,
+    namespace: &str,
+    owner: &OwnerReference,
+    check_type: &str,
+    handed: Option<&str>,
+) -> Option<SpanContext> {
+    if let Some(found) = owners.and_then(|o| o.check_parent(namespace, owner, check_type)) {
+        return found;
+    }
+    if let Some(parent) = handed.and_then(SpanContext::parse) {
+        return Some(parent);
+    }
+    let level = match owner.kind.as_str() {
+        "KeptnAppVersion" => Level::App,
+        "KeptnWorkloadVersion" => Level::Workload,
+        _ => return None,
+    };
+    let trace = VersionTrace::derived(level, &owner.name, &owner.uid);
+    traces::check_parent::<KeptnAppVersionStatus>(&trace, None, check_type)
+}
+
+fn controller_owner<K: ResourceExt>(obj: &K) -> Option<OwnerReference> {
     obj.owner_references()
         .iter()
         .find(|o| o.controller == Some(true))
         .cloned()
 }
 
-/// Exports the span of a KeptnTask whose finished status was just written (in the
-/// background: it reads the owner).
-pub fn task_finished(client: &Client, task: &KeptnTask, status: &KeptnTaskStatus) {
-    if !global().active() {
+/// Exports the span of a KeptnTask whose finished status was just written.
+pub fn task_finished(task: &KeptnTask, status: &KeptnTaskStatus) {
+    let telemetry = global();
+    if !telemetry.active() {
         return;
     }
     let (Some(owner), Some(namespace)) = (controller_owner(task), task.namespace()) else {
         return;
     };
-    let (client, task, status) = (client.clone(), task.clone(), status.clone());
-    tokio::spawn(async move {
-        let Some(parent) = check_parent(&client, &namespace, &owner, &task.spec.check_type).await
-        else {
-            tracing::debug!(task = %task.name_any(), "no parent span for task");
-            return;
-        };
-        let span = traces::task_span(&task, &status, parent, Timestamp::now());
-        global().export(vec![span]);
-    });
+    let handed = task.spec.context.metadata.get(traces::TRACEPARENT);
+    let owners = telemetry.owners();
+    let Some(parent) = check_parent(
+        owners.as_ref(),
+        &namespace,
+        &owner,
+        &task.spec.check_type,
+        handed.map(String::as_str),
+    ) else {
+        tracing::debug!(task = %task.name_any(), "no parent span for task");
+        return;
+    };
+    let span = traces::task_span(task, status, parent, Timestamp::now());
+    telemetry.export(vec![span]);
 }
 
 /// Exports the span of a KeptnEvaluation whose finished status was just written.
-pub fn evaluation_finished(
-    client: &Client,
-    evaluation: &KeptnEvaluation,
-    status: &KeptnEvaluationStatus,
-) {
-    if !global().active() {
+pub fn evaluation_finished(evaluation: &KeptnEvaluation, status: &KeptnEvaluationStatus) {
+    let telemetry = global();
+    if !telemetry.active() {
         return;
     }
     let (Some(owner), Some(namespace)) = (controller_owner(evaluation), evaluation.namespace())
     else {
         return;
     };
-    let (client, evaluation, status) = (client.clone(), evaluation.clone(), status.clone());
-    tokio::spawn(async move {
-        let check_type = evaluation.spec.check_type.clone();
-        let Some(parent) = check_parent(&client, &namespace, &owner, &check_type).await else {
-            tracing::debug!(evaluation = %evaluation.name_any(), "no parent span for evaluation");
-            return;
-        };
-        let span = traces::evaluation_span(&evaluation, &status, parent, Timestamp::now());
-        global().export(vec![span]);
-    });
+    let owners = telemetry.owners();
+    let check_type = &evaluation.spec.check_type;
+    let Some(parent) = check_parent(owners.as_ref(), &namespace, &owner, check_type, None) else {
+        tracing::debug!(evaluation = %evaluation.name_any(), "no parent span for evaluation");
+        return;
+    };
+    let span = traces::evaluation_span(evaluation, status, parent, Timestamp::now());
+    telemetry.export(vec![span]);
 }
 
 #[cfg(test)]
@@ -394,6 +476,130 @@ mod tests {
         };
         assert!(app_version_transition(&kav, &mut plan, false).is_empty());
         assert_eq!(plan.status, status, "no phaseTraceIDs written");
+    }
+
+    fn phase_ids(traceparent: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+        BTreeMap::from([(
+            "WorkloadPreDeployTasks".to_owned(),
+            BTreeMap::from([
+                (traces::TRACEPARENT.to_owned(), traceparent.to_owned()),
+                (traces::TRACESTATE.to_owned(), "portcullis=s:1".to_owned()),
+            ]),
+        )])
+    }
+
+    #[tokio::test]
+    async fn tasks_get_a_traceparent_only_while_tracing_is_on() {
+        let stale = SpanContext {
+            trace_id: [1; 16],
+            span_id: [2; 8],
+        }
+        .traceparent();
+        let ids = phase_ids(&stale);
+        let t = Telemetry::new(None);
+        t.configure("otel-collector:4317");
+        assert_eq!(
+            t.task_traceparent(&ids, Level::Workload, "pre"),
+            Some(stale.clone())
+        );
+        // B §8.20: turned off again, the entries left on the version are not handed out.
+        t.configure("");
+        assert_eq!(t.task_traceparent(&ids, Level::Workload, "pre"), None);
+        assert_eq!(
+            Telemetry::new(None).task_traceparent(&ids, Level::Workload, "pre"),
+            None,
+            "never on"
+        );
+    }
+
+    fn owner(kind: &str, name: &str, uid: &str) -> OwnerReference {
+        OwnerReference {
+            api_version: "lifecycle.keptn.sh/v1".into(),
+            kind: kind.into(),
+            name: name.into(),
+            uid: uid.into(),
+            controller: Some(true),
+            ..Default::default()
+        }
+    }
+
+    fn cached_kwv(
+        uid: &str,
+        ids: BTreeMap<String, BTreeMap<String, String>>,
+    ) -> KeptnWorkloadVersion {
+        let mut kwv: KeptnWorkloadVersion = serde_json::from_value(serde_json::json!({
+            "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnWorkloadVersion",
+            "metadata": {"name": "app-web-1.0", "namespace": "ns", "uid": uid},
+            "spec": {
+                "app": "app", "version": "1.0", "workloadName": "app-web",
+                "resourceReference": {"uid": "u", "kind": "ReplicaSet", "name": "rs"},
+            },
+        }))
+        .unwrap();
+        kwv.status = Some(KeptnWorkloadVersionStatus {
+            phase_trace_ids: ids,
+            ..Default::default()
+        });
+        kwv
+    }
+
+    #[test]
+    fn check_parents_come_from_the_cached_owner_else_fall_back() {
+        let stored = SpanContext {
+            trace_id: [3; 16],
+            span_id: [4; 8],
+        };
+        let handed = SpanContext {
+            trace_id: [5; 16],
+            span_id: [6; 8],
+        };
+        let (kav, _) = kube::runtime::reflector::store::<KeptnAppVersion>();
+        let (kwv, mut writer) = kube::runtime::reflector::store::<KeptnWorkloadVersion>();
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(cached_kwv(
+            "kwv-uid",
+            phase_ids(&stored.traceparent()),
+        )));
+        let owners = OwnerCaches { kav, kwv };
+        let kwv_owner = owner("KeptnWorkloadVersion", "app-web-1.0", "kwv-uid");
+
+        // Cached: the owner's phaseTraceIDs entry wins over what the task was created with.
+        let parent = check_parent(
+            Some(&owners),
+            "ns",
+            &kwv_owner,
+            "pre",
+            Some(&handed.traceparent()),
+        );
+        assert_eq!(parent, Some(stored));
+
+        // A same-named object with another uid is not the owner: the handed-down context.
+        let recreated = owner("KeptnWorkloadVersion", "app-web-1.0", "other-uid");
+        let parent = check_parent(
+            Some(&owners),
+            "ns",
+            &recreated,
+            "pre",
+            Some(&handed.traceparent()),
+        );
+        assert_eq!(parent, Some(handed));
+
+        // Not cached, nothing handed down: the phase span derived from the owner's uid.
+        let kav_owner = owner("KeptnAppVersion", "app-1.0-6b86b273", "kav-uid");
+        let derived = VersionTrace::derived(Level::App, "app-1.0-6b86b273", "kav-uid");
+        let phase = crate::phase::Phase::new(Level::App, crate::phase::Stage::PostDeployTasks);
+        assert_eq!(
+            check_parent(Some(&owners), "ns", &kav_owner, "post", None),
+            Some(derived.phase(phase))
+        );
+        assert_eq!(
+            check_parent(None, "ns", &kav_owner, "post", Some("garbage")),
+            Some(derived.phase(phase)),
+            "no caches registered, unparseable traceparent"
+        );
+        assert_eq!(
+            check_parent(None, "ns", &owner("ReplicaSet", "rs", "u"), "pre", None),
+            None
+        );
     }
 
     #[test]

@@ -200,6 +200,15 @@ impl VersionTrace {
         }
     }
 
+    /// A version known only by an owner reference: ids derived from its uid, no parent. Right
+    /// for a KeptnAppVersion without a user `spec.traceId`; a KeptnWorkloadVersion that joined
+    /// its app's trace has other ids, so this is only the last resort of a check's parent.
+    pub fn derived(level: Level, name: &str, uid: &str) -> Self {
+        let mut t = VersionTrace::new(level, name.to_owned(), uid.to_owned(), &BTreeMap::new());
+        t.phases = Phase::sequence(level, level == Level::App);
+        t
+    }
+
     /// A KeptnAppVersion: parent from a user-set `spec.traceId`, app attributes and metadata,
     /// `spanLinks` as links.
     pub fn app(kav: &KeptnAppVersion, promotion_enabled: bool) -> Self {
@@ -480,8 +489,10 @@ fn stage_of(check_type: &str) -> Option<Stage> {
 }
 
 /// The `traceparent` a new KeptnTask of `check_type` carries in `spec.context.metadata`
-/// (B §5.1): its phase's entry in the owner's `phaseTraceIDs`, which exists only while tracing
-/// is on. Only `traceparent` goes out: the `tracestate` entry is Portcullis's own bookkeeping.
+/// (B §5.1): its phase's entry in the owner's `phaseTraceIDs`. Only `traceparent` goes out: the
+/// `tracestate` entry is Portcullis's own bookkeeping. Entries written while tracing was on stay
+/// when it is turned off, so the shell asks
+/// [`crate::telemetry::Telemetry::task_traceparent`], which checks the exporter first.
 pub fn check_traceparent(
     phase_trace_ids: &BTreeMap<String, BTreeMap<String, String>>,
     level: Level,
@@ -490,9 +501,21 @@ pub fn check_traceparent(
     let phase = Phase::new(level, stage_of(check_type)?);
     phase_trace_ids
         .get(phase.short_name())?
-        .get("traceparent")
+        .get(TRACEPARENT)
         .filter(|t| SpanContext::parse(t).is_some())
         .cloned()
+}
+
+/// What a KeptnWorkloadVersion copies into its `spec.traceId` from the KeptnAppVersion's
+/// `phaseTraceIDs["AppDeploy"]` entry (B §3.9 step 0): the W3C `traceparent` alone, the shape
+/// of Keptn's carrier. The entry's `tracestate` is Portcullis's own bookkeeping (the phase's
+/// start time) and stays on the KeptnAppVersion. Empty when the entry has no `traceparent`.
+pub fn handed_down(app_deploy: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    app_deploy
+        .get(TRACEPARENT)
+        .filter(|t| !t.is_empty())
+        .map(|t| BTreeMap::from([(TRACEPARENT.to_owned(), t.clone())]))
+        .unwrap_or_default()
 }
 
 /// The span of the phase a KeptnTask/KeptnEvaluation of `check_type` belongs to: the owner's
@@ -919,6 +942,41 @@ mod tests {
         assert_eq!(root.context.trace_id, app_deploy.trace_id);
         assert_eq!(deploy.parent, Some(root.context.span_id));
         assert!(!s2.phase_trace_ids.contains_key("WorkloadPostDeployTasks"));
+    }
+
+    #[test]
+    fn a_workload_is_handed_only_the_traceparent_of_app_deploy() {
+        let kav_trace = VersionTrace::app(&kav(None), false);
+        let mut status = KeptnAppVersionStatus {
+            current_phase: "AppDeploy".into(),
+            pre_deployment_status: KeptnState::Succeeded,
+            pre_deployment_evaluation_status: KeptnState::Succeeded,
+            workload_overall_status: KeptnState::Progressing,
+            start_time: Some(Time(t(0))),
+            ..Default::default()
+        };
+        transition(&kav_trace, None, &mut status, t(1));
+        let entry = &status.phase_trace_ids["AppDeploy"];
+        assert!(
+            entry.contains_key(TRACESTATE),
+            "the KAV keeps its start time"
+        );
+        let carrier = handed_down(entry);
+        let app_deploy = kav_trace.phase(Phase::new(Level::App, Stage::Deploy));
+        assert_eq!(
+            carrier,
+            BTreeMap::from([(TRACEPARENT.to_owned(), app_deploy.traceparent())]),
+            "Keptn's carrier shape: traceparent only"
+        );
+        // The workload's trace still hangs under AppDeploy.
+        let trace =
+            VersionTrace::workload(&kwv(serde_json::json!({})), &carrier, &Default::default());
+        assert_eq!(trace.parent, Some(app_deploy));
+        assert_eq!(trace.trace_id, kav_trace.trace_id);
+        // Nothing to hand down without a traceparent.
+        let only_state = BTreeMap::from([(TRACESTATE.to_owned(), "portcullis=s:1".to_owned())]);
+        assert!(handed_down(&only_state).is_empty());
+        assert!(handed_down(&BTreeMap::new()).is_empty());
     }
 
     #[test]

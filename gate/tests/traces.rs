@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use kube::api::PostParams;
 use kube::{Api, Client};
@@ -28,12 +29,20 @@ mod common;
 
 use common::*;
 
-/// One span as received, with its resource's `service.name` and its scope name.
+/// The gates' `OTEL_BSP_SCHEDULE_DELAY` in milliseconds (the SDK's default is 5 s).
+const BATCH_DELAY_MS: u64 = 100;
+/// How long no span may arrive before the receiver counts as drained: ten batch intervals
+/// (well over the two a span queued just before the check needs to be exported).
+const QUIET: Duration = Duration::from_millis(10 * BATCH_DELAY_MS);
+
+/// One span as received, with its resource's `service.name`, its scope name and when the
+/// receiver got it (the receiver's clock).
 #[derive(Clone, Debug)]
 struct Received {
     service: String,
     scope: String,
     span: Span,
+    arrived: Instant,
 }
 
 impl Received {
@@ -65,6 +74,7 @@ impl TraceService for Collector {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let arrived = Instant::now();
         let mut spans = self.spans.lock().expect("lock");
         for rs in request.into_inner().resource_spans {
             let service = rs
@@ -79,6 +89,7 @@ impl TraceService for Collector {
                         service: service.clone(),
                         scope: scope.clone(),
                         span,
+                        arrived,
                     });
                 }
             }
@@ -115,6 +126,17 @@ impl Collector {
         self.spans.lock().expect("lock").len()
     }
 
+    /// Waits (with a deadline) until no span arrived for [`QUIET`] by the receiver's clock, so a
+    /// span exported in a later batch (e.g. a duplicate) is in before the caller checks.
+    async fn wait_quiet(&self) {
+        wait_for(&format!("no span for {QUIET:?}"), WAIT, || async {
+            let spans = self.spans.lock().expect("lock");
+            let last = spans.iter().map(|r| r.arrived).max();
+            last.is_none_or(|l| l.elapsed() >= QUIET).then_some(())
+        })
+        .await
+    }
+
     /// Waits until a span of every name arrived.
     async fn wait_for(&self, names: &[&str]) -> BTreeMap<String, Received> {
         wait_for(&format!("spans {names:?}"), WAIT, || async {
@@ -146,7 +168,7 @@ fn start_gate_with_env(env: &mut Env, vars: &[(&str, &str)]) {
         .args(["--keptn-metrics-port", "0"])
         .args(["--identity", &format!("gate-{i}")])
         .env("LOG_FILTER", "info,gate=debug,kube=warn")
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .env("OTEL_BSP_SCHEDULE_DELAY", BATCH_DELAY_MS.to_string())
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .env_remove("POD_NAMESPACE")
         .env_remove("KUBECONFIG")
@@ -334,9 +356,9 @@ async fn keptnconfig_collector_receives_the_lifecycle_as_one_trace() {
     let stored = &kav_status.phase_trace_ids["AppDeploy"]["traceparent"];
     assert_eq!(traceparent_span_id(stored), app_deploy.span.span_id);
     assert_eq!(
-        kwv.spec.trace_id.get("traceparent"),
-        Some(stored),
-        "the KWV carries the AppDeploy context"
+        kwv.spec.trace_id,
+        BTreeMap::from([("traceparent".to_owned(), stored.clone())]),
+        "the KWV carries the AppDeploy context, as Keptn's carrier: no tracestate"
     );
     let kwv_stored = &kwv.status.as_ref().expect("status").phase_trace_ids["WorkloadDeploy"];
     assert_eq!(
@@ -549,9 +571,87 @@ async fn a_restarted_gate_finishes_the_same_trace() {
         spans[task_name.as_str()].span.parent_span_id,
         spans["cart-cart/WorkloadPreDeployTasks"].span.span_id
     );
+    // A duplicate would come in a later batch: let the exports drain first.
+    collector.wait_quiet().await;
     let received = collector.spans.lock().expect("lock").clone();
     let mut ids: Vec<&Vec<u8>> = received.iter().map(|r| &r.span.span_id).collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), received.len(), "no span exported twice");
+}
+
+/// B §7.4, §5.1, §8.20: tracing turned off (KeptnConfig `OTelCollectorUrl` cleared) while a
+/// workload's pre-deployment phase runs. The phase's `phaseTraceIDs` entry stays on the
+/// unfinished KeptnWorkloadVersion, but the task created after that carries no `traceparent`
+/// in its context; the one created while tracing was on does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_created_after_tracing_is_turned_off_carry_no_traceparent() {
+    let collector = Collector::default();
+    let port = collector.start().await;
+    let mut env = start_env().await;
+    let c = env.client.clone();
+    let ns = "off-again";
+    env.namespace(ns).await;
+    env.config(ns, json!({"OTelCollectorUrl": format!("127.0.0.1:{port}")}))
+        .await;
+    start_gate_with_env(&mut env, &[]);
+    wait_for("tracing on", WAIT, || async {
+        env.gate_log(0).contains("tracing on").then_some(())
+    })
+    .await;
+    // "later" has no definition yet: the phase waits for it (B §8.12).
+    quick_task(&c, ns, "early").await;
+    let rs = gated_deployment(&c, ns, "mall", "mall", "1.0", 1, json!({})).await;
+    workload_objects(&c, ns, "mall", "mall", "1.0", &rs, &["early", "later"]).await;
+    creation_request(&c, ns, "mall", true).await;
+    let kwv_name = "mall-mall-1.0";
+    let task_of = |definition: &'static str| {
+        let c = c.clone();
+        move || {
+            let c = c.clone();
+            async move {
+                tasks(&c, ns)
+                    .await
+                    .into_iter()
+                    .find(|t| t.spec.task_definition == definition)
+            }
+        }
+    };
+    let early = wait_for("the task of \"early\"", WAIT, task_of("early")).await;
+    let stored: KeptnWorkloadVersion = get(&c, ns, kwv_name).await.expect("kwv");
+    let entry = stored.status.expect("status").phase_trace_ids["WorkloadPreDeployTasks"].clone();
+    assert_eq!(
+        early.spec.context.metadata.get("traceparent"),
+        entry.get("traceparent"),
+        "created while tracing is on: its phase's traceparent"
+    );
+
+    Api::<shared::crd::KeptnConfig>::namespaced(c.clone(), ns)
+        .patch(
+            "keptn-config",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"OTelCollectorUrl": ""}})),
+        )
+        .await
+        .expect("config cleared");
+    wait_for("tracing off", WAIT, || async {
+        env.gate_log(0).contains("tracing off").then_some(())
+    })
+    .await;
+    quick_task(&c, ns, "later").await;
+    let later = wait_for("the task of \"later\"", WAIT, task_of("later")).await;
+    let kwv: KeptnWorkloadVersion = get(&c, ns, kwv_name).await.expect("kwv");
+    assert_eq!(
+        kwv.status
+            .expect("status")
+            .phase_trace_ids
+            .get("WorkloadPreDeployTasks"),
+        Some(&entry),
+        "the entry written while tracing was on is still there"
+    );
+    assert!(
+        !later.spec.context.metadata.contains_key("traceparent"),
+        "no traceparent once tracing is off: {:?}",
+        later.spec.context.metadata
+    );
 }

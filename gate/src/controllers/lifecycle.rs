@@ -165,7 +165,7 @@ where
     };
     let mut first_error = None;
     for create in plan.creates() {
-        let traceparent = crate::traces::check_traceparent(
+        let traceparent = crate::telemetry::global().task_traceparent(
             plan.status.phase_trace_ids(),
             level,
             create.check_type,

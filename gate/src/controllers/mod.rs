@@ -439,6 +439,11 @@ pub async fn run(
         pods: pods.store.clone(),
     };
     metrics.set_snapshot_source(dora_snapshot(caches.clone()));
+    // Finished checks' spans read their owners here, not from the API server (A1).
+    crate::telemetry::global().read_owners_from(crate::telemetry::OwnerCaches {
+        kav: caches.kav.clone(),
+        kwv: caches.kwv.clone(),
+    });
     let cloud_events = crate::cloudevents::CloudEventSender::new(config.clone())
         .counting_failures(metrics.cloud_events_failures.clone());
     let recorder = |controller: &'static str| {

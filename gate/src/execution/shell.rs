@@ -502,7 +502,7 @@ pub async fn reconcile_task(
             }
             if finished {
                 ctx.metrics.task_finished(&task, &status);
-                crate::telemetry::task_finished(&ctx.client, &task, &status);
+                crate::telemetry::task_finished(&task, &status);
             }
             Ok(requeue.map_or_else(Action::await_change, Action::requeue))
         }
@@ -631,7 +631,7 @@ pub async fn reconcile_evaluation(
                 evaluation_event_annotations(&evaluation),
             );
             ctx.metrics.evaluation_finished(&evaluation, &status);
-            crate::telemetry::evaluation_finished(&ctx.client, &evaluation, &status);
+            crate::telemetry::evaluation_finished(&evaluation, &status);
             Ok(Action::await_change())
         }
         EvaluationAction::Attempted {
@@ -654,7 +654,7 @@ pub async fn reconcile_evaluation(
             }
             if finished {
                 ctx.metrics.evaluation_finished(&evaluation, &status);
-                crate::telemetry::evaluation_finished(&ctx.client, &evaluation, &status);
+                crate::telemetry::evaluation_finished(&evaluation, &status);
             }
             Ok(requeue.map_or_else(Action::await_change, Action::requeue))
         }

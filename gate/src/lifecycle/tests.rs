@@ -570,9 +570,13 @@ fn kwv_failed_pre_task_cascades_and_blocks() {
 fn kwv_trace_id_copied_only_when_present() {
     let world = MapWorld::default();
     let mut app = ready_kav();
+    // The KAV's own tracestate bookkeeping is not handed down (Keptn's carrier shape).
     app.status.as_mut().unwrap().phase_trace_ids.insert(
         "AppDeploy".into(),
-        BTreeMap::from([("traceparent".into(), "00-x".into())]),
+        BTreeMap::from([
+            ("traceparent".into(), "00-x".into()),
+            ("tracestate".into(), "portcullis=s:1".into()),
+        ]),
     );
     let kavs = [&app];
     let k = kwv(&[]);
