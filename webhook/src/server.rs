@@ -97,7 +97,7 @@ impl App {
                         uid = %request.uid,
                         namespace = request.namespace.as_deref().unwrap_or_default(),
                         name = %request.name,
-                        message = %denial.message,
+                        reason = %denial.message,
                         "denied"
                     );
                 }
