@@ -68,6 +68,33 @@ def exprs(w):
     return w.get("namespaceSelector", {}).get("matchExpressions", [])
 
 
+# What the gate's code does per (apiGroup, resource), kept by hand: the deletes from
+# `grep -rn '\.delete(' gate/src`, the retention owner re-read (`get_opt`), and list+watch for
+# each shared cache in gate/src/controllers/mod.rs. kubesim does not enforce RBAC, so a verb
+# missing here is a 403 only in a real cluster.
+CACHED = ["keptnappversions", "keptnworkloadversions", "keptntasks", "keptnevaluations",
+          "keptntaskdefinitions", "keptnevaluationdefinitions", "keptnapps", "keptnappcontexts",
+          "keptnappcreationrequests", "keptnworkloads"]
+GATE_USES = {
+    **{("lifecycle.keptn.sh", r): {"list", "watch"} for r in CACHED},
+    **{("apps", r): {"list", "watch"} for r in ("replicasets", "statefulsets", "daemonsets")},
+    ("", "pods"): {"list", "watch", "patch"},
+    ("lifecycle.keptn.sh", "keptnappcreationrequests"): {"list", "watch", "delete"},  # discovery.rs
+    ("lifecycle.keptn.sh", "keptnappversions"): {"list", "watch", "delete"},  # retention.rs
+    ("lifecycle.keptn.sh", "keptnworkloadversions"): {"list", "watch", "delete"},  # retention.rs
+    ("lifecycle.keptn.sh", "keptnapps"): {"list", "watch", "get"},  # retention.rs re-read
+    ("lifecycle.keptn.sh", "keptnworkloads"): {"list", "watch", "get"},  # retention.rs re-read
+}
+
+
+def granted(rules, group, resource):
+    """Verbs the rules grant on every object of group/resource (rules naming objects excluded)."""
+    return {v for r in rules
+            if group in r.get("apiGroups", []) and resource in r.get("resources", [])
+            and not r.get("resourceNames")
+            for v in r["verbs"]}
+
+
 # --- checks: each takes (target, docs, crd_files) and raises Failed ------------------------------
 
 def check_namespace_and_crds(target, docs, crd_files):
@@ -287,6 +314,16 @@ def rules_of(docs, kind, name):
     return one(docs, kind, name)["rules"]
 
 
+def check_gate_verbs(target, docs, crd_files):
+    rules = rules_of(docs, "ClusterRole", "portcullis-gate")
+    missing = []
+    for (group, resource), verbs in sorted(GATE_USES.items()):
+        lacking = verbs - granted(rules, group, resource)
+        if lacking:
+            missing.append(f"{group or 'core'}/{resource}: {sorted(lacking)}")
+    expect(not missing, f"gate ClusterRole lacks verbs its code uses: {'; '.join(missing)}")
+
+
 def check_rbac(target, docs, crd_files):
     subjects = {}
     for b in find(docs, "ClusterRoleBinding") + find(docs, "RoleBinding"):
@@ -327,6 +364,7 @@ CHECKS = [
     check_certificate_source,
     check_host_network,
     check_rbac,
+    check_gate_verbs,
 ]
 
 

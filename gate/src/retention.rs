@@ -6,6 +6,8 @@
 //! Unfinished versions, the current version and the newest version are never deleted and do
 //! not count against `retained`. `retained == 0` disables deletion altogether.
 
+use std::collections::BTreeSet;
+
 use jiff::Timestamp;
 use shared::crd::KeptnState;
 
@@ -57,6 +59,28 @@ pub fn to_delete(versions: &[Version], retained: usize) -> Vec<&Version> {
     }
     doomed.sort_by(|a, b| (a.created, &a.name).cmp(&(b.created, &b.name)));
     doomed
+}
+
+/// An app or workload as far as retention cares: which object it is and which of its versions
+/// it makes current.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: String,
+    /// Names of the versions it points at.
+    pub current: BTreeSet<String>,
+}
+
+/// Whether a group's planned deletions still stand once its owner has been read again from the
+/// API right before deleting. The plan was made on cached state; a rollback in between (the
+/// owner pointing at an old version again) or a deleted or re-created owner cancels the whole
+/// group's deletions for this pass, and the next pass plans afresh.
+pub fn still_doomed(planned: &Owner, fresh: Option<&Owner>, doomed: &[&Version]) -> bool {
+    let Some(fresh) = fresh else {
+        return false;
+    };
+    fresh.uid == planned.uid
+        && fresh.current == planned.current
+        && doomed.iter().all(|v| !fresh.current.contains(&v.name))
 }
 
 #[cfg(test)]
@@ -149,5 +173,71 @@ mod tests {
         // z is the newest; history by (time, name) descending: c, b, a; undated stays.
         assert_eq!(names(to_delete(&vs, 2)), ["a"]);
         assert_eq!(names(to_delete(&vs, 1)), ["a", "b"]);
+    }
+
+    #[test]
+    fn creation_time_not_name_decides_oldest() {
+        // Names sort against creation order: z-* were created first, a-* last.
+        let vs = vec![
+            v("g", "a-new", 30, Succeeded),
+            v("g", "b-newer", 31, Succeeded),
+            v("g", "c-newest", 32, Succeeded),
+            v("g", "y-old", 11, Succeeded),
+            v("g", "z-oldest", 10, Failed),
+        ];
+        // c-newest is kept as the newest; history newest first: b-newer, a-new, y-old, z-oldest.
+        assert_eq!(names(to_delete(&vs, 2)), ["z-oldest", "y-old"]);
+        assert_eq!(names(to_delete(&vs, 3)), ["z-oldest"]);
+        // And across groups, output is by creation time, not by name or group.
+        let mut two = vs.clone();
+        two.push(v("h", "a-1", 1, Succeeded));
+        two.push(v("h", "a-2", 20, Succeeded));
+        two.push(v("h", "a-3", 40, Succeeded));
+        assert_eq!(
+            names(to_delete(&two, 1)),
+            ["a-1", "z-oldest", "y-old", "a-new"]
+        );
+    }
+
+    fn owner(uid: &str, current: &[&str]) -> Owner {
+        Owner {
+            uid: uid.into(),
+            current: current.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn deletions_stand_only_while_the_owner_is_unchanged() {
+        let old = v("ns/w", "w-1", 1, Succeeded);
+        let doomed = [&old];
+        let planned = owner("u", &["w-3"]);
+        assert!(still_doomed(&planned, Some(&owner("u", &["w-3"])), &doomed));
+        // Rolled back to the doomed version between plan and delete.
+        assert!(!still_doomed(
+            &planned,
+            Some(&owner("u", &["w-1"])),
+            &doomed
+        ));
+        // Pointing somewhere else (or additionally somewhere) also cancels.
+        assert!(!still_doomed(
+            &planned,
+            Some(&owner("u", &["w-3", "w-4"])),
+            &doomed
+        ));
+        assert!(!still_doomed(
+            &planned,
+            Some(&owner("u", &["w-2"])),
+            &doomed
+        ));
+        // Gone, or deleted and re-created under the same name.
+        assert!(!still_doomed(&planned, None, &doomed));
+        assert!(!still_doomed(
+            &planned,
+            Some(&owner("other", &["w-3"])),
+            &doomed
+        ));
+        // A plan that somehow dooms a current version never stands.
+        let current = v("ns/w", "w-3", 3, Succeeded);
+        assert!(!still_doomed(&planned, Some(&planned.clone()), &[&current]));
     }
 }

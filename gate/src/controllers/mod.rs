@@ -515,7 +515,7 @@ pub async fn run(
         )
         .boxed(),
         pods::sweeper(ctx.clone()).boxed(),
-        retention::run(ctx.clone(), kav.subscribe(), kwv.subscribe()).boxed(),
+        retention::run(ctx.clone(), || kav.subscribe(), || kwv.subscribe()),
         ungated::reporter(ctx.clone()).boxed(),
         crate::execution::run_shared(
             Arc::new(crate::execution::CheckContext {
