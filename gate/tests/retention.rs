@@ -318,10 +318,16 @@ async fn zero_does_not_stall_the_version_caches() {
         .map(|i| {
             let (api, flooded) = (api.clone(), flooded.clone());
             async move {
-                let change = json!({"metadata": {"labels": {"flood": i.to_string()}}});
-                api.patch(&flooded, &PatchParams::default(), &Patch::Merge(change))
-                    .await
-                    .expect("label patched");
+                let change =
+                    Patch::Merge(json!({"metadata": {"labels": {"flood": i.to_string()}}}));
+                // A pooled connection may be closed under the client now and then; the
+                // change itself cannot be refused, so a few attempts settle it.
+                let mut attempts = 0;
+                while let Err(error) = api.patch(&flooded, &PatchParams::default(), &change).await {
+                    attempts += 1;
+                    eprintln!("label patch {i}, attempt {attempts}: {error}");
+                    assert!(attempts < 5, "label patch {i} failed: {error}");
+                }
             }
         })
         .buffer_unordered(8)
