@@ -2,9 +2,9 @@
 //! ([`crate::retention`] decides which). A pass runs shortly after versions change and every
 //! [`PASS_INTERVAL`]; it plans on the caches, re-reads each app or workload that has versions to
 //! lose right before deleting them (a rollback meanwhile cancels them), and deletes with a uid
-//! precondition, so an object re-created under the same name is never deleted. Their KeptnTasks and KeptnEvaluations (and
-//! those tasks' Jobs) carry controller owner references (B §3.14) and go with them through the
-//! garbage collector (background propagation).
+//! precondition, so an object re-created under the same name is never deleted. Their KeptnTasks
+//! and KeptnEvaluations (and those tasks' Jobs) carry controller owner references (B §3.14) and
+//! go with them through the garbage collector (background propagation).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -49,6 +49,8 @@ where
     passes(ctx, retained, changes).boxed()
 }
 
+/// A pass once the caches are synced, then after each settled burst of changes or every
+/// [`PASS_INTERVAL`]; `changes` is drained all along, also while a pass runs.
 async fn passes(ctx: Arc<Context>, retained: usize, changes: impl Stream<Item = ()> + Send) {
     let changed = Arc::new(tokio::sync::Notify::new());
     let watch = {
