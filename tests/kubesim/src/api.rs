@@ -433,7 +433,9 @@ impl ApiState {
             },
             name: name.into(),
             namespace: namespace.into(),
-            user_info: json!({"username": "kubernetes-admin", "groups": ["system:masters", "system:authenticated"]}),
+            user_info: crate::server::REQUEST_USER
+                .try_with(crate::rbac::UserInfo::to_admission_json)
+                .unwrap_or_else(|_| crate::rbac::UserInfo::admin().to_admission_json()),
             namespace_labels,
             object: object.map(|o| admitted_form(info, part, &o)),
             old_object: old.map(|o| admitted_form(info, part, &o)),

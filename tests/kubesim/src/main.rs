@@ -51,6 +51,19 @@ struct ServeArgs {
     /// How many changes watches can resume from (older resourceVersions get 410 Expired).
     #[arg(long, env = "KUBESIM_WATCH_HISTORY", default_value_t = 10_000)]
     watch_history: usize,
+    /// Enforce RBAC: the kubeconfig then carries a `system:masters` bearer token, requests
+    /// with other or no tokens are authorized by the stored Roles and bindings.
+    #[arg(long, env = "KUBESIM_RBAC", default_value_t = false)]
+    rbac: bool,
+    /// Write a kubeconfig whose token identifies a ServiceAccount: NAMESPACE/NAME=FILE
+    /// (repeatable).
+    #[arg(
+        long = "service-account-kubeconfig",
+        value_name = "NAMESPACE/NAME=FILE",
+        env = "KUBESIM_SERVICE_ACCOUNT_KUBECONFIGS",
+        value_delimiter = ','
+    )]
+    service_account_kubeconfigs: Vec<String>,
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     log: String,
@@ -72,6 +85,16 @@ fn parse_service(s: &str) -> anyhow::Result<(String, String, SocketAddr)> {
     Ok((ns.to_string(), name.to_string(), addr))
 }
 
+fn parse_service_account(s: &str) -> anyhow::Result<(String, String, PathBuf)> {
+    let usage = || format!("--service-account-kubeconfig {s:?}: expected NAMESPACE/NAME=FILE");
+    let (sa, file) = s.split_once('=').with_context(usage)?;
+    let (ns, name) = sa.split_once('/').with_context(usage)?;
+    if ns.is_empty() || name.is_empty() || file.is_empty() {
+        bail!("{}", usage());
+    }
+    Ok((ns.to_string(), name.to_string(), PathBuf::from(file)))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -83,6 +106,11 @@ async fn main() -> anyhow::Result<()> {
         .services
         .iter()
         .map(|s| parse_service(s))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let service_accounts = args
+        .service_account_kubeconfigs
+        .iter()
+        .map(|s| parse_service_account(s))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let config = kubesim::SimConfig {
         listen: args.listen,
@@ -99,11 +127,16 @@ async fn main() -> anyhow::Result<()> {
         }),
         watch_history: args.watch_history,
         services,
+        rbac: args.rbac,
         ..Default::default()
     };
     let sim = kubesim::Sim::start(config)
         .await
         .context("starting kubesim")?;
+    for (ns, name, file) in &service_accounts {
+        sim.write_service_account_kubeconfig(ns, name, file)
+            .with_context(|| format!("writing the kubeconfig of {ns}/{name}"))?;
+    }
     println!(
         "kubesim serving at {} (kubeconfig {})",
         sim.url,

@@ -34,6 +34,87 @@ pub struct App {
     pub server_address: String,
     /// Test-controlled failures (`faults` module).
     pub faults: Arc<crate::faults::Faults>,
+    /// Bearer tokens and whether RBAC is enforced (`rbac` module).
+    pub auth: Arc<Auth>,
+}
+
+/// Authentication and authorization settings of one server.
+#[derive(Debug, Default)]
+pub struct Auth {
+    /// Enforce RBAC; off, every request (with or without a token) is allowed.
+    pub rbac: bool,
+    pub tokens: crate::rbac::Tokens,
+}
+
+tokio::task_local! {
+    /// The user of the request being served (admission requests carry it as `userInfo`).
+    pub static REQUEST_USER: crate::rbac::UserInfo;
+}
+
+/// Where a ServiceAccount kubeconfig's server URL carries its token: kubectl (client-go) sends no
+/// bearer token over plain HTTP, so the token also travels in the path
+/// (`/kubesim/token/<token>/api/...`).
+pub const TOKEN_PATH_PREFIX: &str = "/kubesim/token/";
+
+/// The request path without a [`TOKEN_PATH_PREFIX`], and the token it carried.
+fn split_token_prefix(path: &str) -> (String, Option<String>) {
+    if let Some(rest) = path.strip_prefix(TOKEN_PATH_PREFIX) {
+        let (token, tail) = rest.split_once('/').unwrap_or((rest, ""));
+        return (format!("/{tail}"), Some(token.to_string()));
+    }
+    (path.to_string(), None)
+}
+
+/// Who sent a request: `Err` (401) for a bearer token this server never issued.
+fn authenticate(
+    auth: &Auth,
+    headers: &HeaderMap,
+    path_token: Option<&str>,
+) -> Result<crate::rbac::UserInfo, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .or(path_token);
+    match token {
+        Some(t) => auth.tokens.lookup(t).ok_or_else(crate::rbac::unauthorized),
+        None if auth.rbac => Ok(crate::rbac::UserInfo::anonymous()),
+        None => Ok(crate::rbac::UserInfo::admin()),
+    }
+}
+
+/// The 403 of a request RBAC does not allow; `None` when allowed or RBAC is off.
+fn authorize(
+    app: &App,
+    user: &crate::rbac::UserInfo,
+    method: &Method,
+    path: &str,
+    params: &Params,
+) -> Option<ApiError> {
+    if !app.auth.rbac || user.groups.iter().any(|g| g == crate::rbac::MASTERS) {
+        return None;
+    }
+    let attrs = crate::rbac::Attributes::from_request(
+        method.as_str(),
+        path,
+        flag(params, "watch"),
+        params.get("fieldSelector").map(String::as_str),
+    );
+    let policy = match app.state.read_store() {
+        Ok(store) => crate::rbac::Policy::from_store(&store),
+        Err(e) => return Some(e),
+    };
+    match crate::rbac::authorize(user, &attrs, &policy) {
+        crate::rbac::Decision::Allow(_) => None,
+        crate::rbac::Decision::Deny(why) => {
+            tracing::info!(user = %user.name, ?attrs, %why, "forbidden");
+            Some(crate::rbac::forbidden(user, &attrs))
+        }
+    }
 }
 
 /// The axum application: one fallback handler that routes Kubernetes paths itself.
@@ -147,10 +228,17 @@ async fn handle(State(app): State<App>, req: Request) -> Response {
             ));
         }
     };
-    let path = parts.uri.path().to_string();
+    let (path, path_token) = split_token_prefix(parts.uri.path());
     tracing::debug!(method = %parts.method, %path, "request");
     if path == "/kubesim/faults" || path.starts_with("/kubesim/faults/") {
         return faults_admin(&app, &parts.method, &path, &bytes);
+    }
+    let user = match authenticate(&app.auth, &parts.headers, path_token.as_deref()) {
+        Ok(u) => u,
+        Err(e) => return error_response(&e),
+    };
+    if let Some(e) = authorize(&app, &user, &parts.method, &path, &params) {
+        return error_response(&e);
     }
     let injection =
         crate::faults::RequestInfo::parse(parts.method.as_str(), &path, flag(&params, "watch"))
@@ -160,7 +248,11 @@ async fn handle(State(app): State<App>, req: Request) -> Response {
     {
         return error_response(&i.error);
     }
-    let resp = match route(&app, &parts.method, &path, &parts.headers, &params, bytes).await {
+    let served = REQUEST_USER.scope(
+        user,
+        route(&app, &parts.method, &path, &parts.headers, &params, bytes),
+    );
+    let resp = match served.await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     };

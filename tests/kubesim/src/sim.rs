@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use crate::api::{self, ApiState, NAMESPACES, Settings};
 use crate::controllers;
 use crate::glue::ServiceMap;
-use crate::server::{self, App};
+use crate::server::{self, App, Auth};
 
 /// Namespaces every cluster starts with.
 pub const DEFAULT_NAMESPACES: &[&str] =
@@ -60,6 +60,10 @@ pub struct SimConfig {
     pub bookmark_interval: Duration,
     /// Largest accepted request body (the real server's limit is 3 MiB).
     pub max_body_bytes: usize,
+    /// Enforce RBAC (`rbac` module): the admin kubeconfig then carries a `system:masters`
+    /// token, [`SimHandle::service_account_kubeconfig`] one of a ServiceAccount, and requests
+    /// without a token are anonymous. Off, every request is allowed.
+    pub rbac: bool,
 }
 
 impl Default for SimConfig {
@@ -74,6 +78,7 @@ impl Default for SimConfig {
             watch_history: 10_000,
             bookmark_interval: Duration::from_secs(30),
             max_body_bytes: 3 * 1024 * 1024,
+            rbac: false,
         }
     }
 }
@@ -93,13 +98,25 @@ pub struct SimHandle {
     tasks: Vec<JoinHandle<()>>,
     controllers: Option<controllers::ControllersHandle>,
     faults: Arc<crate::faults::Faults>,
+    auth: Arc<Auth>,
+    /// The admin's bearer token (RBAC on only).
+    admin_token: Option<String>,
     _tempdir: Option<tempfile::TempDir>,
 }
 
 /// The kubeconfig text for a server URL.
 pub fn kubeconfig_yaml(url: &str) -> String {
+    kubeconfig_with_token(url, None, "default")
+}
+
+/// A kubeconfig for a server URL that authenticates with a bearer token (none: `user: {}`).
+pub fn kubeconfig_with_token(url: &str, token: Option<&str>, namespace: &str) -> String {
+    let user = match token {
+        Some(t) => format!("\n    token: {t}"),
+        None => " {}".to_string(),
+    };
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: kubesim\n  cluster:\n    server: {url}\ncontexts:\n- name: kubesim\n  context:\n    cluster: kubesim\n    user: kubesim\n    namespace: default\ncurrent-context: kubesim\nusers:\n- name: kubesim\n  user: {{}}\npreferences: {{}}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: kubesim\n  cluster:\n    server: {url}\ncontexts:\n- name: kubesim\n  context:\n    cluster: kubesim\n    user: kubesim\n    namespace: {namespace}\ncurrent-context: kubesim\nusers:\n- name: kubesim\n  user:{user}\npreferences: {{}}\n"
     )
 }
 
@@ -158,11 +175,17 @@ impl Sim {
                 (dir.path().join("kubeconfig"), Some(dir))
             }
         };
-        std::fs::write(&kubeconfig, kubeconfig_yaml(&url)).map_err(|source| {
-            SimError::Kubeconfig {
-                path: kubeconfig.clone(),
-                source,
-            }
+        let auth = Arc::new(Auth {
+            rbac: config.rbac,
+            ..Default::default()
+        });
+        let admin_token = config
+            .rbac
+            .then(|| auth.tokens.issue(crate::rbac::UserInfo::admin()));
+        let text = kubeconfig_with_token(&url, admin_token.as_deref(), "default");
+        std::fs::write(&kubeconfig, text).map_err(|source| SimError::Kubeconfig {
+            path: kubeconfig.clone(),
+            source,
         })?;
         let services = Arc::new(ServiceMap::default());
         for (ns, name, a) in &config.services {
@@ -184,6 +207,7 @@ impl Sim {
             shutdown: shutdown_rx.clone(),
             server_address: addr.to_string(),
             faults: faults.clone(),
+            auth: auth.clone(),
         };
         let router = server::router(app);
         let mut graceful = shutdown_rx.clone();
@@ -206,6 +230,8 @@ impl Sim {
             tasks: tasks_now,
             controllers: None,
             faults,
+            auth,
+            admin_token,
             _tempdir: tempdir,
         };
         if config.controllers {
@@ -233,8 +259,53 @@ impl SimHandle {
             .url
             .parse()
             .map_err(|e: http::uri::InvalidUri| SimError::Client(e.to_string()))?;
-        let config = kube::Config::new(uri);
+        let mut config = kube::Config::new(uri);
+        if let Some(t) = &self.admin_token {
+            config.auth_info.token = Some(t.clone().into());
+        }
         kube::Client::try_from(config).map_err(|e| SimError::Client(e.to_string()))
+    }
+
+    /// Write a kubeconfig whose token identifies ServiceAccount `namespace/name`
+    /// (`system:serviceaccount:<ns>:<name>`; default namespace of the context: `namespace`).
+    /// The file lives next to the admin kubeconfig; it works with RBAC off too (then allowed
+    /// everything, like any authenticated user).
+    pub fn service_account_kubeconfig(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<PathBuf, SimError> {
+        let dir = self
+            .kubeconfig
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        let path = dir.join(format!("kubeconfig-sa-{namespace}-{name}"));
+        self.write_service_account_kubeconfig(namespace, name, &path)?;
+        Ok(path)
+    }
+
+    /// [`SimHandle::service_account_kubeconfig`] at a chosen path.
+    pub fn write_service_account_kubeconfig(
+        &self,
+        namespace: &str,
+        name: &str,
+        path: &std::path::Path,
+    ) -> Result<(), SimError> {
+        let token = self
+            .auth
+            .tokens
+            .issue(crate::rbac::UserInfo::service_account(namespace, name));
+        // The token goes in the server URL too: kubectl sends none over plain HTTP.
+        let server = format!("{}{}{token}", self.url, crate::server::TOKEN_PATH_PREFIX);
+        std::fs::write(
+            path,
+            kubeconfig_with_token(&server, Some(&token), namespace),
+        )
+        .map_err(|source| SimError::Kubeconfig {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// Map a webhook service `namespace/name` to a loopback address (any port of the service).
