@@ -44,6 +44,8 @@ pub struct Auth {
     /// Enforce RBAC; off, every request (with or without a token) is allowed.
     pub rbac: bool,
     pub tokens: crate::rbac::Tokens,
+    /// The message of every 403 this server answered (tests assert none, or which).
+    pub denials: std::sync::Mutex<Vec<String>>,
 }
 
 tokio::task_local! {
@@ -112,7 +114,12 @@ fn authorize(
         crate::rbac::Decision::Allow(_) => None,
         crate::rbac::Decision::Deny(why) => {
             tracing::info!(user = %user.name, ?attrs, %why, "forbidden");
-            Some(crate::rbac::forbidden(user, &attrs))
+            let e = crate::rbac::forbidden(user, &attrs);
+            match app.auth.denials.lock() {
+                Ok(mut d) => d.push(e.message.clone()),
+                Err(p) => p.into_inner().push(e.message.clone()),
+            }
+            Some(e)
         }
     }
 }

@@ -308,6 +308,14 @@ impl SimHandle {
         })
     }
 
+    /// The messages of every 403 `Forbidden` RBAC answered so far, oldest first.
+    pub fn rbac_denials(&self) -> Vec<String> {
+        match self.auth.denials.lock() {
+            Ok(d) => d.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
     /// Map a webhook service `namespace/name` to a loopback address (any port of the service).
     pub fn register_service(&self, namespace: &str, name: &str, addr: SocketAddr) {
         self.state.services.insert(namespace, name, addr);

@@ -178,6 +178,10 @@ async fn service_account_gets_what_its_bindings_grant_and_403_otherwise() {
         .delete("c1", &DeleteParams::default())
         .await
         .unwrap();
+    // kubesim recorded each refusal.
+    let denials = sim.rbac_denials();
+    assert_eq!(denials.len(), 4, "{denials:#?}");
+    assert!(denials[0].starts_with("configmaps \"c1\" is forbidden"));
     // Nothing was deleted by the denied request before that.
     assert!(
         cms_a

@@ -1,0 +1,600 @@
+//! The shipped RBAC proven by running it: kubesim with RBAC enforced, `deploy/base`'s
+//! ServiceAccounts, ClusterRoles, Roles and bindings applied as the admin, and the real
+//! `portcullis-webhook` and `portcullis-gate` binaries each running under its own
+//! ServiceAccount's token. A full lifecycle (webhook admission, a pre-deployment task Job, a
+//! post-deployment evaluation, pod release, leader election, retention deletes) must complete
+//! with no request refused; with one rule taken out of the gate's ClusterRole, the pods stay
+//! gated and the gate logs the 403.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use base64::Engine as _;
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, DynamicObject};
+use kube::{Api, Client, ResourceExt};
+use serde_json::{Value, json};
+use shared::crd::{KeptnAppVersion, KeptnState, KeptnWorkloadVersion};
+
+mod common;
+
+use common::{INSTALL_NS, SERVICE, WAIT, certificates, free_port, wait_for, wait_webhook_ready};
+
+const NS: &str = "hooked";
+const GATE_SA: &str = "portcullis-gate";
+const WEBHOOK_SA: &str = "portcullis-webhook";
+/// A lifecycle of three versions with task Jobs and evaluations takes longer than one check.
+const LONG_WAIT: Duration = Duration::from_secs(180);
+
+fn webhook_binary() -> PathBuf {
+    let path =
+        Path::new(env!("CARGO_BIN_EXE_portcullis-gate")).with_file_name("portcullis-webhook");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p webhook` (same profile) first",
+        path.display()
+    );
+    path
+}
+
+/// The two processes and their logs; dumps the logs' tails when a test fails.
+struct Processes {
+    children: Vec<tokio::process::Child>,
+    logs: tempfile::TempDir,
+}
+
+impl Processes {
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.logs.path().join(format!("{name}.log"))).unwrap_or_default()
+    }
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for name in ["webhook", "gate"] {
+                let text = self.log(name);
+                eprintln!("---- {name} log ----");
+                for line in text.lines().rev().take(60).collect::<Vec<_>>().iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+}
+
+fn spawn(binary: &Path, args: &[String], kubeconfig: &Path, log: &Path) -> tokio::process::Child {
+    let out = std::fs::File::create(log).expect("log");
+    let err = out.try_clone().expect("log");
+    tokio::process::Command::new(binary)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("POD_NAMESPACE", INSTALL_NS)
+        .env("LOG_FILTER", "info,gate=debug,kube=warn")
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{} starts: {e}", binary.display()))
+}
+
+/// The documents of a `deploy/base` file.
+fn deploy_documents(file: &str) -> Vec<Value> {
+    let path = format!("{}/../deploy/base/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| {
+            let v: serde_yaml::Value = serde::Deserialize::deserialize(d).expect("yaml");
+            serde_json::to_value(v).expect("json")
+        })
+        .filter(|v: &Value| !v.is_null())
+        .collect()
+}
+
+/// Create one manifest as the admin (the kinds `deploy/base`'s RBAC files hold).
+async fn create_manifest(admin: &Client, obj: &Value) {
+    let kind = obj["kind"].as_str().expect("kind");
+    let (group, plural, namespaced) = match kind {
+        "Namespace" => ("", "namespaces", false),
+        "ServiceAccount" => ("", "serviceaccounts", true),
+        "ClusterRole" => ("rbac.authorization.k8s.io", "clusterroles", false),
+        "ClusterRoleBinding" => ("rbac.authorization.k8s.io", "clusterrolebindings", false),
+        "Role" => ("rbac.authorization.k8s.io", "roles", true),
+        "RoleBinding" => ("rbac.authorization.k8s.io", "rolebindings", true),
+        other => panic!("unexpected kind {other} in an RBAC manifest"),
+    };
+    let ar = ApiResource {
+        group: group.into(),
+        version: "v1".into(),
+        api_version: obj["apiVersion"].as_str().expect("apiVersion").into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    };
+    let api: Api<DynamicObject> = if namespaced {
+        let ns = obj["metadata"]["namespace"].as_str().expect("namespace");
+        Api::namespaced_with(admin.clone(), ns, &ar)
+    } else {
+        Api::all_with(admin.clone(), &ar)
+    };
+    let dynobj: DynamicObject = serde_json::from_value(obj.clone()).expect("manifest");
+    match api.create(&PostParams::default(), &dynobj).await {
+        Ok(_) => {}
+        // The install namespace's `default` ServiceAccount and the like already exist.
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => panic!("creating {kind} {}: {e}", dynobj.name_any()),
+    }
+}
+
+/// Everything but the processes: CRDs, namespaces, and `deploy/base`'s RBAC with `edit`
+/// applied to each document first.
+async fn install(admin: &Client, edit: impl Fn(&mut Value)) {
+    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
+    for crd in shared::crd::all() {
+        crds.create(&PostParams::default(), &crd)
+            .await
+            .expect("crd");
+    }
+    for file in [
+        "namespace.yaml",
+        "serviceaccounts.yaml",
+        "rbac-webhook.yaml",
+        "rbac-gate.yaml",
+    ] {
+        for mut doc in deploy_documents(file) {
+            edit(&mut doc);
+            create_manifest(admin, &doc).await;
+        }
+    }
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NS,
+        "annotations": {"keptn.sh/lifecycle-toolkit": "enabled"},
+        "labels": {"keptn.sh/lifecycle-toolkit": "enabled"}}}))
+    .expect("namespace");
+    Api::<Namespace>::all(admin.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("namespace");
+    // A pre-deployment task whose Job succeeds and a post-deployment evaluation its metric passes.
+    let apply = |kind: &str, plural: &str, group: &str, body: Value| {
+        let ar = ApiResource {
+            group: group.into(),
+            version: "v1".into(),
+            api_version: format!("{group}/v1"),
+            kind: kind.into(),
+            plural: plural.into(),
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(admin.clone(), NS, &ar);
+        let obj: DynamicObject = serde_json::from_value(body).expect("object");
+        async move {
+            api.create(&PostParams::default(), &obj)
+                .await
+                .expect("created")
+        }
+    };
+    apply(
+        "KeptnTaskDefinition",
+        "keptntaskdefinitions",
+        "lifecycle.keptn.sh",
+        json!({"apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnTaskDefinition",
+            "metadata": {"name": "check", "annotations": {
+                "kubesim.portcullis.dev/outcome": "exit:0",
+                "kubesim.portcullis.dev/run-for": "300ms"}},
+            "spec": {"container": {"name": "check", "image": "busybox:1.36", "command": ["sh", "-c", "true"]}}}),
+    )
+    .await;
+    apply(
+        "KeptnEvaluationDefinition",
+        "keptnevaluationdefinitions",
+        "lifecycle.keptn.sh",
+        json!({"apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnEvaluationDefinition",
+            "metadata": {"name": "error-rate-low"},
+            "spec": {"objectives": [{"keptnMetricRef": {"name": "error-rate"}, "evaluationTarget": "<1"}],
+                     "retries": 3, "retryInterval": "300ms"}}),
+    )
+    .await;
+    apply(
+        "KeptnMetric",
+        "keptnmetrics",
+        "metrics.keptn.sh",
+        json!({"apiVersion": "metrics.keptn.sh/v1", "kind": "KeptnMetric",
+            "metadata": {"name": "error-rate"},
+            "spec": {"provider": {"name": "prometheus"}, "query": "q", "fetchIntervalSeconds": 10}}),
+    )
+    .await;
+    let raw = base64::engine::general_purpose::STANDARD.encode("0");
+    Api::<shared::crd::KeptnMetric>::namespaced(admin.clone(), NS)
+        .patch_status(
+            "error-rate",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"value": "0", "rawValue": raw}})),
+        )
+        .await
+        .expect("metric status");
+}
+
+/// A running installation: kubesim with RBAC, the webhook registered, both processes started
+/// under their ServiceAccounts.
+struct Install {
+    sim: kubesim::SimHandle,
+    admin: Client,
+    procs: Processes,
+}
+
+async fn start(edit: impl Fn(&mut Value)) -> Install {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("kubesim::server=info"))
+        .with_test_writer()
+        .try_init();
+    let sim = kubesim::Sim::start(kubesim::SimConfig {
+        nodes: 2,
+        controllers: true,
+        controllers_config: Some(kubesim::controllers::ControllersConfig::fast(2)),
+        rbac: true,
+        ..Default::default()
+    })
+    .await
+    .expect("kubesim");
+    let admin = sim.client().expect("client");
+    install(&admin, edit).await;
+
+    let logs = tempfile::tempdir().expect("tempdir");
+    let ca = certificates(logs.path());
+    let port = free_port();
+    sim.register_service(INSTALL_NS, SERVICE, ([127, 0, 0, 1], port).into());
+    let procs = Processes {
+        children: Vec::new(),
+        logs,
+    };
+    let dir = procs.logs.path().to_path_buf();
+    let webhook_kc = sim
+        .service_account_kubeconfig(INSTALL_NS, WEBHOOK_SA)
+        .expect("webhook kubeconfig");
+    let gate_kc = sim
+        .service_account_kubeconfig(INSTALL_NS, GATE_SA)
+        .expect("gate kubeconfig");
+    let mut procs = procs;
+    procs.children.push(spawn(
+        &webhook_binary(),
+        &[
+            format!("--listen=127.0.0.1:{port}"),
+            format!("--tls-cert={}", dir.join("tls.crt").display()),
+            format!("--tls-key={}", dir.join("tls.key").display()),
+        ],
+        &webhook_kc,
+        &dir.join("webhook.log"),
+    ));
+    procs.children.push(spawn(
+        Path::new(env!("CARGO_BIN_EXE_portcullis-gate")),
+        &[
+            "--admin-address=127.0.0.1:0".to_owned(),
+            "--keptn-metrics-port=0".to_owned(),
+            "--leader-elect".to_owned(),
+            "--lease-retry-millis=500".to_owned(),
+            "--retained-versions=1".to_owned(),
+            "--sweep-interval-seconds=1".to_owned(),
+            "--identity=gate-0".to_owned(),
+        ],
+        &gate_kc,
+        &dir.join("gate.log"),
+    ));
+    wait_webhook_ready(&ca, port).await;
+
+    let mut mwc = deploy_documents("webhook-configurations.yaml")
+        .into_iter()
+        .find(|d| d["kind"] == "MutatingWebhookConfiguration")
+        .expect("a MutatingWebhookConfiguration");
+    let bundle = base64::engine::general_purpose::STANDARD.encode(&ca);
+    for hook in mwc["webhooks"].as_array_mut().expect("webhooks") {
+        hook["clientConfig"]["caBundle"] = json!(bundle);
+    }
+    let mwc: MutatingWebhookConfiguration = serde_json::from_value(mwc).expect("mwc");
+    Api::<MutatingWebhookConfiguration>::all(admin.clone())
+        .create(&PostParams::default(), &mwc)
+        .await
+        .expect("registration");
+    Install { sim, admin, procs }
+}
+
+fn deployment(version: &str) -> Deployment {
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "waiter"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "waiter"}},
+            "template": {
+                "metadata": {"labels": {"app": "waiter"},
+                    "annotations": {"keptn.sh/workload": "waiter", "keptn.sh/version": version,
+                        "keptn.sh/pre-deployment-tasks": "check",
+                        "keptn.sh/post-deployment-evaluations": "error-rate-low"}},
+                "spec": {"containers": [{"name": "waiter", "image": format!("example/waiter:{version}")}]}
+            }
+        }
+    }))
+    .expect("deployment")
+}
+
+/// Roll the Deployment to `version` (a new ReplicaSet, so a new workload version).
+async fn roll(admin: &Client, version: &str) {
+    let api: Api<Deployment> = Api::namespaced(admin.clone(), NS);
+    api.patch(
+        "waiter",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"template": {"metadata": {"annotations": {"keptn.sh/version": version}},
+            "spec": {"containers": [{"name": "waiter", "image": format!("example/waiter:{version}")}]}}}})),
+    )
+    .await
+    .expect("rolled");
+}
+
+fn done(phase: &str, state: &KeptnState) -> bool {
+    phase == "Completed" && *state == KeptnState::Succeeded
+}
+
+/// The workload version `version` and an app version of it are Completed and Succeeded.
+async fn wait_completed(admin: &Client, version: &str) {
+    let kwv_name = format!("waiter-waiter-{version}");
+    wait_for(
+        &format!("KWV {kwv_name} and its KAV Completed"),
+        LONG_WAIT,
+        || {
+            let c = admin.clone();
+            let kwv_name = kwv_name.clone();
+            async move {
+                let kwv = Api::<KeptnWorkloadVersion>::namespaced(c.clone(), NS)
+                    .get_opt(&kwv_name)
+                    .await
+                    .ok()??;
+                let w = kwv.status?;
+                let kavs = Api::<KeptnAppVersion>::namespaced(c, NS)
+                    .list(&ListParams::default())
+                    .await
+                    .ok()?;
+                let kav_done = kavs.items.iter().any(|a| {
+                    a.spec.app.workloads.iter().any(|w| w.version == version)
+                        && a.status
+                            .as_ref()
+                            .is_some_and(|s| done(&s.current_phase, &s.status))
+                });
+                (done(&w.current_phase, &w.status) && kav_done).then_some(())
+            }
+        },
+    )
+    .await;
+}
+
+fn forbidden_lines(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| {
+            // Timestamps hold digits like 403 too: look for the status, not the number.
+            let l = l.to_ascii_lowercase();
+            l.contains("forbidden") || l.contains("code: 403") || l.contains("\"code\":403")
+        })
+        .collect()
+}
+
+/// deploy/base's RBAC suffices for the whole lifecycle of three versions: admission, a task
+/// Job, an evaluation, pod release, the leader Lease, and retention deleting the oldest
+/// versions. Neither process sees a single 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_rbac_runs_the_whole_lifecycle() {
+    let inst = start(|_| {}).await;
+    let admin = inst.admin.clone();
+    Api::<Deployment>::namespaced(admin.clone(), NS)
+        .create(&PostParams::default(), &deployment("0.4"))
+        .await
+        .expect("deployment created");
+    wait_completed(&admin, "0.4").await;
+    // The pods were released by the gate and run.
+    let pods = Api::<Pod>::namespaced(admin.clone(), NS)
+        .list(&ListParams::default().labels("app=waiter"))
+        .await
+        .expect("pods");
+    assert!(!pods.items.is_empty());
+    for p in &pods.items {
+        assert_eq!(
+            p.annotations()
+                .get("keptn.sh/scheduling-gate-removed")
+                .map(String::as_str),
+            Some("true"),
+            "{}",
+            p.name_any()
+        );
+    }
+    // The task ran as a Job the gate created.
+    let tasks = Api::<shared::crd::KeptnTask>::namespaced(admin.clone(), NS)
+        .list(&ListParams::default())
+        .await
+        .expect("tasks");
+    assert!(
+        tasks.items.iter().any(|t| t
+            .status
+            .as_ref()
+            .is_some_and(|s| s.status == KeptnState::Succeeded)),
+        "a succeeded KeptnTask"
+    );
+    // The leader holds the Lease in the install namespace.
+    let lease = Api::<Lease>::namespaced(admin.clone(), INSTALL_NS)
+        .get("portcullis-gate.keptn.sh")
+        .await
+        .expect("the gate's Lease");
+    assert_eq!(
+        lease.spec.and_then(|s| s.holder_identity).as_deref(),
+        Some("gate-0")
+    );
+
+    roll(&admin, "0.5").await;
+    wait_completed(&admin, "0.5").await;
+    roll(&admin, "0.6").await;
+    wait_completed(&admin, "0.6").await;
+    // Retention (1 kept): the oldest workload version is deleted by the gate.
+    wait_for("KWV waiter-waiter-0.4 deleted", LONG_WAIT, || {
+        let c = admin.clone();
+        async move {
+            match Api::<KeptnWorkloadVersion>::namespaced(c, NS)
+                .get_opt("waiter-waiter-0.4")
+                .await
+            {
+                Ok(None) => Some(()),
+                _ => None,
+            }
+        }
+    })
+    .await;
+    wait_for("the 0.4 KeptnAppVersion deleted", LONG_WAIT, || {
+        let c = admin.clone();
+        async move {
+            let kavs = Api::<KeptnAppVersion>::namespaced(c, NS)
+                .list(&ListParams::default())
+                .await
+                .ok()?;
+            (!kavs
+                .items
+                .iter()
+                .any(|a| a.spec.app.workloads.iter().any(|w| w.version == "0.4")))
+            .then_some(())
+        }
+    })
+    .await;
+
+    // kubesim refused nothing (a 403 a process swallows without logging counts too).
+    let denials = inst.sim.rbac_denials();
+    assert!(denials.is_empty(), "refused by RBAC: {denials:#?}");
+    for name in ["webhook", "gate"] {
+        let log = inst.procs.log(name);
+        assert!(!log.is_empty(), "{name} logged nothing");
+        let refused = forbidden_lines(&log);
+        assert!(
+            refused.is_empty(),
+            "the {name} was refused by RBAC:\n{}",
+            refused.join("\n")
+        );
+    }
+    drop(inst.procs);
+    inst.sim.shutdown().await;
+}
+
+/// Without `patch` on pods in the gate's ClusterRole the gate cannot release: the pods stay
+/// gated and the gate logs the API server's 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gate_without_pod_patch_leaves_pods_gated_and_logs_403() {
+    let inst = start(|doc| {
+        if doc["kind"] == "ClusterRole" && doc["metadata"]["name"] == "portcullis-gate" {
+            for rule in doc["rules"].as_array_mut().expect("rules") {
+                if rule["resources"] == json!(["pods"]) {
+                    let verbs = rule["verbs"].as_array_mut().expect("verbs");
+                    verbs.retain(|v| v != "patch");
+                }
+            }
+        }
+    })
+    .await;
+    let admin = inst.admin.clone();
+    Api::<Deployment>::namespaced(admin.clone(), NS)
+        .create(&PostParams::default(), &deployment("0.4"))
+        .await
+        .expect("deployment created");
+    let procs = &inst.procs;
+    let line = wait_for(
+        "a 403 on a pod patch in the gate log",
+        WAIT,
+        || async move {
+            let log = procs.log("gate");
+            forbidden_lines(&log)
+                .into_iter()
+                .find(|l| {
+                    l.contains("cannot patch resource \\\"pods\\\"")
+                        || l.contains("cannot patch resource \"pods\"")
+                })
+                .map(str::to_string)
+        },
+    )
+    .await;
+    assert!(
+        line.contains("system:serviceaccount:portcullis-system:portcullis-gate"),
+        "{line}"
+    );
+    let denials = inst.sim.rbac_denials();
+    assert!(
+        !denials.is_empty()
+            && denials
+                .iter()
+                .all(|d| d.starts_with("pods ") && d.contains("cannot patch resource \"pods\"")),
+        "only pod patches are refused: {denials:#?}"
+    );
+    // The pre-deployment work is done, yet the pods are still gated.
+    let pods = Api::<Pod>::namespaced(admin.clone(), NS)
+        .list(&ListParams::default().labels("app=waiter"))
+        .await
+        .expect("pods");
+    assert!(!pods.items.is_empty());
+    for p in &pods.items {
+        let gated = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.scheduling_gates.as_ref())
+            .is_some_and(|g| g.iter().any(|g| g.name == common::GATE));
+        assert!(gated, "{} was released without patch rights", p.name_any());
+    }
+    drop(inst.procs);
+    inst.sim.shutdown().await;
+}
+
+/// Without `create` on keptnworkloads in the webhook's ClusterRole, admission cannot record the
+/// workload: it denies the Deployment with the API server's 403 text (its policy on a failed
+/// write), logs it under its own ServiceAccount, and no KeptnWorkload exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_without_workload_create_logs_403() {
+    let inst = start(|doc| {
+        if doc["kind"] == "ClusterRole" && doc["metadata"]["name"] == "portcullis-webhook" {
+            for rule in doc["rules"].as_array_mut().expect("rules") {
+                if rule["resources"] == json!(["keptnworkloads"]) {
+                    let verbs = rule["verbs"].as_array_mut().expect("verbs");
+                    verbs.retain(|v| v != "create");
+                }
+            }
+        }
+    })
+    .await;
+    let admin = inst.admin.clone();
+    let denied = Api::<Deployment>::namespaced(admin.clone(), NS)
+        .create(&PostParams::default(), &deployment("0.4"))
+        .await
+        .expect_err("the webhook cannot admit it");
+    assert!(
+        denied
+            .to_string()
+            .contains("cannot create resource \"keptnworkloads\""),
+        "{denied}"
+    );
+    let procs = &inst.procs;
+    let line = wait_for(
+        "a 403 on a KeptnWorkload create in the webhook log",
+        WAIT,
+        || async move {
+            let log = procs.log("webhook");
+            forbidden_lines(&log)
+                .into_iter()
+                .find(|l| l.contains("cannot create resource") && l.contains("keptnworkloads"))
+                .map(str::to_string)
+        },
+    )
+    .await;
+    assert!(
+        line.contains("system:serviceaccount:portcullis-system:portcullis-webhook"),
+        "{line}"
+    );
+    let workloads = Api::<shared::crd::KeptnWorkload>::namespaced(admin.clone(), NS)
+        .list(&ListParams::default())
+        .await
+        .expect("workloads");
+    assert!(workloads.items.is_empty());
+    drop(inst.procs);
+    inst.sim.shutdown().await;
+}
