@@ -182,7 +182,12 @@ impl Sim {
         let admin_token = config
             .rbac
             .then(|| auth.tokens.issue(crate::rbac::UserInfo::admin()));
-        let text = kubeconfig_with_token(&url, admin_token.as_deref(), "default");
+        // With a token, kubectl needs it in the server URL too (it sends none over plain HTTP).
+        let server = match &admin_token {
+            Some(t) => format!("{url}{}{t}", crate::server::TOKEN_PATH_PREFIX),
+            None => url.clone(),
+        };
+        let text = kubeconfig_with_token(&server, admin_token.as_deref(), "default");
         std::fs::write(&kubeconfig, text).map_err(|source| SimError::Kubeconfig {
             path: kubeconfig.clone(),
             source,

@@ -354,6 +354,22 @@ async fn kubectl_prints_the_forbidden_error() {
             .env_remove("KUBECONFIG");
         async move { cmd.output().await.expect("kubectl runs") }
     };
+    // The admin kubeconfig works with kubectl too.
+    let admin_out = tokio::process::Command::new("/usr/bin/kubectl")
+        .arg("--kubeconfig")
+        .arg(&sim.kubeconfig)
+        .arg("--cache-dir")
+        .arg(cache.path())
+        .args(["get", "configmaps", "-n", "b"])
+        .env_remove("KUBECONFIG")
+        .output()
+        .await
+        .expect("kubectl runs");
+    assert!(
+        admin_out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&admin_out.stderr)
+    );
     let ok = kubectl(&["get", "configmaps", "-n", "a"]).await;
     assert!(
         ok.status.success(),
