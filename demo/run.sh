@@ -101,6 +101,14 @@ start() {
   NAMES+=("$name")
 }
 
+# rbac_clean: fail when kubesim refused the webhook or the gate anything (deploy/base's RBAC).
+rbac_clean() {
+  local refused
+  refused=$(grep -ih 'forbidden' "$WORK/webhook.log" "$WORK/gate.log" | head -n 5) || true
+  [[ -z $refused ]] || fail "a ServiceAccount was refused by RBAC: $refused"
+  note "RBAC: no request of portcullis-webhook or portcullis-gate was refused"
+}
+
 # alive: fail when a process the demo started has exited.
 alive() {
   local i
@@ -161,12 +169,18 @@ read -r WEBHOOK_PORT GATE_PORT KEPTN_PORT <"$WORK/ports.log"
 [[ $WEBHOOK_PORT =~ ^[0-9]+$ && $GATE_PORT =~ ^[0-9]+$ && $KEPTN_PORT =~ ^[0-9]+$ &&
   $WEBHOOK_PORT != "$GATE_PORT" && $KEPTN_PORT != "$GATE_PORT" && $KEPTN_PORT != "$WEBHOOK_PORT" ]] ||
   fail "no three distinct ports: $(cat "$WORK/ports.log")"
+# RBAC is enforced: kubectl is the admin, the webhook and the gate run as their ServiceAccounts
+# with deploy/base's Roles and bindings (kubesim writes a token kubeconfig for each).
 start kubesim "$BIN/kubesim" serve --listen 127.0.0.1:0 --kubeconfig "$KUBECONFIG" --nodes 2 \
   --timing fast --service "portcullis-system/portcullis-webhook=127.0.0.1:$WEBHOOK_PORT" \
+  --rbac \
+  --service-account-kubeconfig "portcullis-system/portcullis-webhook=$WORK/webhook.kubeconfig" \
+  --service-account-kubeconfig "portcullis-system/portcullis-gate=$WORK/gate.kubeconfig" \
   --log warn
 wait_until "kubesim to serve" 60 kubectl get --raw /version
 note "API server $(kubectl config view -o jsonpath='{.clusters[0].cluster.server}'), KUBECONFIG=$KUBECONFIG"
 note "Service portcullis-system/portcullis-webhook -> 127.0.0.1:$WEBHOOK_PORT (the local webhook)"
+note "RBAC enforced: portcullis-webhook and portcullis-gate use ServiceAccount tokens ($WORK/webhook.kubeconfig, $WORK/gate.kubeconfig)"
 show kubectl get nodes
 
 # ---------------------------------------------------------------------------------------------
@@ -189,10 +203,11 @@ show kubectl apply -f "$DEMO/app/config.yaml"
 # ---------------------------------------------------------------------------------------------
 step "Starting portcullis-webhook and portcullis-gate as local processes"
 start webhook env POD_NAME=portcullis-webhook-local POD_NAMESPACE=portcullis-system \
+  KUBECONFIG="$WORK/webhook.kubeconfig" \
   "$BIN/portcullis-webhook" --listen "127.0.0.1:$WEBHOOK_PORT" \
   --tls-cert "$WORK/certs/tls.crt" --tls-key "$WORK/certs/tls.key"
 start gate env POD_NAMESPACE=portcullis-system PROMOTION_TASKS_ENABLED=false \
-  "$BIN/portcullis-gate" --kubeconfig "$KUBECONFIG" --leader-elect \
+  "$BIN/portcullis-gate" --kubeconfig "$WORK/gate.kubeconfig" --leader-elect \
   --lease-namespace portcullis-system --keptn-namespace portcullis-system \
   --identity portcullis-gate-local --admin-address "127.0.0.1:$GATE_PORT" \
   --keptn-metrics-port "$KEPTN_PORT"
@@ -285,6 +300,7 @@ if ((FAIL)); then
   show kubectl get keptntasks -n "$NS" \
     -o custom-columns=NAME:.metadata.name,STATUS:.status.status,REASON:.status.reason,MESSAGE:.status.message
   step "Summary: held rollout (DEMO_FAIL=1)"
+  rbac_clean
   snapshot || fail "kubectl get failed"
   "${OBSERVE[@]}" held "$WORK/now.json" "$WORK/events.json" "$APP_PODS" ||
     fail "the held state did not last"
@@ -310,6 +326,7 @@ wait_until "keptn_*_count_total and keptn_*_deploymentduration in the scrape" 30
   keptn_deployment_count_total=3 keptn_app_deploymentduration keptn_deployment_deploymentduration ||
   fail "Keptn's metrics do not show the finished rollout"
 step "Summary"
+rbac_clean
 "${OBSERVE[@]}" summary "$WORK/now.json" "$WORK/events.json" "$APPLIED"
 note ""
 note "Demo finished in $(( (${EPOCHREALTIME/./} - T0) / 1000000 ))s."
