@@ -735,3 +735,66 @@ async fn f14_f16_scale_writes_are_admitted_as_the_scale_subresource() {
     assert_eq!(webhook.requests()[1]["subResource"], Value::Null);
     assert_eq!(webhook.requests()[1]["kind"]["kind"], "Deployment");
 }
+
+/// With RBAC on, the AdmissionReview's `userInfo` is the authenticated user: a ServiceAccount's
+/// token gives its name and three groups, the admin kubeconfig `kubernetes-admin`.
+#[tokio::test]
+async fn admission_user_info_is_the_authenticated_user() {
+    let webhook = Webhook::start(|_, r| inject_label(r)).await;
+    let sim = Sim::start(SimConfig {
+        rbac: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    sim.register_service("webhooks", "hook", webhook.addr);
+    register(&sim, configuration("inject", &webhook, "Fail", "None")).await;
+    let admin = sim.client().unwrap();
+    let role: k8s_openapi::api::rbac::v1::ClusterRole = serde_json::from_value(json!({
+        "metadata": {"name": "pod-creator"},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]}]
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::rbac::v1::ClusterRole>::all(admin.clone())
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    let binding: k8s_openapi::api::rbac::v1::RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "app-pods", "namespace": "default"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "pod-creator"},
+        "subjects": [{"kind": "ServiceAccount", "name": "app", "namespace": "default"}]
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(admin.clone(), "default")
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let kc = kube::config::Kubeconfig::read_from(
+        sim.service_account_kubeconfig("default", "app").unwrap(),
+    )
+    .unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    let sa = kube::Client::try_from(config).unwrap();
+    Api::<Pod>::namespaced(sa, "default")
+        .create(&PostParams::default(), &pod(json!({"name": "by-sa"})))
+        .await
+        .unwrap();
+    Api::<Pod>::namespaced(admin, "default")
+        .create(&PostParams::default(), &pod(json!({"name": "by-admin"})))
+        .await
+        .unwrap();
+    let requests = webhook.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(
+        requests[0]["userInfo"],
+        json!({"username": "system:serviceaccount:default:app",
+            "groups": ["system:serviceaccounts", "system:serviceaccounts:default", "system:authenticated"]})
+    );
+    assert_eq!(requests[1]["userInfo"]["username"], "kubernetes-admin");
+    assert_eq!(
+        requests[1]["userInfo"]["groups"],
+        json!(["system:masters", "system:authenticated"])
+    );
+}
