@@ -3,11 +3,6 @@
 //! simulated controllers. The webhook binary must be built (`cargo build -p webhook`; `make test`
 //! does it through `cargo test --workspace`).
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-
-use base64::Engine as _;
-use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -18,53 +13,7 @@ use shared::crd::{KeptnApp, KeptnAppVersion, KeptnState, KeptnWorkload, KeptnWor
 
 mod common;
 
-use common::{INSTALL_NS, SERVICE, WAIT, certificates, free_port, wait_for, wait_webhook_ready};
-
-fn webhook_binary() -> PathBuf {
-    let path =
-        Path::new(env!("CARGO_BIN_EXE_portcullis-gate")).with_file_name("portcullis-webhook");
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `cargo build -p webhook` (same profile) first",
-        path.display()
-    );
-    path
-}
-
-struct Processes {
-    children: Vec<tokio::process::Child>,
-    logs: tempfile::TempDir,
-}
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            for name in ["webhook", "gate"] {
-                let text = std::fs::read_to_string(self.logs.path().join(format!("{name}.log")))
-                    .unwrap_or_default();
-                eprintln!("---- {name} log ----");
-                for line in text.lines().rev().take(60).collect::<Vec<_>>().iter().rev() {
-                    eprintln!("{line}");
-                }
-            }
-        }
-    }
-}
-
-fn spawn(binary: &Path, args: &[String], kubeconfig: &Path, log: &Path) -> tokio::process::Child {
-    let out = std::fs::File::create(log).expect("log");
-    let err = out.try_clone().expect("log");
-    tokio::process::Command::new(binary)
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .env("POD_NAMESPACE", INSTALL_NS)
-        .env("LOG_FILTER", "info,kube=warn")
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err))
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("{} starts: {e}", binary.display()))
-}
+use common::{Binaries, INSTALL_NS, WAIT, start_webhook_and_gate, wait_for};
 
 /// The SPEC's first scenario with the real webhook: an annotated Deployment without checks is
 /// gated by the webhook (A8), released by the gate (A12, A13) and completes; the names are
@@ -105,60 +54,17 @@ async fn annotated_deployment_through_webhook_and_gate() {
             .expect("namespace");
     }
 
-    let logs = tempfile::tempdir().expect("tempdir");
-    let ca = certificates(logs.path());
-    // Reserved until the process ends, so nothing else takes it before the webhook binds it.
-    let port = free_port();
-    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-    sim.register_service(INSTALL_NS, SERVICE, addr);
-    let mut procs = Processes {
-        children: Vec::new(),
-        logs,
-    };
-    let dir = procs.logs.path().to_path_buf();
-    procs.children.push(spawn(
-        &webhook_binary(),
-        &[
-            format!("--listen=127.0.0.1:{port}"),
-            format!("--tls-cert={}", dir.join("tls.crt").display()),
-            format!("--tls-key={}", dir.join("tls.key").display()),
-        ],
-        &sim.kubeconfig,
-        &dir.join("webhook.log"),
-    ));
-    procs.children.push(spawn(
-        Path::new(env!("CARGO_BIN_EXE_portcullis-gate")),
-        &[
-            "--admin-address=127.0.0.1:0".to_owned(),
-            "--keptn-metrics-port=0".to_owned(),
-        ],
-        &sim.kubeconfig,
-        &dir.join("gate.log"),
-    ));
-
-    // Wait for the webhook to be ready (TLS with our CA, as the API server would call it).
-    wait_webhook_ready(&ca, port).await;
-
-    // The registration from deploy/base, with the CA bundle filled in.
-    let yaml = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../deploy/base/webhook-configurations.yaml"
-    ))
-    .expect("deploy/base/webhook-configurations.yaml");
-    let first = serde_yaml::Deserializer::from_str(&yaml)
-        .next()
-        .expect("a document");
-    let first: serde_yaml::Value = serde::Deserialize::deserialize(first).expect("yaml");
-    let mut mwc: serde_json::Value = serde_json::to_value(first).expect("json");
-    let bundle = base64::engine::general_purpose::STANDARD.encode(&ca);
-    for hook in mwc["webhooks"].as_array_mut().expect("webhooks") {
-        hook["clientConfig"]["caBundle"] = json!(bundle);
-    }
-    let mwc: MutatingWebhookConfiguration = serde_json::from_value(mwc).expect("mwc");
-    Api::<MutatingWebhookConfiguration>::all(c.clone())
-        .create(&PostParams::default(), &mwc)
-        .await
-        .expect("registration");
+    let procs = start_webhook_and_gate(
+        &sim,
+        &c,
+        Binaries {
+            webhook_kubeconfig: &sim.kubeconfig,
+            gate_kubeconfig: &sim.kubeconfig,
+            gate_args: &[],
+            log_filter: "info,kube=warn",
+        },
+    )
+    .await;
 
     let deploy: Deployment = serde_json::from_value(json!({
         "apiVersion": "apps/v1", "kind": "Deployment",

@@ -6,12 +6,9 @@
 //! with no request refused; with one rule taken out of the gate's ClusterRole, the pods stay
 //! gated and the gate logs the 403.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use base64::Engine as _;
-use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
@@ -24,78 +21,15 @@ use shared::crd::{KeptnAppVersion, KeptnState, KeptnWorkloadVersion};
 
 mod common;
 
-use common::{INSTALL_NS, SERVICE, WAIT, certificates, free_port, wait_for, wait_webhook_ready};
+use common::{
+    Binaries, INSTALL_NS, Processes, WAIT, deploy_documents, start_webhook_and_gate, wait_for,
+};
 
 const NS: &str = "hooked";
 const GATE_SA: &str = "portcullis-gate";
 const WEBHOOK_SA: &str = "portcullis-webhook";
 /// A lifecycle of three versions with task Jobs and evaluations takes longer than one check.
 const LONG_WAIT: Duration = Duration::from_secs(180);
-
-fn webhook_binary() -> PathBuf {
-    let path =
-        Path::new(env!("CARGO_BIN_EXE_portcullis-gate")).with_file_name("portcullis-webhook");
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `cargo build -p webhook` (same profile) first",
-        path.display()
-    );
-    path
-}
-
-/// The two processes and their logs; dumps the logs' tails when a test fails.
-struct Processes {
-    children: Vec<tokio::process::Child>,
-    logs: tempfile::TempDir,
-}
-
-impl Processes {
-    fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.logs.path().join(format!("{name}.log"))).unwrap_or_default()
-    }
-}
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            for name in ["webhook", "gate"] {
-                let text = self.log(name);
-                eprintln!("---- {name} log ----");
-                for line in text.lines().rev().take(60).collect::<Vec<_>>().iter().rev() {
-                    eprintln!("{line}");
-                }
-            }
-        }
-    }
-}
-
-fn spawn(binary: &Path, args: &[String], kubeconfig: &Path, log: &Path) -> tokio::process::Child {
-    let out = std::fs::File::create(log).expect("log");
-    let err = out.try_clone().expect("log");
-    tokio::process::Command::new(binary)
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .env("POD_NAMESPACE", INSTALL_NS)
-        .env("LOG_FILTER", "info,gate=debug,kube=warn")
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err))
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("{} starts: {e}", binary.display()))
-}
-
-/// The documents of a `deploy/base` file.
-fn deploy_documents(file: &str) -> Vec<Value> {
-    let path = format!("{}/../deploy/base/{file}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|d| {
-            let v: serde_yaml::Value = serde::Deserialize::deserialize(d).expect("yaml");
-            serde_json::to_value(v).expect("json")
-        })
-        .filter(|v: &Value| !v.is_null())
-        .collect()
-}
 
 /// Create one manifest as the admin (the kinds `deploy/base`'s RBAC files hold).
 async fn create_manifest(admin: &Client, obj: &Value) {
@@ -243,61 +177,29 @@ async fn start(edit: impl Fn(&mut Value)) -> Install {
     let admin = sim.client().expect("client");
     install(&admin, edit).await;
 
-    let logs = tempfile::tempdir().expect("tempdir");
-    let ca = certificates(logs.path());
-    let port = free_port();
-    sim.register_service(INSTALL_NS, SERVICE, ([127, 0, 0, 1], port).into());
-    let procs = Processes {
-        children: Vec::new(),
-        logs,
-    };
-    let dir = procs.logs.path().to_path_buf();
     let webhook_kc = sim
         .service_account_kubeconfig(INSTALL_NS, WEBHOOK_SA)
         .expect("webhook kubeconfig");
     let gate_kc = sim
         .service_account_kubeconfig(INSTALL_NS, GATE_SA)
         .expect("gate kubeconfig");
-    let mut procs = procs;
-    procs.children.push(spawn(
-        &webhook_binary(),
-        &[
-            format!("--listen=127.0.0.1:{port}"),
-            format!("--tls-cert={}", dir.join("tls.crt").display()),
-            format!("--tls-key={}", dir.join("tls.key").display()),
-        ],
-        &webhook_kc,
-        &dir.join("webhook.log"),
-    ));
-    procs.children.push(spawn(
-        Path::new(env!("CARGO_BIN_EXE_portcullis-gate")),
-        &[
-            "--admin-address=127.0.0.1:0".to_owned(),
-            "--keptn-metrics-port=0".to_owned(),
-            "--leader-elect".to_owned(),
-            "--lease-retry-millis=500".to_owned(),
-            "--retained-versions=1".to_owned(),
-            "--sweep-interval-seconds=1".to_owned(),
-            "--identity=gate-0".to_owned(),
-        ],
-        &gate_kc,
-        &dir.join("gate.log"),
-    ));
-    wait_webhook_ready(&ca, port).await;
-
-    let mut mwc = deploy_documents("webhook-configurations.yaml")
-        .into_iter()
-        .find(|d| d["kind"] == "MutatingWebhookConfiguration")
-        .expect("a MutatingWebhookConfiguration");
-    let bundle = base64::engine::general_purpose::STANDARD.encode(&ca);
-    for hook in mwc["webhooks"].as_array_mut().expect("webhooks") {
-        hook["clientConfig"]["caBundle"] = json!(bundle);
-    }
-    let mwc: MutatingWebhookConfiguration = serde_json::from_value(mwc).expect("mwc");
-    Api::<MutatingWebhookConfiguration>::all(admin.clone())
-        .create(&PostParams::default(), &mwc)
-        .await
-        .expect("registration");
+    let procs = start_webhook_and_gate(
+        &sim,
+        &admin,
+        Binaries {
+            webhook_kubeconfig: &webhook_kc,
+            gate_kubeconfig: &gate_kc,
+            gate_args: &[
+                "--leader-elect",
+                "--lease-retry-millis=500",
+                "--retained-versions=1",
+                "--sweep-interval-seconds=1",
+                "--identity=gate-0",
+            ],
+            log_filter: "info,gate=debug,kube=warn",
+        },
+    )
+    .await;
     Install { sim, admin, procs }
 }
 

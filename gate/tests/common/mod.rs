@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::events::v1::Event;
@@ -474,4 +476,152 @@ pub async fn wait_webhook_ready(ca: &str, port: u16) {
         }
     })
     .await;
+}
+
+/// The `portcullis-webhook` binary, built next to the gate's (`cargo build -p webhook`).
+pub fn webhook_binary() -> PathBuf {
+    let path =
+        Path::new(env!("CARGO_BIN_EXE_portcullis-gate")).with_file_name("portcullis-webhook");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p webhook` (same profile) first",
+        path.display()
+    );
+    path
+}
+
+/// The webhook and gate processes of a test and their logs (`<name>.log`, next to the
+/// webhook's certificates); dumps the logs' tails when a test fails.
+pub struct Processes {
+    pub children: Vec<tokio::process::Child>,
+    pub logs: tempfile::TempDir,
+}
+
+impl Processes {
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.logs.path().join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    /// Starts `binary` with `args` against `kubeconfig`, logging to `<name>.log`.
+    fn spawn(
+        &mut self,
+        name: &str,
+        binary: &Path,
+        args: &[String],
+        kubeconfig: &Path,
+        filter: &str,
+    ) {
+        let out = std::fs::File::create(self.logs.path().join(format!("{name}.log"))).expect("log");
+        let err = out.try_clone().expect("log");
+        let child = tokio::process::Command::new(binary)
+            .args(args)
+            .env("KUBECONFIG", kubeconfig)
+            .env("POD_NAMESPACE", INSTALL_NS)
+            .env("LOG_FILTER", filter)
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} starts: {e}", binary.display()));
+        self.children.push(child);
+    }
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for name in ["webhook", "gate"] {
+                let text = self.log(name);
+                eprintln!("---- {name} log ----");
+                for line in text.lines().rev().take(60).collect::<Vec<_>>().iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+}
+
+/// The documents of a `deploy/base` file, as JSON.
+pub fn deploy_documents(file: &str) -> Vec<serde_json::Value> {
+    let path = format!("{}/../deploy/base/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| {
+            let v: serde_yaml::Value = serde::Deserialize::deserialize(d).expect("yaml");
+            serde_json::to_value(v).expect("json")
+        })
+        .filter(|v: &serde_json::Value| !v.is_null())
+        .collect()
+}
+
+/// How [`start_webhook_and_gate`] runs the two binaries.
+pub struct Binaries<'a> {
+    /// The webhook's kubeconfig.
+    pub webhook_kubeconfig: &'a Path,
+    /// The gate's kubeconfig.
+    pub gate_kubeconfig: &'a Path,
+    /// Gate flags after `--admin-address=127.0.0.1:0 --keptn-metrics-port=0`.
+    pub gate_args: &'a [&'a str],
+    /// `LOG_FILTER` of both.
+    pub log_filter: &'a str,
+}
+
+/// Starts the real webhook (with fresh certificates, behind the webhook Service on a free port)
+/// and the gate, waits until the webhook serves TLS, then registers `deploy/base`'s
+/// MutatingWebhookConfiguration with the CA bundle filled in, created through `client`.
+pub async fn start_webhook_and_gate(
+    sim: &kubesim::SimHandle,
+    client: &Client,
+    bin: Binaries<'_>,
+) -> Processes {
+    let logs = tempfile::tempdir().expect("tempdir");
+    let ca = certificates(logs.path());
+    // Reserved until the process ends, so nothing else takes it before the webhook binds it.
+    let port = free_port();
+    sim.register_service(INSTALL_NS, SERVICE, ([127, 0, 0, 1], port).into());
+    let mut procs = Processes {
+        children: Vec::new(),
+        logs,
+    };
+    let dir = procs.logs.path().to_path_buf();
+    procs.spawn(
+        "webhook",
+        &webhook_binary(),
+        &[
+            format!("--listen=127.0.0.1:{port}"),
+            format!("--tls-cert={}", dir.join("tls.crt").display()),
+            format!("--tls-key={}", dir.join("tls.key").display()),
+        ],
+        bin.webhook_kubeconfig,
+        bin.log_filter,
+    );
+    let mut gate_args = vec![
+        "--admin-address=127.0.0.1:0".to_owned(),
+        "--keptn-metrics-port=0".to_owned(),
+    ];
+    gate_args.extend(bin.gate_args.iter().map(|a| (*a).to_owned()));
+    procs.spawn(
+        "gate",
+        Path::new(env!("CARGO_BIN_EXE_portcullis-gate")),
+        &gate_args,
+        bin.gate_kubeconfig,
+        bin.log_filter,
+    );
+    // TLS with our CA, as the API server would call it.
+    wait_webhook_ready(&ca, port).await;
+
+    let mut mwc = deploy_documents("webhook-configurations.yaml")
+        .into_iter()
+        .find(|d| d["kind"] == "MutatingWebhookConfiguration")
+        .expect("a MutatingWebhookConfiguration");
+    let bundle = base64::engine::general_purpose::STANDARD.encode(&ca);
+    for hook in mwc["webhooks"].as_array_mut().expect("webhooks") {
+        hook["clientConfig"]["caBundle"] = json!(bundle);
+    }
+    let mwc: MutatingWebhookConfiguration = serde_json::from_value(mwc).expect("mwc");
+    Api::<MutatingWebhookConfiguration>::all(client.clone())
+        .create(&PostParams::default(), &mwc)
+        .await
+        .expect("registration");
+    procs
 }
