@@ -183,15 +183,20 @@ fn start_gate_with_env(env: &mut Env, vars: &[(&str, &str)]) {
 
 /// A container task definition whose Job succeeds quickly in kubesim.
 async fn quick_task(client: &Client, ns: &str, name: &str) {
+    task_definition(client, ns, name, "200ms", "30s").await;
+}
+
+/// A container task definition whose Job succeeds in kubesim after `run_for`.
+async fn task_definition(client: &Client, ns: &str, name: &str, run_for: &str, timeout: &str) {
     let def: KeptnTaskDefinition = serde_json::from_value(json!({
         "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnTaskDefinition",
         "metadata": {"name": name, "annotations": {
             "kubesim.portcullis.dev/outcome": "exit:0",
-            "kubesim.portcullis.dev/run-for": "200ms",
+            "kubesim.portcullis.dev/run-for": run_for,
         }},
         "spec": {
             "container": {"name": "check", "image": "busybox:1.36", "command": ["true"]},
-            "retries": 1, "timeout": "30s",
+            "retries": 1, "timeout": timeout,
         }
     }))
     .expect("definition");
@@ -199,6 +204,14 @@ async fn quick_task(client: &Client, ns: &str, name: &str) {
         .create(&PostParams::default(), &def)
         .await
         .expect("definition created");
+}
+
+/// Starts a single-service rollout of `app` (workload `app`, version `version`, its
+/// pre-deployment `tasks`): the gated Deployment, the webhook's objects, the creation request.
+async fn start_rollout(client: &Client, ns: &str, app: &str, version: &str, tasks: &[&str]) {
+    let rs = gated_deployment(client, ns, app, app, version, 1, json!({})).await;
+    workload_objects(client, ns, app, app, version, &rs, tasks).await;
+    creation_request(client, ns, app, true).await;
 }
 
 /// A single-service rollout of `app` (workload `app`, version `version`) up to the completed
@@ -210,9 +223,7 @@ async fn rollout(
     version: &str,
     tasks: &[&str],
 ) -> (KeptnAppVersion, KeptnWorkloadVersion) {
-    let rs = gated_deployment(client, ns, app, app, version, 1, json!({})).await;
-    workload_objects(client, ns, app, app, version, &rs, tasks).await;
-    creation_request(client, ns, app, true).await;
+    start_rollout(client, ns, app, version, tasks).await;
     let kav_name = format!("{app}-{version}-6b86b273");
     let kwv_name = format!("{app}-{app}-{version}");
     wait_for("KWV and KAV Completed", WAIT, || async {
@@ -225,6 +236,27 @@ async fn rollout(
     let kav = get(client, ns, &kav_name).await.expect("kav");
     let kwv = get(client, ns, &kwv_name).await.expect("kwv");
     (kav, kwv)
+}
+
+/// Waits until the first gate's log holds `text`.
+async fn wait_gate_log(env: &Env, text: &str) {
+    wait_for(text, WAIT, || async {
+        env.gate_log(0).contains(text).then_some(())
+    })
+    .await;
+}
+
+/// A collector, and a gate tracing the namespace `ns` to it (KeptnConfig `OTelCollectorUrl`).
+async fn traced_gate(ns: &str) -> (Collector, Env) {
+    let collector = Collector::default();
+    let port = collector.start().await;
+    let mut env = start_env().await;
+    env.namespace(ns).await;
+    env.config(ns, json!({"OTelCollectorUrl": format!("127.0.0.1:{port}")}))
+        .await;
+    start_gate_with_env(&mut env, &[]);
+    wait_gate_log(&env, "tracing on").await;
+    (collector, env)
 }
 
 /// The span id of a W3C traceparent, as bytes.
@@ -279,10 +311,7 @@ async fn keptnconfig_collector_receives_the_lifecycle_as_one_trace() {
     env.namespace(ns).await;
     env.config(ns, json!({"OTelCollectorUrl": format!("127.0.0.1:{port}")}))
         .await;
-    wait_for("tracing on", WAIT, || async {
-        env.gate_log(0).contains("tracing on").then_some(())
-    })
-    .await;
+    wait_gate_log(&env, "tracing on").await;
     quick_task(&c, ns, "smoke").await;
     let (kav, kwv) = rollout(&c, ns, "shop", "2.0", &["smoke"]).await;
     let kav_name = "shop-2.0-6b86b273";
@@ -470,38 +499,11 @@ fn tracestate_start(carrier: &BTreeMap<String, String>) -> u64 {
 /// spans hang under it, and no span is exported twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_gate_finishes_the_same_trace() {
-    let collector = Collector::default();
-    let port = collector.start().await;
-    let mut env = start_env().await;
-    let c = env.client.clone();
     let ns = "restart";
-    env.namespace(ns).await;
-    env.config(ns, json!({"OTelCollectorUrl": format!("127.0.0.1:{port}")}))
-        .await;
-    start_gate_with_env(&mut env, &[]);
-    wait_for("tracing on", WAIT, || async {
-        env.gate_log(0).contains("tracing on").then_some(())
-    })
-    .await;
-    let def: KeptnTaskDefinition = serde_json::from_value(json!({
-        "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnTaskDefinition",
-        "metadata": {"name": "slow", "annotations": {
-            "kubesim.portcullis.dev/outcome": "exit:0",
-            "kubesim.portcullis.dev/run-for": "3s",
-        }},
-        "spec": {
-            "container": {"name": "check", "image": "busybox:1.36", "command": ["true"]},
-            "retries": 1, "timeout": "60s",
-        }
-    }))
-    .expect("definition");
-    Api::<KeptnTaskDefinition>::namespaced(c.clone(), ns)
-        .create(&PostParams::default(), &def)
-        .await
-        .expect("definition created");
-    let rs = gated_deployment(&c, ns, "cart", "cart", "3.1", 1, json!({})).await;
-    workload_objects(&c, ns, "cart", "cart", "3.1", &rs, &["slow"]).await;
-    creation_request(&c, ns, "cart", true).await;
+    let (collector, mut env) = traced_gate(ns).await;
+    let c = env.client.clone();
+    task_definition(&c, ns, "slow", "3s", "60s").await;
+    start_rollout(&c, ns, "cart", "3.1", &["slow"]).await;
     let kav_name = "cart-3.1-6b86b273";
     let kwv_name = "cart-cart-3.1";
 
@@ -586,24 +588,12 @@ async fn a_restarted_gate_finishes_the_same_trace() {
 /// in its context; the one created while tracing was on does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_created_after_tracing_is_turned_off_carry_no_traceparent() {
-    let collector = Collector::default();
-    let port = collector.start().await;
-    let mut env = start_env().await;
-    let c = env.client.clone();
     let ns = "off-again";
-    env.namespace(ns).await;
-    env.config(ns, json!({"OTelCollectorUrl": format!("127.0.0.1:{port}")}))
-        .await;
-    start_gate_with_env(&mut env, &[]);
-    wait_for("tracing on", WAIT, || async {
-        env.gate_log(0).contains("tracing on").then_some(())
-    })
-    .await;
+    let (_collector, env) = traced_gate(ns).await;
+    let c = env.client.clone();
     // "later" has no definition yet: the phase waits for it (B §8.12).
     quick_task(&c, ns, "early").await;
-    let rs = gated_deployment(&c, ns, "mall", "mall", "1.0", 1, json!({})).await;
-    workload_objects(&c, ns, "mall", "mall", "1.0", &rs, &["early", "later"]).await;
-    creation_request(&c, ns, "mall", true).await;
+    start_rollout(&c, ns, "mall", "1.0", &["early", "later"]).await;
     let kwv_name = "mall-mall-1.0";
     let task_of = |definition: &'static str| {
         let c = c.clone();
@@ -634,10 +624,7 @@ async fn tasks_created_after_tracing_is_turned_off_carry_no_traceparent() {
         )
         .await
         .expect("config cleared");
-    wait_for("tracing off", WAIT, || async {
-        env.gate_log(0).contains("tracing off").then_some(())
-    })
-    .await;
+    wait_gate_log(&env, "tracing off").await;
     quick_task(&c, ns, "later").await;
     let later = wait_for("the task of \"later\"", WAIT, task_of("later")).await;
     let kwv: KeptnWorkloadVersion = get(&c, ns, kwv_name).await.expect("kwv");
