@@ -159,6 +159,14 @@ struct Install {
     procs: Processes,
 }
 
+impl Install {
+    /// Ends both processes, then kubesim.
+    async fn stop(self) {
+        drop(self.procs);
+        self.sim.shutdown().await;
+    }
+}
+
 async fn start(edit: impl Fn(&mut Value)) -> Install {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let _ = tracing_subscriber::fmt()
@@ -281,6 +289,42 @@ fn forbidden_lines(log: &str) -> Vec<&str> {
         .collect()
 }
 
+/// An edit of `deploy/base` that takes `verb` on `resource` out of the ClusterRole `role`.
+fn without_verb(role: &str, resource: &str, verb: &str) -> impl Fn(&mut Value) {
+    move |doc| {
+        if doc["kind"] == "ClusterRole" && doc["metadata"]["name"] == role {
+            for rule in doc["rules"].as_array_mut().expect("rules") {
+                if rule["resources"] == json!([resource]) {
+                    let verbs = rule["verbs"].as_array_mut().expect("verbs");
+                    verbs.retain(|v| v != verb);
+                }
+            }
+        }
+    }
+}
+
+/// Waits for a 403 line of the process `name`'s log that `matches`; returns it.
+async fn wait_forbidden(
+    procs: &Processes,
+    name: &str,
+    what: &str,
+    matches: impl Fn(&str) -> bool,
+) -> String {
+    let matches = &matches;
+    wait_for(
+        &format!("a 403 on {what} in the {name} log"),
+        WAIT,
+        || async move {
+            let log = procs.log(name);
+            forbidden_lines(&log)
+                .into_iter()
+                .find(|l| matches(l))
+                .map(str::to_string)
+        },
+    )
+    .await
+}
+
 /// deploy/base's RBAC suffices for the whole lifecycle of three versions: admission, a task
 /// Job, an evaluation, pod release, the leader Lease, and retention deleting the oldest
 /// versions. Neither process sees a single 403.
@@ -378,45 +422,23 @@ async fn shipped_rbac_runs_the_whole_lifecycle() {
             refused.join("\n")
         );
     }
-    drop(inst.procs);
-    inst.sim.shutdown().await;
+    inst.stop().await;
 }
 
 /// Without `patch` on pods in the gate's ClusterRole the gate cannot release: the pods stay
 /// gated and the gate logs the API server's 403.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gate_without_pod_patch_leaves_pods_gated_and_logs_403() {
-    let inst = start(|doc| {
-        if doc["kind"] == "ClusterRole" && doc["metadata"]["name"] == "portcullis-gate" {
-            for rule in doc["rules"].as_array_mut().expect("rules") {
-                if rule["resources"] == json!(["pods"]) {
-                    let verbs = rule["verbs"].as_array_mut().expect("verbs");
-                    verbs.retain(|v| v != "patch");
-                }
-            }
-        }
-    })
-    .await;
+    let inst = start(without_verb("portcullis-gate", "pods", "patch")).await;
     let admin = inst.admin.clone();
     Api::<Deployment>::namespaced(admin.clone(), NS)
         .create(&PostParams::default(), &deployment("0.4"))
         .await
         .expect("deployment created");
-    let procs = &inst.procs;
-    let line = wait_for(
-        "a 403 on a pod patch in the gate log",
-        WAIT,
-        || async move {
-            let log = procs.log("gate");
-            forbidden_lines(&log)
-                .into_iter()
-                .find(|l| {
-                    l.contains("cannot patch resource \\\"pods\\\"")
-                        || l.contains("cannot patch resource \"pods\"")
-                })
-                .map(str::to_string)
-        },
-    )
+    let line = wait_forbidden(&inst.procs, "gate", "a pod patch", |l| {
+        l.contains("cannot patch resource \\\"pods\\\"")
+            || l.contains("cannot patch resource \"pods\"")
+    })
     .await;
     assert!(
         line.contains("system:serviceaccount:portcullis-system:portcullis-gate"),
@@ -444,8 +466,7 @@ async fn gate_without_pod_patch_leaves_pods_gated_and_logs_403() {
             .is_some_and(|g| g.iter().any(|g| g.name == common::GATE));
         assert!(gated, "{} was released without patch rights", p.name_any());
     }
-    drop(inst.procs);
-    inst.sim.shutdown().await;
+    inst.stop().await;
 }
 
 /// Without `create` on keptnworkloads in the webhook's ClusterRole, admission cannot record the
@@ -453,16 +474,11 @@ async fn gate_without_pod_patch_leaves_pods_gated_and_logs_403() {
 /// write), logs it under its own ServiceAccount, and no KeptnWorkload exists.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_without_workload_create_logs_403() {
-    let inst = start(|doc| {
-        if doc["kind"] == "ClusterRole" && doc["metadata"]["name"] == "portcullis-webhook" {
-            for rule in doc["rules"].as_array_mut().expect("rules") {
-                if rule["resources"] == json!(["keptnworkloads"]) {
-                    let verbs = rule["verbs"].as_array_mut().expect("verbs");
-                    verbs.retain(|v| v != "create");
-                }
-            }
-        }
-    })
+    let inst = start(without_verb(
+        "portcullis-webhook",
+        "keptnworkloads",
+        "create",
+    ))
     .await;
     let admin = inst.admin.clone();
     let denied = Api::<Deployment>::namespaced(admin.clone(), NS)
@@ -475,18 +491,9 @@ async fn webhook_without_workload_create_logs_403() {
             .contains("cannot create resource \"keptnworkloads\""),
         "{denied}"
     );
-    let procs = &inst.procs;
-    let line = wait_for(
-        "a 403 on a KeptnWorkload create in the webhook log",
-        WAIT,
-        || async move {
-            let log = procs.log("webhook");
-            forbidden_lines(&log)
-                .into_iter()
-                .find(|l| l.contains("cannot create resource") && l.contains("keptnworkloads"))
-                .map(str::to_string)
-        },
-    )
+    let line = wait_forbidden(&inst.procs, "webhook", "a KeptnWorkload create", |l| {
+        l.contains("cannot create resource") && l.contains("keptnworkloads")
+    })
     .await;
     assert!(
         line.contains("system:serviceaccount:portcullis-system:portcullis-webhook"),
@@ -497,6 +504,5 @@ async fn webhook_without_workload_create_logs_403() {
         .await
         .expect("workloads");
     assert!(workloads.items.is_empty());
-    drop(inst.procs);
-    inst.sim.shutdown().await;
+    inst.stop().await;
 }
