@@ -105,6 +105,38 @@ async fn policy(admin: &Client) {
     .await;
 }
 
+/// kubesim with RBAC on and [`policy`] applied; returns it and the admin client.
+async fn start_with_policy() -> (SimHandle, Client) {
+    let sim = start(true).await;
+    let admin = sim.client().unwrap();
+    policy(&admin).await;
+    (sim, admin)
+}
+
+/// `GET /api/v1/namespaces` on `sim`, with `token` as the bearer token if given.
+async fn list_namespaces(sim: &SimHandle, token: Option<&str>) -> reqwest::Response {
+    let request = reqwest::Client::new().get(format!("{}/api/v1/namespaces", sim.url));
+    let request = match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    };
+    request.send().await.unwrap()
+}
+
+/// Runs `/usr/bin/kubectl` with `kubeconfig` (and no `KUBECONFIG` from the environment).
+async fn kubectl(kubeconfig: &Path, cache: &Path, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new("/usr/bin/kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--cache-dir")
+        .arg(cache)
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .output()
+        .await
+        .expect("kubectl runs")
+}
+
 fn status_code(e: &kube::Error) -> Option<(u16, String, String)> {
     match e {
         kube::Error::Api(s) => Some((s.code, s.reason.clone(), s.message.clone())),
@@ -122,9 +154,7 @@ fn lease(name: &str) -> Lease {
 
 #[tokio::test]
 async fn service_account_gets_what_its_bindings_grant_and_403_otherwise() {
-    let sim = start(true).await;
-    let admin = sim.client().unwrap();
-    policy(&admin).await;
+    let (sim, admin) = start_with_policy().await;
     let sa = client_of(&sim.service_account_kubeconfig("a", "app").unwrap()).await;
 
     // RoleBinding to a ClusterRole: allowed in its namespace only.
@@ -196,9 +226,7 @@ async fn service_account_gets_what_its_bindings_grant_and_403_otherwise() {
 
 #[tokio::test]
 async fn resource_names_watch_and_subresources() {
-    let sim = start(true).await;
-    let admin = sim.client().unwrap();
-    policy(&admin).await;
+    let (sim, admin) = start_with_policy().await;
     let sa = client_of(&sim.service_account_kubeconfig("a", "app").unwrap()).await;
 
     // Leases: create is allowed without a name, everything else only on `mine`.
@@ -290,21 +318,12 @@ async fn resource_names_watch_and_subresources() {
 async fn unknown_tokens_get_401_and_no_token_is_anonymous() {
     let sim = start(true).await;
     let http = reqwest::Client::new();
-    let r = http
-        .get(format!("{}/api/v1/namespaces", sim.url))
-        .bearer_auth("not-issued")
-        .send()
-        .await
-        .unwrap();
+    let r = list_namespaces(&sim, Some("not-issued")).await;
     assert_eq!(r.status().as_u16(), 401);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["kind"], "Status");
     assert_eq!(body["reason"], "Unauthorized");
-    let r = http
-        .get(format!("{}/api/v1/namespaces", sim.url))
-        .send()
-        .await
-        .unwrap();
+    let r = list_namespaces(&sim, None).await;
     assert_eq!(r.status().as_u16(), 403);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(
@@ -321,62 +340,37 @@ async fn unknown_tokens_get_401_and_no_token_is_anonymous() {
 
     // RBAC off: no token is the admin, an unknown token is still refused.
     let sim = start(false).await;
-    let r = http
-        .get(format!("{}/api/v1/namespaces", sim.url))
-        .send()
-        .await
-        .unwrap();
+    let r = list_namespaces(&sim, None).await;
     assert_eq!(r.status().as_u16(), 200);
-    let r = http
-        .get(format!("{}/api/v1/namespaces", sim.url))
-        .bearer_auth("not-issued")
-        .send()
-        .await
-        .unwrap();
+    let r = list_namespaces(&sim, Some("not-issued")).await;
     assert_eq!(r.status().as_u16(), 401);
     sim.shutdown().await;
 }
 
 #[tokio::test]
 async fn kubectl_prints_the_forbidden_error() {
-    let sim = start(true).await;
-    let admin = sim.client().unwrap();
-    policy(&admin).await;
+    let (sim, _admin) = start_with_policy().await;
     let kubeconfig = sim.service_account_kubeconfig("a", "app").unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let kubectl = |args: &[&str]| {
-        let mut cmd = tokio::process::Command::new("/usr/bin/kubectl");
-        cmd.arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .arg("--cache-dir")
-            .arg(cache.path())
-            .args(args)
-            .env_remove("KUBECONFIG");
-        async move { cmd.output().await.expect("kubectl runs") }
-    };
     // The admin kubeconfig works with kubectl too.
-    let admin_out = tokio::process::Command::new("/usr/bin/kubectl")
-        .arg("--kubeconfig")
-        .arg(&sim.kubeconfig)
-        .arg("--cache-dir")
-        .arg(cache.path())
-        .args(["get", "configmaps", "-n", "b"])
-        .env_remove("KUBECONFIG")
-        .output()
-        .await
-        .expect("kubectl runs");
+    let admin_out = kubectl(
+        &sim.kubeconfig,
+        cache.path(),
+        &["get", "configmaps", "-n", "b"],
+    )
+    .await;
     assert!(
         admin_out.status.success(),
         "{}",
         String::from_utf8_lossy(&admin_out.stderr)
     );
-    let ok = kubectl(&["get", "configmaps", "-n", "a"]).await;
+    let ok = kubectl(&kubeconfig, cache.path(), &["get", "configmaps", "-n", "a"]).await;
     assert!(
         ok.status.success(),
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    let denied = kubectl(&["get", "configmaps", "-n", "b"]).await;
+    let denied = kubectl(&kubeconfig, cache.path(), &["get", "configmaps", "-n", "b"]).await;
     assert!(!denied.status.success());
     let stderr = String::from_utf8_lossy(&denied.stderr);
     assert!(
