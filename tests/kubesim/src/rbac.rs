@@ -285,11 +285,7 @@ pub fn rule_allows(rule: &PolicyRule, attrs: &Attributes) -> bool {
             if !contains(rule.api_groups.as_deref().unwrap_or_default(), group) {
                 return false;
             }
-            let combined = if subresource.is_empty() {
-                resource.clone()
-            } else {
-                format!("{resource}/{subresource}")
-            };
+            let combined = suffixed(resource, '/', subresource);
             let resource_ok = rule
                 .resources
                 .as_deref()
@@ -415,11 +411,7 @@ pub fn forbidden_text(user: &UserInfo, attrs: &Attributes) -> String {
             namespace,
             ..
         } => {
-            let combined = if subresource.is_empty() {
-                resource.clone()
-            } else {
-                format!("{resource}/{subresource}")
-            };
+            let combined = suffixed(resource, '/', subresource);
             let scope = if namespace.is_empty() {
                 "at the cluster scope".to_string()
             } else {
@@ -430,6 +422,16 @@ pub fn forbidden_text(user: &UserInfo, attrs: &Attributes) -> String {
                 user.name
             )
         }
+    }
+}
+
+/// `resource` with `separator` and `suffix` after it when there is a suffix (`pods/status`,
+/// `leases.coordination.k8s.io`), as RBAC rules and the server's messages name resources.
+fn suffixed(resource: &str, separator: char, suffix: &str) -> String {
+    if suffix.is_empty() {
+        resource.to_owned()
+    } else {
+        format!("{resource}{separator}{suffix}")
     }
 }
 
@@ -446,11 +448,7 @@ pub fn forbidden(user: &UserInfo, attrs: &Attributes) -> ApiError {
             name,
             ..
         } => {
-            let qualified = if group.is_empty() {
-                resource.clone()
-            } else {
-                format!("{resource}.{group}")
-            };
+            let qualified = suffixed(resource, '.', group);
             let message = if name.is_empty() {
                 format!("{qualified} is forbidden: {text}")
             } else {
