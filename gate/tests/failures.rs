@@ -7,19 +7,14 @@
 //! "random" points come from a seed printed by the test (`FAILURES_SEED` overrides it).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::Path;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use futures::StreamExt;
-use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
@@ -33,8 +28,8 @@ use shared::crd::{
 mod common;
 
 use common::{
-    GATE, INSTALL_NS, SERVICE, WAIT, certificates, free_port, gated, metric, pods, ready, released,
-    wait_for, wait_webhook_ready,
+    GATE, INSTALL_NS, Processes, SERVICE, WAIT, certificates, free_port, gated, metric, pods,
+    ready, register_webhooks, released, wait_for, wait_webhook_ready,
 };
 
 const REMOVED: &str = "keptn.sh/scheduling-gate-removed";
@@ -66,125 +61,47 @@ impl Rng {
     }
 }
 
-/// The emulator with CRDs, the processes of a test and their logs (printed when a test fails).
+/// The common emulator with CRDs and gate processes (one gate runs at a time), and a webhook
+/// that can be killed and restarted on the same port; their logs are printed when a test fails.
 struct Env {
-    sim: Option<kubesim::SimHandle>,
+    base: common::Env,
     client: Client,
-    logs: tempfile::TempDir,
-    gate: Option<tokio::process::Child>,
-    gates_started: usize,
-    webhook: Option<tokio::process::Child>,
-    webhooks_started: usize,
+    gate: Option<usize>,
+    webhook: Option<Processes>,
     webhook_port: u16,
     /// Admin (metrics) port of the running gate.
     gate_admin: u16,
 }
 
-impl Drop for Env {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let mut names: Vec<String> = (0..self.gates_started)
-                .map(|i| format!("gate-{i}"))
-                .collect();
-            names.extend((0..self.webhooks_started).map(|i| format!("webhook-{i}")));
-            for name in names {
-                let text = std::fs::read_to_string(self.logs.path().join(format!("{name}.log")))
-                    .unwrap_or_default();
-                eprintln!("---- {name} log (last lines) ----");
-                for line in text.lines().rev().take(40).collect::<Vec<_>>().iter().rev() {
-                    eprintln!("{line}");
-                }
-            }
-        }
-    }
-}
-
 async fn start_env() -> Env {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let sim = kubesim::Sim::start(kubesim::SimConfig {
-        nodes: 2,
-        controllers: true,
-        controllers_config: Some(kubesim::controllers::ControllersConfig::fast(2)),
-        ..Default::default()
-    })
-    .await
-    .expect("kubesim starts");
-    let client = sim.client().expect("client");
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in shared::crd::all() {
-        crds.create(&PostParams::default(), &crd)
-            .await
-            .expect("CRD created");
-    }
-    let c = client.clone();
-    wait_for("CRDs served", WAIT, || {
-        let c = c.clone();
-        async move {
-            let ok = Api::<KeptnWorkloadVersion>::all(c.clone())
-                .list(&ListParams::default())
-                .await
-                .is_ok()
-                && Api::<KeptnTask>::all(c)
-                    .list(&ListParams::default())
-                    .await
-                    .is_ok();
-            ok.then_some(())
-        }
-    })
-    .await;
+    let base = common::start_env().await;
     Env {
-        sim: Some(sim),
-        client,
-        logs: tempfile::tempdir().expect("tempdir"),
+        client: base.client.clone(),
+        base,
         gate: None,
-        gates_started: 0,
         webhook: None,
-        webhooks_started: 0,
         webhook_port: 0,
         gate_admin: 0,
     }
 }
 
-fn log_file(dir: &Path, name: &str) -> (Stdio, Stdio) {
-    let out = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log");
-    let err = out.try_clone().expect("log");
-    (Stdio::from(out), Stdio::from(err))
-}
-
 impl Env {
     fn sim(&self) -> &kubesim::SimHandle {
-        self.sim.as_ref().expect("sim")
+        self.base.sim.as_ref().expect("sim")
     }
 
     /// Starts a fresh gate process (no leader election, as a single replica runs).
     fn start_gate(&mut self) {
-        let i = self.gates_started;
-        self.gates_started += 1;
-        let (out, err) = log_file(self.logs.path(), &format!("gate-{i}"));
-        self.gate_admin = free_port();
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis-gate"))
-            .arg("--kubeconfig")
-            .arg(&self.sim().kubeconfig)
-            .args(["--admin-address", &format!("127.0.0.1:{}", self.gate_admin)])
-            .args(["--sweep-interval-seconds", "1"])
-            .args(["--keptn-metrics-port", "0"])
-            .args(["--identity", &format!("gate-{i}")])
-            .env("LOG_FILTER", "info,gate=debug,kube=warn")
-            .env_remove("POD_NAMESPACE")
-            .env_remove("KUBECONFIG")
-            .stdout(out)
-            .stderr(err)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("gate binary starts");
-        self.gate = Some(child);
+        let i = self.base.start_gate(&[]);
+        self.gate = Some(i);
+        self.gate_admin = self.base.admin_ports[i];
     }
 
     /// SIGKILLs the running gate.
     async fn kill_gate(&mut self) {
-        if let Some(mut child) = self.gate.take() {
-            child.start_kill().expect("kill");
-            let _ = child.wait().await;
+        if let Some(i) = self.gate.take() {
+            self.base.kill_gate(i).await;
         }
     }
 
@@ -208,7 +125,13 @@ impl Env {
     /// Writes a CA and a serving certificate for the webhook Service; returns the CA PEM and
     /// maps the Service to a free loopback port.
     fn webhook_certificates(&mut self) -> String {
-        let ca = certificates(self.logs.path());
+        let logs = tempfile::tempdir().expect("tempdir");
+        let ca = certificates(logs.path());
+        self.webhook = Some(Processes {
+            children: Vec::new(),
+            logs,
+            names: Vec::new(),
+        });
         self.webhook_port = free_port();
         self.sim().register_service(
             INSTALL_NS,
@@ -220,70 +143,19 @@ impl Env {
 
     /// Starts the webhook binary on its port and waits until it serves TLS with our CA.
     async fn start_webhook(&mut self, ca: &str) {
-        let binary =
-            Path::new(env!("CARGO_BIN_EXE_portcullis-gate")).with_file_name("portcullis-webhook");
-        assert!(
-            binary.exists(),
-            "{} is missing: build it with `cargo build -p webhook` first",
-            binary.display()
-        );
-        let i = self.webhooks_started;
-        self.webhooks_started += 1;
-        let (out, err) = log_file(self.logs.path(), &format!("webhook-{i}"));
-        let dir = self.logs.path();
+        let kubeconfig = self.base.kubeconfig();
         let port = self.webhook_port;
-        let child = tokio::process::Command::new(&binary)
-            .args([
-                format!("--listen=127.0.0.1:{port}"),
-                format!("--tls-cert={}", dir.join("tls.crt").display()),
-                format!("--tls-key={}", dir.join("tls.key").display()),
-            ])
-            .env("KUBECONFIG", &self.sim().kubeconfig)
-            .env("POD_NAMESPACE", INSTALL_NS)
-            .env("LOG_FILTER", "info,kube=warn")
-            .stdout(out)
-            .stderr(err)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("webhook starts");
-        self.webhook = Some(child);
+        let procs = self.webhook.as_mut().expect("webhook certificates");
+        let name = format!("webhook-{}", procs.names.len());
+        procs.spawn_webhook(&name, port, &kubeconfig, "info,kube=warn");
         wait_webhook_ready(ca, port).await;
     }
 
     async fn kill_webhook(&mut self) {
-        if let Some(mut child) = self.webhook.take() {
+        if let Some(mut child) = self.webhook.as_mut().and_then(|p| p.children.pop()) {
             child.start_kill().expect("kill");
             let _ = child.wait().await;
         }
-    }
-
-    /// Registers the mutating webhooks of `deploy/base` with the CA, the pod hook with
-    /// `pod_policy` and the workload hook with `workload_policy`.
-    async fn register_webhooks(&self, ca: &str, pod_policy: &str, workload_policy: &str) {
-        let yaml = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../deploy/base/webhook-configurations.yaml"
-        ))
-        .expect("deploy/base/webhook-configurations.yaml");
-        let first = serde_yaml::Deserializer::from_str(&yaml)
-            .next()
-            .expect("a document");
-        let first: serde_yaml::Value = serde::Deserialize::deserialize(first).expect("yaml");
-        let mut mwc: serde_json::Value = serde_json::to_value(first).expect("json");
-        let bundle = base64::engine::general_purpose::STANDARD.encode(ca);
-        for hook in mwc["webhooks"].as_array_mut().expect("webhooks") {
-            hook["clientConfig"]["caBundle"] = json!(bundle);
-            hook["failurePolicy"] = if hook["name"] == "mpod.portcullis.keptn.sh" {
-                json!(pod_policy)
-            } else {
-                json!(workload_policy)
-            };
-        }
-        let mwc: MutatingWebhookConfiguration = serde_json::from_value(mwc).expect("mwc");
-        Api::<MutatingWebhookConfiguration>::all(self.client.clone())
-            .create(&PostParams::default(), &mwc)
-            .await
-            .expect("registration");
     }
 }
 
@@ -414,7 +286,7 @@ async fn webhook_rollout(policy: &str, ns: &str) -> (Env, String, PodHistory) {
     let ca = env.webhook_certificates();
     env.start_webhook(&ca).await;
     env.start_gate();
-    env.register_webhooks(&ca, policy, policy).await;
+    register_webhooks(&env.client, &ca, Some(policy)).await;
     let (history, _recorder) = record_pods(&env.client, ns);
     Api::<Deployment>::namespaced(env.client.clone(), ns)
         .create(&PostParams::default(), &deployment("shop", "1.0", 1, false))

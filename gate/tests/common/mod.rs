@@ -495,6 +495,8 @@ pub fn webhook_binary() -> PathBuf {
 pub struct Processes {
     pub children: Vec<tokio::process::Child>,
     pub logs: tempfile::TempDir,
+    /// The log names spawned so far, in order (their tails are dumped on failure).
+    pub names: Vec<String>,
 }
 
 impl Processes {
@@ -524,13 +526,31 @@ impl Processes {
             .spawn()
             .unwrap_or_else(|e| panic!("{} starts: {e}", binary.display()));
         self.children.push(child);
+        self.names.push(name.to_owned());
+    }
+
+    /// Starts the webhook binary on loopback `port` with the certificates [`certificates`] wrote
+    /// to this `logs` directory, logging to `<name>.log`; its child is the last of `children`.
+    pub fn spawn_webhook(&mut self, name: &str, port: u16, kubeconfig: &Path, filter: &str) {
+        let dir = self.logs.path().to_path_buf();
+        self.spawn(
+            name,
+            &webhook_binary(),
+            &[
+                format!("--listen=127.0.0.1:{port}"),
+                format!("--tls-cert={}", dir.join("tls.crt").display()),
+                format!("--tls-key={}", dir.join("tls.key").display()),
+            ],
+            kubeconfig,
+            filter,
+        );
     }
 }
 
 impl Drop for Processes {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            for name in ["webhook", "gate"] {
+            for name in &self.names {
                 let text = self.log(name);
                 eprintln!("---- {name} log ----");
                 for line in text.lines().rev().take(60).collect::<Vec<_>>().iter().rev() {
@@ -582,19 +602,9 @@ pub async fn start_webhook_and_gate(
     let mut procs = Processes {
         children: Vec::new(),
         logs,
+        names: Vec::new(),
     };
-    let dir = procs.logs.path().to_path_buf();
-    procs.spawn(
-        "webhook",
-        &webhook_binary(),
-        &[
-            format!("--listen=127.0.0.1:{port}"),
-            format!("--tls-cert={}", dir.join("tls.crt").display()),
-            format!("--tls-key={}", dir.join("tls.key").display()),
-        ],
-        bin.webhook_kubeconfig,
-        bin.log_filter,
-    );
+    procs.spawn_webhook("webhook", port, bin.webhook_kubeconfig, bin.log_filter);
     let mut gate_args = vec![
         "--admin-address=127.0.0.1:0".to_owned(),
         "--keptn-metrics-port=0".to_owned(),
@@ -609,19 +619,27 @@ pub async fn start_webhook_and_gate(
     );
     // TLS with our CA, as the API server would call it.
     wait_webhook_ready(&ca, port).await;
+    register_webhooks(client, &ca, None).await;
+    procs
+}
 
+/// Creates `deploy/base`'s MutatingWebhookConfiguration through `client` with the CA bundle
+/// `ca`; `failure_policy` overrides every hook's failurePolicy (`None` keeps deploy/base's).
+pub async fn register_webhooks(client: &Client, ca: &str, failure_policy: Option<&str>) {
     let mut mwc = deploy_documents("webhook-configurations.yaml")
         .into_iter()
         .find(|d| d["kind"] == "MutatingWebhookConfiguration")
         .expect("a MutatingWebhookConfiguration");
-    let bundle = base64::engine::general_purpose::STANDARD.encode(&ca);
+    let bundle = base64::engine::general_purpose::STANDARD.encode(ca);
     for hook in mwc["webhooks"].as_array_mut().expect("webhooks") {
         hook["clientConfig"]["caBundle"] = json!(bundle);
+        if let Some(policy) = failure_policy {
+            hook["failurePolicy"] = json!(policy);
+        }
     }
     let mwc: MutatingWebhookConfiguration = serde_json::from_value(mwc).expect("mwc");
     Api::<MutatingWebhookConfiguration>::all(client.clone())
         .create(&PostParams::default(), &mwc)
         .await
         .expect("registration");
-    procs
 }
