@@ -19,7 +19,7 @@ use webhook::cluster::{Cluster, ClusterError};
 use webhook::decision::{Needed, Write};
 use webhook::metrics::Metrics;
 use webhook::server::{self, App, Limits};
-use webhook::snapshot::{Cached, Fetched, MemorySnapshot, Snapshot};
+use webhook::snapshot::{Fetched, MemorySnapshot};
 
 /// The body limit of the router under test (the property bodies stay far below it).
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -54,13 +54,6 @@ pub struct Recorder {
     pub fetches: Mutex<Vec<Needed>>,
 }
 
-fn found<T>(cached: Cached<T>) -> Option<T> {
-    match cached {
-        Cached::Found(x) => Some(x),
-        _ => None,
-    }
-}
-
 impl Cluster for Recorder {
     fn fetch<'a>(
         &'a self,
@@ -68,29 +61,7 @@ impl Cluster for Recorder {
         fetched: &'a mut Fetched,
     ) -> BoxFuture<'a, Result<(), ClusterError>> {
         self.fetches.lock().unwrap().push(needed.clone());
-        match needed {
-            Needed::Namespace(n) => {
-                fetched
-                    .namespaces
-                    .insert(n.clone(), found(self.world.namespace(n)));
-            }
-            Needed::ReplicaSet { namespace, name } => {
-                fetched.replica_sets.insert(
-                    (namespace.clone(), name.clone()),
-                    found(self.world.replica_set(namespace, name)),
-                );
-            }
-            Needed::Parent {
-                kind,
-                namespace,
-                name,
-            } => {
-                fetched.parents.insert(
-                    (*kind, namespace.clone(), name.clone()),
-                    found(self.world.parent(*kind, namespace, name)),
-                );
-            }
-        }
+        fetched.record(needed, &self.world);
         Box::pin(async { Ok(()) })
     }
 

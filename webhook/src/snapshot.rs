@@ -83,6 +83,41 @@ pub struct Fetched {
     pub parents: HashMap<(ParentKind, String, String), Option<ObjectMetaView>>,
 }
 
+impl Fetched {
+    /// Records the answer to `needed` as `world` holds it (`None` where it has nothing): what a
+    /// cluster stand-in backed by a snapshot returns, in the tests and the fuzz oracle.
+    pub fn record(&mut self, needed: &crate::decision::Needed, world: &impl Snapshot) {
+        use crate::decision::Needed;
+        fn found<T>(cached: Cached<T>) -> Option<T> {
+            match cached {
+                Cached::Found(x) => Some(x),
+                Cached::Absent | Cached::Unknown => None,
+            }
+        }
+        match needed {
+            Needed::Namespace(n) => {
+                self.namespaces.insert(n.clone(), found(world.namespace(n)));
+            }
+            Needed::ReplicaSet { namespace, name } => {
+                self.replica_sets.insert(
+                    (namespace.clone(), name.clone()),
+                    found(world.replica_set(namespace, name)),
+                );
+            }
+            Needed::Parent {
+                kind,
+                namespace,
+                name,
+            } => {
+                self.parents.insert(
+                    (*kind, namespace.clone(), name.clone()),
+                    found(world.parent(*kind, namespace, name)),
+                );
+            }
+        }
+    }
+}
+
 /// A snapshot with directly fetched objects filling the gaps of the caches.
 pub struct WithFetched<'a, S: ?Sized> {
     /// The caches.

@@ -61,31 +61,8 @@ impl Cluster for FakeCluster {
         needed: &'a Needed,
         fetched: &'a mut Fetched,
     ) -> BoxFuture<'a, Result<(), ClusterError>> {
-        use webhook::snapshot::Snapshot;
         self.fetches.lock().unwrap().push(needed.clone());
-        match needed {
-            Needed::Namespace(n) => {
-                fetched
-                    .namespaces
-                    .insert(n.clone(), found(self.world.namespace(n)));
-            }
-            Needed::ReplicaSet { namespace, name } => {
-                fetched.replica_sets.insert(
-                    (namespace.clone(), name.clone()),
-                    found(self.world.replica_set(namespace, name)),
-                );
-            }
-            Needed::Parent {
-                kind,
-                namespace,
-                name,
-            } => {
-                fetched.parents.insert(
-                    (*kind, namespace.clone(), name.clone()),
-                    found(self.world.parent(*kind, namespace, name)),
-                );
-            }
-        }
+        fetched.record(needed, &self.world);
         Box::pin(async { Ok(()) })
     }
 
@@ -655,11 +632,4 @@ async fn health_readiness_metrics() {
         get(&app, "/readyz").await.0,
         StatusCode::SERVICE_UNAVAILABLE
     );
-}
-
-fn found<T>(cached: webhook::snapshot::Cached<T>) -> Option<T> {
-    match cached {
-        webhook::snapshot::Cached::Found(x) => Some(x),
-        _ => None,
-    }
 }
