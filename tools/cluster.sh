@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# A real Kubernetes control plane on this machine: etcd, kube-apiserver (RBAC, admission webhooks,
+# ServiceAccount tokens), kube-controller-manager, kube-scheduler, and kwok playing two nodes'
+# kubelets (tools/kwok-stages.yaml), all local processes started by kwokctl from the binaries
+# tools/build.sh builds.
+#
+#   tools/cluster.sh up [DIR]     start one in DIR (default $CLUSTER_DIR or target/cluster); returns
+#                                 when /readyz is ok and the nodes are Ready. DIR/kubeconfig is the
+#                                 admin kubeconfig, DIR/bin/kubectl the matching kubectl.
+#   tools/cluster.sh down [DIR]   stop every process of the cluster in DIR and remove its state
+#
+# Several clusters may run at once, each in its own DIR (the tests start one each).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cmd="${1:-}"
+dir="${2:-${CLUSTER_DIR:-$root/target/cluster}}"
+mkdir -p "$dir"
+dir="$(cd "$dir" && pwd)"
+name=portcullis
+export KWOK_WORKDIR="$dir/kwok"
+
+case "$cmd" in
+up)
+  bin="$("$root/tools/build.sh")"
+  export PATH="$bin:$PATH"
+  if [[ -f "$KWOK_WORKDIR/clusters/$name/kwok.yaml" ]]; then
+    kwokctl delete cluster --name "$name" >/dev/null 2>&1 || true
+  fi
+  rm -f "$dir/kubeconfig"
+  mkdir -p "$dir/bin"
+  ln -sf "$bin/kubectl" "$dir/bin/kubectl"
+  kwokctl create cluster --name "$name" --runtime binary \
+    --kube-authorization=true --kube-admission=true --disable-qps-limits \
+    --etcd-binary "$bin/etcd" \
+    --kube-apiserver-binary "$bin/kube-apiserver" \
+    --kube-controller-manager-binary "$bin/kube-controller-manager" \
+    --kube-scheduler-binary "$bin/kube-scheduler" \
+    --kwok-controller-binary "$bin/kwok" \
+    --config "$root/tools/kwok-stages.yaml" \
+    --kubeconfig "$dir/kubeconfig" \
+    --timeout 120s --wait 120s --quiet-pull >"$dir/kwokctl.log" 2>&1 ||
+    { cat "$dir/kwokctl.log" >&2; exit 1; }
+  kwokctl scale node --name "$name" --replicas 2 >>"$dir/kwokctl.log" 2>&1 ||
+    { cat "$dir/kwokctl.log" >&2; exit 1; }
+  export KUBECONFIG="$dir/kubeconfig"
+  end=$((SECONDS + 120))
+  until [[ "$(kubectl get --raw /readyz 2>/dev/null)" == ok ]] &&
+    kubectl wait --for=condition=Ready node --all --timeout=5s >/dev/null 2>&1 &&
+    [[ "$(kubectl get nodes --no-headers 2>/dev/null | wc -l)" -eq 2 ]]; do
+    ((SECONDS < end)) || { echo "the cluster in $dir did not become ready" >&2; exit 1; }
+    sleep 0.2
+  done
+  ;;
+down)
+  if [[ -d "$KWOK_WORKDIR/clusters/$name" ]]; then
+    bin="$("$root/tools/build.sh" --print 2>/dev/null || true)"
+    [[ -n "$bin" ]] && export PATH="$bin:$PATH"
+    kwokctl delete cluster --name "$name" >/dev/null 2>&1 || true
+  fi
+  rm -rf "$KWOK_WORKDIR" "$dir/kubeconfig"
+  ;;
+*)
+  echo "usage: tools/cluster.sh up|down [DIR]" >&2
+  exit 2
+  ;;
+esac
