@@ -39,6 +39,19 @@ if [[ ${#missing[@]} -eq 0 ]]; then
   exit 0
 fi
 
+# One build at a time per cache (tests start clusters in parallel); the others wait, then reuse it.
+mkdir -p "$cache"
+exec 9>"$cache/build.lock"
+flock 9
+missing=()
+for t in "${tools[@]}"; do
+  [[ -x "$bin/${t%% *}" ]] || missing+=("$t")
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "$bin"
+  exit 0
+fi
+
 major="${k8s_version#v}"; major="${major%%.*}"
 minor="${k8s_version#v*.}"; minor="${minor%%.*}"
 # kubectl and kwokctl read the stamped version; unstamped binaries call themselves v0.0.0.

@@ -6,7 +6,8 @@
 #
 #   tools/cluster.sh up [DIR]     start one in DIR (default $CLUSTER_DIR or target/cluster); returns
 #                                 when /readyz is ok and the nodes are Ready. DIR/kubeconfig is the
-#                                 admin kubeconfig, DIR/bin/kubectl the matching kubectl.
+#                                 admin kubeconfig, DIR/bin/kubectl the matching kubectl, DIR/audit.log
+#                                 the API server's audit log of ServiceAccounts' requests.
 #   tools/cluster.sh down [DIR]   stop every process of the cluster in DIR and remove its state
 #
 # Several clusters may run at once, each in its own DIR (the tests start one each).
@@ -29,6 +30,13 @@ up)
   rm -f "$dir/kubeconfig"
   mkdir -p "$dir/bin"
   ln -sf "$bin/kubectl" "$dir/bin/kubectl"
+  # kwokctl picks each component's port by counting down from 32767 and taking the first one free:
+  # clusters created at the same moment would pick the same. One creation at a time, each
+  # returning once its components listen, keeps them apart.
+  exec 8>"$bin/../create.lock"
+  flock 8
+  # The components kwokctl starts inherit the descriptor: unlock explicitly, also on failure.
+  trap 'flock -u 8 2>/dev/null || true' EXIT
   kwokctl create cluster --name "$name" --runtime binary \
     --kube-authorization=true --kube-admission=true --disable-qps-limits \
     --etcd-binary "$bin/etcd" \
@@ -37,11 +45,14 @@ up)
     --kube-scheduler-binary "$bin/kube-scheduler" \
     --kwok-controller-binary "$bin/kwok" \
     --config "$root/tools/kwok-stages.yaml" \
+    --kube-audit-policy "$root/tools/audit-policy.yaml" \
     --kubeconfig "$dir/kubeconfig" \
-    --timeout 120s --wait 120s --quiet-pull >"$dir/kwokctl.log" 2>&1 ||
+    --timeout 60s --wait 60s --quiet-pull >"$dir/kwokctl.log" 2>&1 ||
     { cat "$dir/kwokctl.log" >&2; exit 1; }
   kwokctl scale node --name "$name" --replicas 2 >>"$dir/kwokctl.log" 2>&1 ||
     { cat "$dir/kwokctl.log" >&2; exit 1; }
+  flock -u 8
+  ln -sf "$KWOK_WORKDIR/clusters/$name/logs/audit.log" "$dir/audit.log"
   export KUBECONFIG="$dir/kubeconfig"
   end=$((SECONDS + 120))
   until [[ "$(kubectl get --raw /readyz 2>/dev/null)" == ok ]] &&
@@ -57,7 +68,7 @@ down)
     [[ -n "$bin" ]] && export PATH="$bin:$PATH"
     kwokctl delete cluster --name "$name" >/dev/null 2>&1 || true
   fi
-  rm -rf "$KWOK_WORKDIR" "$dir/kubeconfig"
+  rm -rf "$KWOK_WORKDIR" "$dir/kubeconfig" "$dir/audit.log"
   ;;
 *)
   echo "usage: tools/cluster.sh up|down [DIR]" >&2

@@ -1,6 +1,7 @@
-//! End to end through kubesim: the real `portcullis-webhook` binary (certificates from an rcgen
-//! CA in a temp dir), registered as SPEC A3 describes, driven by the real kubectl. Each test has
-//! its own emulator, namespace and ports; every wait has a deadline.
+//! End to end on a real control plane: the real `portcullis-webhook` binary (certificates from an
+//! rcgen CA in a temp dir), registered as SPEC A3 describes and called by kube-apiserver over
+//! HTTPS through its Service, driven by the control plane's kubectl. Each test has its own
+//! control plane, namespace and ports; every wait has a deadline.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, PostParams};
-use kubesim::{Sim, SimConfig, SimHandle};
+use e2e::Cluster;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use serde_json::{Value, json};
 
@@ -68,18 +69,18 @@ fn certificates(dir: &Path) -> (PathBuf, PathBuf, String) {
     (cert_path, key_path, ca_pem)
 }
 
-async fn start_webhook(sim: &SimHandle) -> Webhook {
+async fn start_webhook(cluster: &Cluster) -> Webhook {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key, ca_pem) = certificates(dir.path());
     let (addr, port) = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_portcullis-webhook"))
+    let child = Command::new(e2e::binary("portcullis-webhook"))
         .arg("--listen")
         .arg(addr.to_string())
         .arg("--tls-cert")
         .arg(&cert)
         .arg("--tls-key")
         .arg(&key)
-        .env("KUBECONFIG", &sim.kubeconfig)
+        .env("KUBECONFIG", cluster.kubeconfig())
         .env("LOG_FILTER", "warn,webhook=info")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -108,8 +109,8 @@ async fn start_webhook(sim: &SimHandle) -> Webhook {
         assert!(Instant::now() < deadline, "webhook never became ready");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    sim.register_service(INSTALL_NS, SERVICE, addr);
-    register(sim, &webhook).await;
+    cluster.route_service_to_localhost(INSTALL_NS, SERVICE).await;
+    register(cluster, &webhook).await;
     webhook
 }
 
@@ -130,12 +131,12 @@ fn excluded_namespaces() -> Value {
 }
 
 /// SPEC A3: NoneOnDryRun, explicit timeout, Fail, IfNeeded, system namespaces excluded.
-async fn register(sim: &SimHandle, webhook: &Webhook) {
+async fn register(cluster: &Cluster, webhook: &Webhook) {
     use base64::Engine as _;
     let ca_bundle = base64::engine::general_purpose::STANDARD.encode(&webhook.ca_pem);
     let client_config = |path: &str| {
         json!({
-            "service": {"namespace": INSTALL_NS, "name": SERVICE, "path": path, "port": 443},
+            "service": {"namespace": INSTALL_NS, "name": SERVICE, "path": path, "port": webhook.addr.port()},
             "caBundle": ca_bundle,
         })
     };
@@ -187,7 +188,7 @@ async fn register(sim: &SimHandle, webhook: &Webhook) {
     use k8s_openapi::api::admissionregistration::v1::{
         MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
     };
-    let client = sim.client().unwrap();
+    let client = cluster.client();
     Api::<MutatingWebhookConfiguration>::all(client.clone())
         .create(
             &PostParams::default(),
@@ -204,22 +205,12 @@ async fn register(sim: &SimHandle, webhook: &Webhook) {
         .unwrap();
 }
 
-async fn cluster() -> SimHandle {
-    let sim = Sim::start(SimConfig {
-        controllers: true,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    let crds: Api<CustomResourceDefinition> = Api::all(sim.client().unwrap());
-    for crd in shared::crd::all() {
-        crds.create(&PostParams::default(), &crd).await.unwrap();
-    }
-    sim
+async fn cluster() -> Cluster {
+    Cluster::with_crds().await
 }
 
 struct Kubectl {
+    kubectl: PathBuf,
     kubeconfig: PathBuf,
     ns: String,
 }
@@ -227,12 +218,13 @@ struct Kubectl {
 impl Kubectl {
     async fn run(&self, args: &[&str], stdin: Option<&str>) -> std::process::Output {
         let kubeconfig = self.kubeconfig.clone();
+        let kubectl = self.kubectl.clone();
         let ns = self.ns.clone();
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let stdin = stdin.map(str::to_owned);
         tokio::task::spawn_blocking(move || {
             use std::io::Write as _;
-            let mut child = Command::new("kubectl")
+            let mut child = Command::new(&kubectl)
                 .arg("--kubeconfig")
                 .arg(&kubeconfig)
                 .arg("--namespace")
@@ -288,9 +280,10 @@ impl Kubectl {
     }
 }
 
-async fn namespace(sim: &SimHandle, name: &str, enabled: bool) -> Kubectl {
+async fn namespace(cluster: &Cluster, name: &str, enabled: bool) -> Kubectl {
     let kubectl = Kubectl {
-        kubeconfig: sim.kubeconfig.clone(),
+        kubectl: cluster.kubectl(),
+        kubeconfig: cluster.kubeconfig(),
         ns: name.to_owned(),
     };
     let annotations = if enabled {
@@ -348,9 +341,9 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn annotated_deployment_gets_keptn_objects_and_gated_pods() {
-    let sim = cluster().await;
-    let _webhook = start_webhook(&sim).await;
-    let k = namespace(&sim, "shop", true).await;
+    let cluster = cluster().await;
+    let _webhook = start_webhook(&cluster).await;
+    let k = namespace(&cluster, "shop", true).await;
     k.ok(&["apply", "-f", "-"], Some(DEPLOYMENT)).await;
 
     // Right away (A7): the workload admission wrote both before the apply returned.
@@ -401,11 +394,11 @@ async fn annotated_deployment_gets_keptn_objects_and_gated_pods() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespace_not_enabled_and_job_pods_untouched() {
-    let sim = cluster().await;
-    let _webhook = start_webhook(&sim).await;
-    let off = namespace(&sim, "plain", false).await;
+    let cluster = cluster().await;
+    let _webhook = start_webhook(&cluster).await;
+    let off = namespace(&cluster, "plain", false).await;
     off.ok(&["apply", "-f", "-"], Some(DEPLOYMENT)).await;
-    let on = namespace(&sim, "shop", true).await;
+    let on = namespace(&cluster, "shop", true).await;
     on.ok(
         &["apply", "-f", "-"],
         Some(
@@ -456,9 +449,9 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_dry_run_creates_nothing() {
-    let sim = cluster().await;
-    let _webhook = start_webhook(&sim).await;
-    let k = namespace(&sim, "shop", true).await;
+    let cluster = cluster().await;
+    let _webhook = start_webhook(&cluster).await;
+    let k = namespace(&cluster, "shop", true).await;
     let out = k
         .ok(&["apply", "--dry-run=server", "-f", "-"], Some(DEPLOYMENT))
         .await;
@@ -481,9 +474,9 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unresolvable_workload_and_invalid_task_definition_rejected() {
-    let sim = cluster().await;
-    let _webhook = start_webhook(&sim).await;
-    let k = namespace(&sim, "shop", true).await;
+    let cluster = cluster().await;
+    let _webhook = start_webhook(&cluster).await;
+    let k = namespace(&cluster, "shop", true).await;
     let bad = DEPLOYMENT.replace(
         "    keptn.sh/version: \"0.1.0\"\n",
         "    keptn.sh/container: sidecar\n",
@@ -517,9 +510,9 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_write_rejects_with_a_warning_event() {
-    let sim = cluster().await;
-    let _webhook = start_webhook(&sim).await;
-    let k = namespace(&sim, "shop", true).await;
+    let cluster = cluster().await;
+    let _webhook = start_webhook(&cluster).await;
+    let k = namespace(&cluster, "shop", true).await;
     // The KeptnWorkload API disappears after the webhook became ready: its create fails.
     k.ok(
         &[
