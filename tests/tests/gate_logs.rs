@@ -1,9 +1,9 @@
 //! `--log-format json`: every line the gate binary writes is one JSON object with the stable
 //! keys of `shared::logging`, and structured fields stay queryable at the top level.
 
-mod common;
 
-use common::*;
+
+use e2e::*;
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

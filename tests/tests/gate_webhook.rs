@@ -1,19 +1,16 @@
 //! End-to-end with both real binaries: `portcullis-webhook` (registered with the
-//! MutatingWebhookConfiguration of `deploy/base`) and `portcullis-gate`, on kubesim with its
-//! simulated controllers. The webhook binary must be built (`cargo build -p webhook`; `make test`
-//! does it through `cargo test --workspace`).
+//! MutatingWebhookConfiguration of `deploy/base`, called by kube-apiserver through its Service)
+//! and `portcullis-gate`, on a real control plane. The binaries must be built (`cargo build
+//! --workspace --bins`; `make test` does it first).
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use shared::crd::{KeptnApp, KeptnAppVersion, KeptnState, KeptnWorkload, KeptnWorkloadVersion};
 
-mod common;
-
-use common::{Binaries, INSTALL_NS, WAIT, start_webhook_and_gate, wait_for};
+use e2e::{Binaries, INSTALL_NS, WAIT, start_webhook_and_gate, wait_for};
 
 /// The SPEC's first scenario with the real webhook: an annotated Deployment without checks is
 /// gated by the webhook (A8), released by the gate (A12, A13) and completes; the names are
@@ -21,21 +18,8 @@ use common::{Binaries, INSTALL_NS, WAIT, start_webhook_and_gate, wait_for};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn annotated_deployment_through_webhook_and_gate() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let sim = kubesim::Sim::start(kubesim::SimConfig {
-        nodes: 2,
-        controllers: true,
-        controllers_config: Some(kubesim::controllers::ControllersConfig::fast(2)),
-        ..Default::default()
-    })
-    .await
-    .expect("kubesim");
-    let c: Client = sim.client().expect("client");
-    let crds: Api<CustomResourceDefinition> = Api::all(c.clone());
-    for crd in shared::crd::all() {
-        crds.create(&PostParams::default(), &crd)
-            .await
-            .expect("crd");
-    }
+    let cluster = e2e::Cluster::with_crds().await;
+    let c: Client = cluster.client();
     let namespaces: Api<Namespace> = Api::all(c.clone());
     for (name, enabled) in [(INSTALL_NS, false), ("hooked", true)] {
         let meta = if enabled {
@@ -55,11 +39,11 @@ async fn annotated_deployment_through_webhook_and_gate() {
     }
 
     let procs = start_webhook_and_gate(
-        &sim,
+        &cluster,
         &c,
         Binaries {
-            webhook_kubeconfig: &sim.kubeconfig,
-            gate_kubeconfig: &sim.kubeconfig,
+            webhook_kubeconfig: &cluster.kubeconfig(),
+            gate_kubeconfig: &cluster.kubeconfig(),
             gate_args: &[],
             log_filter: "info,kube=warn",
         },
@@ -161,5 +145,4 @@ async fn annotated_deployment_through_webhook_and_gate() {
         .expect("KeptnApp waiter");
     assert_eq!(app.spec.version, "0.4");
     drop(procs);
-    sim.shutdown().await;
 }

@@ -1,5 +1,5 @@
-//! End-to-end tests: the real `portcullis-gate` binary against kubesim with its simulated
-//! Deployment/ReplicaSet/Pod controllers, scheduler and kubelets.
+//! End-to-end tests: the real `portcullis-gate` binary on a real control plane (its Deployment,
+//! ReplicaSet and Job controllers and scheduler; kwok plays the kubelets).
 //!
 //! Without the webhook in the loop, each test does the webhook's part itself where needed:
 //! pods get the gate and the stamped identity through their Deployment's pod template, and the
@@ -18,9 +18,9 @@ use shared::crd::{
     KeptnWorkloadVersion,
 };
 
-mod common;
 
-use common::*;
+
+use e2e::*;
 
 /// B §3.1 (single-service), §3.2, §3.3, §3.8, §3.9, A11–A13: an annotated Deployment without
 /// checks is gated, then released, then Completed; a pod created later is released at once.
@@ -336,7 +336,7 @@ async fn never_ready_deployment_fails_after_observability_timeout() {
         "stuck",
         "1",
         1,
-        json!({"kubesim.portcullis.dev/outcome": "never-ready"}),
+        json!({"kwok.portcullis.dev/outcome": "never-ready"}),
     )
     .await;
     workload_objects(&c, ns, "stuck", "stuck", "1", &rs, &[]).await;
