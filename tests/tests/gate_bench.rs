@@ -18,9 +18,9 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use shared::crd::{KeptnApp, KeptnState, KeptnTask, KeptnWorkload, KeptnWorkloadVersion};
 
-mod common;
 
-use common::{GATE, metric, wait_for};
+
+use e2e::{GATE, metric, wait_for};
 
 const NS: &str = "bench";
 const WORKLOADS: usize = 50;
@@ -109,7 +109,7 @@ async fn bench_release_latency_and_rss() {
         .expect("free port")
         .port();
     let log = tempfile::NamedTempFile::new().expect("log");
-    let mut gate = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis-gate"))
+    let mut gate = tokio::process::Command::new(e2e::binary("portcullis-gate"))
         .arg("--kubeconfig")
         .arg(&sim.kubeconfig)
         .args(["--admin-address", &format!("127.0.0.1:{port}")])

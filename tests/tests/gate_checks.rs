@@ -1,6 +1,7 @@
 //! End-to-end tests of pre-deployment checks (issue 7): the real `portcullis-gate` binary against
-//! kubesim, where a KeptnTask's Job really runs in the simulated kubelet (its outcome set through
-//! `kubesim.portcullis.dev/*` annotations on the KeptnTaskDefinition, which reach the Job's pods,
+//! a real control plane, where a KeptnTask's Job is run by the real Job controller and kwok plays
+//! its pod (the outcome set through the `kwok.portcullis.dev/*` label and annotation on the
+//! KeptnTaskDefinition, which reach the Job's pods,
 //! B §5.1, §5.4) and KeptnEvaluations read KeptnMetrics.
 //!
 //! As in `e2e.rs`, the test plays the webhook: pods get the gate and the stamped identity from
@@ -22,9 +23,9 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use shared::crd::{KeptnAppVersion, KeptnEvaluation, KeptnState, KeptnTask, KeptnWorkloadVersion};
 
-mod common;
 
-use common::*;
+
+use e2e::*;
 
 async fn jobs(client: &Client, ns: &str) -> Vec<Job> {
     Api::<Job>::namespaced(client.clone(), ns)
@@ -34,8 +35,8 @@ async fn jobs(client: &Client, ns: &str) -> Vec<Job> {
         .unwrap_or_default()
 }
 
-/// A container KeptnTaskDefinition whose Job pods behave as `outcome` for `run_for` (kubesim
-/// outcome control through the definition's annotations, B §5.1/§5.4).
+/// A container KeptnTaskDefinition whose Job pods behave as `outcome` (`succeed`, `fail`) for
+/// `run_for` (kwok outcome control through the definition's label and annotation, B §5.1/§5.4).
 async fn task_definition(
     client: &Client,
     ns: &str,
@@ -50,10 +51,7 @@ async fn task_definition(
     }
     let def: shared::crd::KeptnTaskDefinition = serde_json::from_value(json!({
         "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnTaskDefinition",
-        "metadata": {"name": name, "annotations": {
-            "kubesim.portcullis.dev/outcome": outcome,
-            "kubesim.portcullis.dev/run-for": run_for,
-        }},
+        "metadata": {"name": name, "labels": {"kwok.portcullis.dev/outcome": outcome}, "annotations": {"kwok.portcullis.dev/run-for": run_for}},
         "spec": full
     }))
     .expect("definition");
@@ -197,7 +195,7 @@ async fn succeeding_task_job_releases_and_completes() {
         &c,
         ns,
         "migrate",
-        "exit:0",
+        "succeed",
         "300ms",
         json!({"retries": 1, "timeout": "30s"}),
     )
@@ -244,7 +242,7 @@ async fn succeeding_task_job_releases_and_completes() {
         conds
             .iter()
             .any(|c| c.type_ == "Complete" && c.status == "True"),
-        "the Job really completed in kubesim: {conds:?}"
+        "the Job really completed: {conds:?}"
     );
     assert_eq!(
         job.metadata.owner_references.unwrap_or_default()[0].name,
@@ -292,7 +290,7 @@ async fn failing_task_backoff_keeps_pods_gated_and_cascades() {
         &c,
         ns,
         "check-db",
-        "exit:1",
+        "fail",
         "100ms",
         json!({"retries": 1, "timeout": "30s"}),
     )
@@ -390,7 +388,7 @@ async fn task_over_its_timeout_fails_with_deadline_exceeded() {
         &c,
         ns,
         "soak",
-        "exit:0",
+        "succeed",
         "60s",
         json!({"retries": 0, "timeout": "2s"}),
     )
@@ -553,7 +551,7 @@ async fn non_blocking_failed_task_job_becomes_warning_and_proceeds() {
         &c,
         ns,
         "smoke",
-        "exit:1",
+        "fail",
         "100ms",
         json!({"retries": 0, "timeout": "30s"}),
     )
@@ -630,7 +628,7 @@ async fn restarted_gate_never_runs_a_task_twice() {
         &c,
         ns,
         "migrate",
-        "exit:0",
+        "succeed",
         "2s",
         json!({"retries": 1, "timeout": "30s", "ttlSecondsAfterFinished": 1}),
     )

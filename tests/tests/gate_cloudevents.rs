@@ -1,4 +1,4 @@
-//! B §7.2 CloudEvents end to end: the real `portcullis-gate` against kubesim, with an in-process
+//! B §7.2 CloudEvents end to end: the real `portcullis-gate` on a real control plane, with an in-process
 //! HTTP receiver standing in for the `cloudEventsEndpoint`.
 
 use std::collections::{BTreeMap, HashSet};
@@ -15,9 +15,9 @@ use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use shared::crd::{KeptnConfig, KeptnState, KeptnTask};
 
-mod common;
 
-use common::*;
+
+use e2e::*;
 
 /// One POST the receiver got.
 #[derive(Clone, Debug)]

@@ -1,12 +1,16 @@
-//! Failure tests on kubesim (issue 9): the webhook process killed during a rollout (failurePolicy
-//! `Fail` and `Ignore`), the gate SIGKILLed and restarted at seeded random points of a
-//! multi-workload rollout, and API errors injected into kubesim (`kubesim::faults`: 500s on
-//! writes, lost write responses, 409 conflicts on status writes, dropped watches).
+//! Failure tests on a real control plane (issue 9): the webhook process killed during a rollout
+//! (failurePolicy `Fail` and `Ignore`), the gate SIGKILLed and restarted at seeded random points
+//! of a multi-workload rollout, and API errors injected between the gate and the API server by
+//! the harness's [`FaultProxy`] (500s on writes, lost write responses, 409 conflicts on status
+//! writes, dropped watches).
 //!
-//! Each test runs its own emulator (free port) and processes; waits poll with a deadline. The
-//! "random" points come from a seed printed by the test (`FAILURES_SEED` overrides it).
+//! Each test runs its own control plane and processes; waits poll with a deadline. Tasks run as
+//! real Jobs whose pods kwok keeps running until the test lets them finish (see
+//! [`task_definition`]). The "random" points come from a seed printed by the test
+//! (`FAILURES_SEED` overrides it).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,18 +22,17 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
-use kubesim::faults::{Fault, FaultRule};
 use serde_json::json;
 use shared::crd::{
     KeptnAppCreationRequest, KeptnAppVersion, KeptnState, KeptnTask, KeptnWorkload,
     KeptnWorkloadVersion,
 };
 
-mod common;
-
-use common::{
-    GATE, INSTALL_NS, Processes, SERVICE, WAIT, certificates, free_port, gated, metric, pods,
-    ready, register_webhooks, released, wait_for, wait_webhook_ready,
+use e2e::proxy::{Fault, FaultProxy, Rule};
+use e2e::{
+    GATE, INSTALL_NS, OUTCOME, Processes, RUN_FOR, SERVICE, WAIT, certificates, client_for,
+    free_port, gated, metric, pods, ready, register_webhooks, released, wait_for,
+    wait_webhook_ready,
 };
 
 const REMOVED: &str = "keptn.sh/scheduling-gate-removed";
@@ -61,12 +64,14 @@ impl Rng {
     }
 }
 
-/// The common emulator with CRDs and gate processes (one gate runs at a time), and a webhook
-/// that can be killed and restarted on the same port; their logs are printed when a test fails.
+/// A control plane with CRDs and gate processes (one gate runs at a time), and a webhook that
+/// can be killed and restarted on the same port; their logs are printed when a test fails.
 struct Env {
-    base: common::Env,
+    base: e2e::Env,
     client: Client,
     gate: Option<usize>,
+    /// The kubeconfig gates start with: the admin one, or a [`FaultProxy`]'s.
+    gate_kubeconfig: PathBuf,
     webhook: Option<Processes>,
     webhook_port: u16,
     /// Admin (metrics) port of the running gate.
@@ -75,9 +80,10 @@ struct Env {
 
 async fn start_env() -> Env {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let base = common::start_env().await;
+    let base = e2e::start_env().await;
     Env {
         client: base.client.clone(),
+        gate_kubeconfig: base.kubeconfig(),
         base,
         gate: None,
         webhook: None,
@@ -87,13 +93,10 @@ async fn start_env() -> Env {
 }
 
 impl Env {
-    fn sim(&self) -> &kubesim::SimHandle {
-        self.base.sim.as_ref().expect("sim")
-    }
-
     /// Starts a fresh gate process (no leader election, as a single replica runs).
     fn start_gate(&mut self) {
-        let i = self.base.start_gate(&[]);
+        let kubeconfig = self.gate_kubeconfig.clone();
+        let i = self.base.start_gate_with(&kubeconfig, &[]);
         self.gate = Some(i);
         self.gate_admin = self.base.admin_ports[i];
     }
@@ -122,9 +125,9 @@ impl Env {
             .expect("namespace created");
     }
 
-    /// Writes a CA and a serving certificate for the webhook Service; returns the CA PEM and
-    /// maps the Service to a free loopback port.
-    fn webhook_certificates(&mut self) -> String {
+    /// Writes a CA and a serving certificate for the webhook Service; returns the CA PEM, picks
+    /// a free loopback port for the webhook and routes the Service to this machine.
+    async fn webhook_certificates(&mut self) -> String {
         let logs = tempfile::tempdir().expect("tempdir");
         let ca = certificates(logs.path());
         self.webhook = Some(Processes {
@@ -133,11 +136,10 @@ impl Env {
             names: Vec::new(),
         });
         self.webhook_port = free_port();
-        self.sim().register_service(
-            INSTALL_NS,
-            SERVICE,
-            ([127, 0, 0, 1], self.webhook_port).into(),
-        );
+        self.base
+            .cluster
+            .route_service_to_localhost(INSTALL_NS, SERVICE)
+            .await;
         ca
     }
 
@@ -277,16 +279,16 @@ async fn scale(client: &Client, ns: &str, name: &str, replicas: i32) {
 /// scaled up; returns with the webhook down and the pods of `ns` being recorded.
 ///
 /// Both hooks get `policy`: the scale-up goes through `/scale`, which the workload hook's
-/// `deployments` rule does not match (as in a real cluster), so only pod creation meets the
+/// `deployments` rule does not match, so only the ReplicaSet controller's pod creations meet the
 /// dead webhook.
 async fn webhook_rollout(policy: &str, ns: &str) -> (Env, String, PodHistory) {
     let mut env = start_env().await;
     env.namespace(INSTALL_NS, false).await;
     env.namespace(ns, true).await;
-    let ca = env.webhook_certificates();
+    let ca = env.webhook_certificates().await;
     env.start_webhook(&ca).await;
     env.start_gate();
-    register_webhooks(&env.client, &ca, Some(policy)).await;
+    register_webhooks(&env.client, &ca, env.webhook_port, Some(policy)).await;
     let (history, _recorder) = record_pods(&env.client, ns);
     Api::<Deployment>::namespaced(env.client.clone(), ns)
         .create(&PostParams::default(), &deployment("shop", "1.0", 1, false))
@@ -491,10 +493,12 @@ where
     }
 }
 
+/// A container KeptnTaskDefinition whose Jobs' pods kwok keeps running (its label reaches them)
+/// until [`finish_task`] lets one finish, so the test picks the moment a task succeeds.
 async fn task_definition(client: &Client, ns: &str, name: &str) {
     let def: shared::crd::KeptnTaskDefinition = serde_json::from_value(json!({
         "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnTaskDefinition",
-        "metadata": {"name": name},
+        "metadata": {"name": name, "labels": {OUTCOME: "keep-running"}, "annotations": {RUN_FOR: "200ms"}},
         "spec": {"container": {"name": "c", "image": "busybox"}}
     }))
     .expect("definition");
@@ -504,32 +508,77 @@ async fn task_definition(client: &Client, ns: &str, name: &str) {
         .expect("definition created");
 }
 
-/// Plays the task's outcome (the Job's part) by setting its status; returns the resourceVersion
-/// of the write, after which (and only after which) the workload's pods may be released.
-async fn finish_task(client: &Client, ns: &str, name: &str) -> u64 {
-    let api = Api::<KeptnTask>::namespaced(client.clone(), ns);
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match api
-            .patch_status(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"status": {"status": "Succeeded"}})),
-            )
+/// Lets task `name` succeed: once the gate has created its Job and the Job controller its pod,
+/// the pod is relabelled `succeed`, so kwok ends its container with exit code 0 (after
+/// `run-for`), the Job controller marks the Job Complete and the gate the task Succeeded.
+/// `client` makes the test's write (it may go through the fault proxy).
+async fn finish_task(client: &Client, ns: &str, name: &str) {
+    let pod = wait_for(&format!("the pod of {name}'s Job"), WAIT, || {
+        let c = client.clone();
+        async move {
+            let job = list::<Job>(&c, ns).await.into_iter().find(|j| {
+                j.owner_references()
+                    .iter()
+                    .any(|o| o.kind == "KeptnTask" && o.name == name)
+            })?;
+            let selector = format!("job-name={}", job.name_any());
+            let pods = Api::<Pod>::namespaced(c, ns)
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .ok()?;
+            pods.items.into_iter().next().map(|p| p.name_any())
+        }
+    })
+    .await;
+    let patch = json!({"metadata": {"labels": {OUTCOME: "succeed"}}});
+    retry(&format!("relabelling pod {pod}"), || async {
+        Api::<Pod>::namespaced(client.clone(), ns)
+            .patch(&pod, &PatchParams::default(), &Patch::Merge(&patch))
             .await
-        {
-            Ok(t) => {
-                return t
-                    .resource_version()
-                    .and_then(|v| v.parse().ok())
-                    .expect("rv");
-            }
-            Err(e) => {
-                assert!(Instant::now() < deadline, "task status: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+    })
+    .await;
+}
+
+/// The resourceVersion at which each KeptnTask was first seen Succeeded: after it (and only
+/// after it) the workload's pods may be released.
+type Successes = Arc<Mutex<BTreeMap<String, u64>>>;
+
+/// Records when each KeptnTask of `ns` succeeds (a watch on the API server, not through any
+/// proxy: it sees every change in order).
+fn record_task_successes(client: &Client, ns: &str) -> (Successes, tokio::task::JoinHandle<()>) {
+    let successes: Successes = Arc::default();
+    let s = successes.clone();
+    let api: Api<KeptnTask> = Api::namespaced(client.clone(), ns);
+    let task = tokio::spawn(async move {
+        let mut stream = watcher(api, watcher::Config::default()).boxed();
+        while let Some(ev) = stream.next().await {
+            let task = match ev {
+                Ok(watcher::Event::Apply(t) | watcher::Event::InitApply(t)) => t,
+                _ => continue,
+            };
+            let succeeded = task
+                .status
+                .as_ref()
+                .is_some_and(|st| st.status == KeptnState::Succeeded);
+            let rv = task.resource_version().and_then(|v| v.parse().ok());
+            if let (true, Some(rv)) = (succeeded, rv) {
+                s.lock()
+                    .expect("successes")
+                    .entry(task.name_any())
+                    .or_insert(rv);
             }
         }
-    }
+    });
+    (successes, task)
+}
+
+/// The resourceVersion of `task`'s success, once the recorder has seen it.
+async fn succeeded_at(successes: &Successes, task: &str) -> u64 {
+    wait_for(&format!("{task} recorded Succeeded"), WAIT, || {
+        let rv = successes.lock().expect("successes").get(task).copied();
+        async move { rv }
+    })
+    .await
 }
 
 /// The one pre-deployment KeptnTask of workload `wl`.
@@ -546,8 +595,8 @@ async fn pre_task(client: &Client, ns: &str, wl: &str) -> KeptnTask {
     .await
 }
 
-/// Nothing run twice, nothing lost: one KeptnTask per workload, at most one Job per task, one
-/// KWV per workload and one KAV per app, every KWV Completed.
+/// Nothing run twice, nothing lost: one KeptnTask per workload, one Job per task, one KWV per
+/// workload and one KAV per app, every KWV Completed.
 async fn assert_exactly_once(client: &Client, ns: &str, apps: &[&str], version: &str) {
     for app in apps {
         wait_for(&format!("KWV {app} Completed"), WAIT, || {
@@ -584,8 +633,10 @@ async fn assert_exactly_once(client: &Client, ns: &str, apps: &[&str], version: 
         }
     }
     assert!(
-        jobs_per_task.values().all(|n| *n <= 1),
-        "a task ran twice: {jobs_per_task:?}"
+        tasks
+            .iter()
+            .all(|t| jobs_per_task.get(&t.name_any()) == Some(&1)),
+        "every task ran once: {jobs_per_task:?}"
     );
     eprintln!(
         "{ns}: {} tasks, Jobs per task {jobs_per_task:?}",
@@ -643,8 +694,8 @@ fn assert_not_released_early(
 
 /// Issue 9, gate restart safety: three single-service workloads with a pre-deployment task; the
 /// gate is SIGKILLed and restarted at 20 seeded random points (while objects appear, while
-/// tasks are pending, right after each task succeeds, during the releases). Nothing is released
-/// early, no task or Job is created twice, and every pod ends released.
+/// tasks are pending, right after each task's Job is let finish, during the releases). Nothing
+/// is released early, no task or Job is created twice, and every pod ends released.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gate_killed_at_twenty_random_points_of_a_multi_workload_rollout() {
     let started = Instant::now();
@@ -655,6 +706,7 @@ async fn gate_killed_at_twenty_random_points_of_a_multi_workload_rollout() {
     env.namespace(ns, true).await;
     task_definition(&c, ns, "migrate").await;
     let (history, recorder) = record_pods(&c, ns);
+    let (successes, task_recorder) = record_task_successes(&c, ns);
     let apps = ["cart", "pay", "ship"];
     env.start_gate();
     let mut kills = 0;
@@ -672,12 +724,11 @@ async fn gate_killed_at_twenty_random_points_of_a_multi_workload_rollout() {
     }
     let mut tasks = Vec::new();
     for app in apps {
-        tasks.push(pre_task(&c, ns, &format!("{app}-{app}")).await);
+        tasks.push(pre_task(&c, ns, &format!("{app}-{app}")).await.name_any());
     }
     bounce(&mut env, &mut rng, 2).await;
-    let mut finished = Vec::new();
-    for (app, task) in apps.iter().zip(&tasks) {
-        finished.push((app, finish_task(&c, ns, &task.name_any()).await));
+    for task in &tasks {
+        finish_task(&c, ns, task).await;
         bounce(&mut env, &mut rng, 4).await;
     }
     let mut final_pods = Vec::new();
@@ -692,16 +743,19 @@ async fn gate_killed_at_twenty_random_points_of_a_multi_workload_rollout() {
     );
     let h = recorded_until_released(&history, &final_pods).await;
     recorder.abort();
-    for (app, rv) in finished {
+    for (app, task) in apps.iter().zip(&tasks) {
+        let rv = succeeded_at(&successes, task).await;
         assert_not_released_early(&h, app, rv);
     }
+    task_recorder.abort();
     env.kill_gate().await;
     eprintln!("gate kills: {:?}", started.elapsed());
 }
 
-/// Issue 9, API errors: during a two-workload rollout kubesim fails writes with 500 (some after
-/// carrying them out: lost responses), answers status writes with 409 conflicts, and closes
-/// every watch repeatedly. The rollout still completes with no duplicate tasks or versions, and
+/// Issue 9, API errors: during a two-workload rollout the proxy between the gate and the API
+/// server fails writes with 500 (some after forwarding them: lost responses), answers status
+/// writes with 409 conflicts, and closes every watch repeatedly; the test's own set-up writes
+/// go through it too. The rollout still completes with no duplicate tasks or versions, and
 /// nothing is released early.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_errors_and_dropped_watches_are_retried_without_duplicates() {
@@ -713,34 +767,38 @@ async fn api_errors_and_dropped_watches_are_retried_without_duplicates() {
     env.namespace(ns, true).await;
     task_definition(&c, ns, "migrate").await;
     let (history, recorder) = record_pods(&c, ns);
+    let (successes, task_recorder) = record_task_successes(&c, ns);
+    let proxy = FaultProxy::start(&env.base.cluster).await;
+    // The test's writes meet the faults too (and retry, see `retry`).
+    let faulty = client_for(&proxy.kubeconfig()).await;
+    env.gate_kubeconfig = proxy.kubeconfig();
     env.start_gate();
-    let faults = env.sim().faults();
-    faults.add(
-        FaultRule::new(Fault::InternalError)
+    proxy.add(
+        Rule::new(Fault::InternalError)
             .verbs(&["create"])
             .resource("keptntasks")
             .namespace(ns)
             .after_commit()
             .times(1),
     );
-    faults.add(
-        FaultRule::new(Fault::InternalError)
+    proxy.add(
+        Rule::new(Fault::InternalError)
             .verbs(&["create"])
             .resource("keptnworkloadversions")
             .namespace(ns)
             .after_commit()
             .times(1),
     );
-    faults.add(
-        FaultRule::new(Fault::Conflict)
+    proxy.add(
+        Rule::new(Fault::Conflict)
             .verbs(&["patch", "update"])
             .subresource("status")
             .namespace(ns)
             .every(2)
             .times(30),
     );
-    faults.add(
-        FaultRule::new(Fault::InternalError)
+    proxy.add(
+        Rule::new(Fault::InternalError)
             .verbs(&["create", "update", "patch"])
             .namespace(ns)
             .every(3)
@@ -748,19 +806,17 @@ async fn api_errors_and_dropped_watches_are_retried_without_duplicates() {
     );
     let apps = ["front", "back"];
     for app in apps {
-        workload(&c, ns, app, "5", "migrate").await;
+        workload(&faulty, ns, app, "5", "migrate").await;
     }
-    assert!(
-        env.sim().faults().injected() > 0,
-        "the set-up writes met faults"
-    );
-    let mut finished = Vec::new();
+    assert!(proxy.injected() > 0, "the set-up writes met faults");
+    let mut tasks = Vec::new();
     for app in apps {
-        let task = pre_task(&c, ns, &format!("{app}-{app}")).await;
-        env.sim().faults().close_watches();
-        finished.push((app, finish_task(&c, ns, &task.name_any()).await));
+        let task = pre_task(&c, ns, &format!("{app}-{app}")).await.name_any();
+        proxy.close_watches();
+        finish_task(&faulty, ns, &task).await;
         tokio::time::sleep(rng.millis(50, 300)).await;
-        env.sim().faults().close_watches();
+        proxy.close_watches();
+        tasks.push(task);
     }
     let mut final_pods = Vec::new();
     let closer = {
@@ -785,34 +841,31 @@ async fn api_errors_and_dropped_watches_are_retried_without_duplicates() {
                 "timed out waiting for every pod released"
             );
             tokio::time::sleep(rng.millis(100, 400)).await;
-            env.sim().faults().close_watches();
+            proxy.close_watches();
             n += 1;
         }
     };
-    let injected = env.sim().faults().injected();
-    let left = env.sim().faults().summary()["rules"].clone();
-    env.sim().faults().clear();
-    let lost_left: Vec<_> = left
-        .as_array()
-        .expect("rules")
-        .iter()
-        .filter(|r| r["rule"]["afterCommit"] == true)
-        .collect();
+    let injected = proxy.injected();
+    let unfired = proxy.unfired();
+    proxy.clear();
+    let lost_unfired: Vec<_> = unfired.iter().filter(|r| r.after_commit).collect();
     assert!(
-        lost_left.is_empty(),
-        "the lost-response faults on KeptnTask and KWV creation fired: {lost_left:?}"
+        lost_unfired.is_empty(),
+        "the lost-response faults on KeptnTask and KWV creation fired: {lost_unfired:?}"
     );
     assert!(injected >= 10, "faults were injected: {injected}");
     assert_exactly_once(&c, ns, &apps, "5").await;
     let h = recorded_until_released(&history, &final_pods).await;
     recorder.abort();
-    for (app, rv) in finished {
+    for (app, task) in apps.iter().zip(&tasks) {
+        let rv = succeeded_at(&successes, task).await;
         assert_not_released_early(&h, app, rv);
     }
+    task_recorder.abort();
     env.kill_gate().await;
     eprintln!(
         "api errors: {injected} injected, {} watch closures ({closer} while releasing): {:?}",
-        env.sim().faults().watch_closures(),
+        proxy.watch_closures(),
         started.elapsed()
     );
 }

@@ -1,5 +1,5 @@
 //! End-to-end tests of the gate's `/metrics`: Keptn's metric families under their Prometheus
-//! names (B §7.3, A21) after real lifecycles in kubesim, Portcullis's own `portcullis_`
+//! names (B §7.3, A21) after real lifecycles on a real control plane, Portcullis's own `portcullis_`
 //! families, and counters that a restarted gate does not inflate.
 
 use std::collections::BTreeMap;
@@ -10,9 +10,9 @@ use kube::{Api, Client};
 use serde_json::json;
 use shared::crd::{KeptnApp, KeptnAppVersion, KeptnState, KeptnWorkload, KeptnWorkloadVersion};
 
-mod common;
 
-use common::*;
+
+use e2e::*;
 
 /// One sample of a scrape: metric name, labels, value.
 #[derive(Debug)]
@@ -97,14 +97,11 @@ async fn wait_for_metrics(
     .await
 }
 
-/// A container KeptnTaskDefinition whose Job succeeds after 300 ms in kubesim.
+/// A container KeptnTaskDefinition whose Job's pod succeeds after 300 ms (kwok).
 async fn task_definition(client: &Client, ns: &str, name: &str) {
     let def: shared::crd::KeptnTaskDefinition = serde_json::from_value(json!({
         "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnTaskDefinition",
-        "metadata": {"name": name, "annotations": {
-            "kubesim.portcullis.dev/outcome": "exit:0",
-            "kubesim.portcullis.dev/run-for": "300ms",
-        }},
+        "metadata": {"name": name, "labels": {"kwok.portcullis.dev/outcome": "succeed"}, "annotations": {"kwok.portcullis.dev/run-for": "300ms"}},
         "spec": {"container": {"name": "check", "image": "busybox:1.36", "command": ["sh", "-c", "true"]},
                  "retries": 1, "timeout": "30s"}
     }))
@@ -695,7 +692,7 @@ async fn failed_versions_are_counted_with_their_status_and_no_duration() {
         "stuck",
         "1",
         1,
-        json!({"kubesim.portcullis.dev/outcome": "never-ready"}),
+        json!({"kwok.portcullis.dev/outcome": "never-ready"}),
     )
     .await;
     workload_objects(&c, ns, "stuck", "stuck", "1", &rs, &[]).await;

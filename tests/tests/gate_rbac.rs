@@ -1,4 +1,4 @@
-//! The shipped RBAC proven by running it: kubesim with RBAC enforced, `deploy/base`'s
+//! The shipped RBAC proven by running it: a real API server with the RBAC authorizer, `deploy/base`'s
 //! ServiceAccounts, ClusterRoles, Roles and bindings applied as the admin, and the real
 //! `portcullis-webhook` and `portcullis-gate` binaries each running under its own
 //! ServiceAccount's token. A full lifecycle (webhook admission, a pre-deployment task Job, a
@@ -12,16 +12,15 @@ use base64::Engine as _;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, DynamicObject};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use shared::crd::{KeptnAppVersion, KeptnState, KeptnWorkloadVersion};
 
-mod common;
 
-use common::{
+
+use e2e::{
     Binaries, INSTALL_NS, Processes, WAIT, deploy_documents, start_webhook_and_gate, wait_for,
 };
 
@@ -68,12 +67,6 @@ async fn create_manifest(admin: &Client, obj: &Value) {
 /// Everything but the processes: CRDs, namespaces, and `deploy/base`'s RBAC with `edit`
 /// applied to each document first.
 async fn install(admin: &Client, edit: impl Fn(&mut Value)) {
-    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
-    for crd in shared::crd::all() {
-        crds.create(&PostParams::default(), &crd)
-            .await
-            .expect("crd");
-    }
     for file in [
         "namespace.yaml",
         "serviceaccounts.yaml",
@@ -115,9 +108,7 @@ async fn install(admin: &Client, edit: impl Fn(&mut Value)) {
         "keptntaskdefinitions",
         "lifecycle.keptn.sh",
         json!({"apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnTaskDefinition",
-            "metadata": {"name": "check", "annotations": {
-                "kubesim.portcullis.dev/outcome": "exit:0",
-                "kubesim.portcullis.dev/run-for": "300ms"}},
+            "metadata": {"name": "check", "labels": {"kwok.portcullis.dev/outcome": "succeed"}, "annotations": {"kwok.portcullis.dev/run-for": "300ms"}},
             "spec": {"container": {"name": "check", "image": "busybox:1.36", "command": ["sh", "-c", "true"]}}}),
     )
     .await;
@@ -151,48 +142,62 @@ async fn install(admin: &Client, edit: impl Fn(&mut Value)) {
         .expect("metric status");
 }
 
-/// A running installation: kubesim with RBAC, the webhook registered, both processes started
-/// under their ServiceAccounts.
+/// A running installation: a control plane enforcing RBAC, the webhook registered, both
+/// processes started under their ServiceAccounts' tokens.
 struct Install {
-    sim: kubesim::SimHandle,
+    cluster: e2e::Cluster,
     admin: Client,
     procs: Processes,
 }
 
 impl Install {
-    /// Ends both processes, then kubesim.
+    /// Ends both processes, then the control plane.
     async fn stop(self) {
         drop(self.procs);
-        self.sim.shutdown().await;
+        drop(self.cluster);
+    }
+
+    /// What the API server refused the two ServiceAccounts (its audit log), as
+    /// `<resource>[/<subresource>] <verb> by <user>: <message>` lines.
+    fn denials(&self) -> Vec<String> {
+        self.cluster
+            .forbidden_requests()
+            .iter()
+            .filter(|e| {
+                e["user"]["username"]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with("system:serviceaccount:portcullis-system:"))
+            })
+            .map(|e| {
+                let r = &e["objectRef"];
+                let resource = match r["subresource"].as_str() {
+                    Some(sub) => format!("{}/{sub}", r["resource"].as_str().unwrap_or("")),
+                    None => r["resource"].as_str().unwrap_or("").to_owned(),
+                };
+                format!(
+                    "{resource} {} by {}: {}",
+                    e["verb"].as_str().unwrap_or(""),
+                    e["user"]["username"].as_str().unwrap_or(""),
+                    e["responseStatus"]["message"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
     }
 }
 
 async fn start(edit: impl Fn(&mut Value)) -> Install {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("kubesim::server=info"))
-        .with_test_writer()
-        .try_init();
-    let sim = kubesim::Sim::start(kubesim::SimConfig {
-        nodes: 2,
-        controllers: true,
-        controllers_config: Some(kubesim::controllers::ControllersConfig::fast(2)),
-        rbac: true,
-        ..Default::default()
-    })
-    .await
-    .expect("kubesim");
-    let admin = sim.client().expect("client");
+    let cluster = e2e::Cluster::start().await;
+    let admin = cluster.client();
+    cluster.install_crds().await;
     install(&admin, edit).await;
 
-    let webhook_kc = sim
+    let webhook_kc = cluster
         .service_account_kubeconfig(INSTALL_NS, WEBHOOK_SA)
-        .expect("webhook kubeconfig");
-    let gate_kc = sim
-        .service_account_kubeconfig(INSTALL_NS, GATE_SA)
-        .expect("gate kubeconfig");
+        .await;
+    let gate_kc = cluster.service_account_kubeconfig(INSTALL_NS, GATE_SA).await;
     let procs = start_webhook_and_gate(
-        &sim,
+        &cluster,
         &admin,
         Binaries {
             webhook_kubeconfig: &webhook_kc,
@@ -208,7 +213,11 @@ async fn start(edit: impl Fn(&mut Value)) -> Install {
         },
     )
     .await;
-    Install { sim, admin, procs }
+    Install {
+        cluster,
+        admin,
+        procs,
+    }
 }
 
 fn deployment(version: &str) -> Deployment {
@@ -409,8 +418,8 @@ async fn shipped_rbac_runs_the_whole_lifecycle() {
     })
     .await;
 
-    // kubesim refused nothing (a 403 a process swallows without logging counts too).
-    let denials = inst.sim.rbac_denials();
+    // The API server refused nothing (a 403 a process swallows without logging counts too).
+    let denials = inst.denials();
     assert!(denials.is_empty(), "refused by RBAC: {denials:#?}");
     for name in ["webhook", "gate"] {
         let log = inst.procs.log(name);
@@ -444,12 +453,12 @@ async fn gate_without_pod_patch_leaves_pods_gated_and_logs_403() {
         line.contains("system:serviceaccount:portcullis-system:portcullis-gate"),
         "{line}"
     );
-    let denials = inst.sim.rbac_denials();
+    let denials = inst.denials();
     assert!(
         !denials.is_empty()
             && denials
                 .iter()
-                .all(|d| d.starts_with("pods ") && d.contains("cannot patch resource \"pods\"")),
+                .all(|d| d.starts_with("pods patch ") && d.contains("cannot patch resource \"pods\"")),
         "only pod patches are refused: {denials:#?}"
     );
     // The pre-deployment work is done, yet the pods are still gated.
@@ -463,7 +472,7 @@ async fn gate_without_pod_patch_leaves_pods_gated_and_logs_403() {
             .spec
             .as_ref()
             .and_then(|s| s.scheduling_gates.as_ref())
-            .is_some_and(|g| g.iter().any(|g| g.name == common::GATE));
+            .is_some_and(|g| g.iter().any(|g| g.name == e2e::GATE));
         assert!(gated, "{} was released without patch rights", p.name_any());
     }
     inst.stop().await;

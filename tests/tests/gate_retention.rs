@@ -1,5 +1,5 @@
 //! Retention of old versions (`--retained-versions`, a Portcullis addition to B §3.14) end to
-//! end: the real `portcullis-gate` against kubesim and its garbage collector. The versions and
+//! end: the real `portcullis-gate` against a real control plane and its garbage collector. The versions and
 //! their tasks are written directly through the API, with finished statuses, before the gate
 //! starts, so the gate's own lifecycle never touches the finished ones.
 
@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 use shared::crd::{KeptnApp, KeptnAppVersion, KeptnTask, KeptnWorkload, KeptnWorkloadVersion};
 use shared::resolve::kav_name;
 
-mod common;
 
-use common::*;
+
+use e2e::*;
 
 /// Creates `object` (JSON) as `K` in `ns`, sets its status when given; returns its uid and
 /// creation time.
@@ -164,7 +164,7 @@ async fn history(c: &Client, ns: &str) {
         kav(c, ns, &a, 3, "Deprecated").await,
     ];
     let first = first.into_iter().max().expect("three");
-    // kubesim stamps with this machine's clock: wait for the next second.
+    // The API server stamps with this machine's clock: wait for the next second.
     wait_for("the clock to pass the first batch's second", WAIT, || {
         let later = Timestamp::now().as_second() > first.as_second();
         async move { later.then_some(()) }

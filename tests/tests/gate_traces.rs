@@ -1,4 +1,4 @@
-//! End-to-end tests of tracing (B §7.4, A21): the real `portcullis-gate` binary against kubesim,
+//! End-to-end tests of tracing (B §7.4, A21): the real `portcullis-gate` binary on a real control plane,
 //! exporting over OTLP/gRPC to an in-process trace receiver bound on a free port.
 //!
 //! As in `e2e.rs`, the test plays the webhook (pods get the gate from their Deployment's pod
@@ -25,9 +25,9 @@ use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use serde_json::json;
 use shared::crd::{KeptnAppVersion, KeptnState, KeptnTaskDefinition, KeptnWorkloadVersion};
 
-mod common;
 
-use common::*;
+
+use e2e::*;
 
 /// The gates' `OTEL_BSP_SCHEDULE_DELAY` in milliseconds (the SDK's default is 5 s).
 const BATCH_DELAY_MS: u64 = 100;
@@ -159,7 +159,7 @@ fn start_gate_with_env(env: &mut Env, vars: &[(&str, &str)]) {
     let err = log.try_clone().expect("log");
     let port = free_port();
     env.admin_ports.push(port);
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis-gate"));
+    let mut command = tokio::process::Command::new(e2e::binary("portcullis-gate"));
     command
         .arg("--kubeconfig")
         .arg(env.kubeconfig())
@@ -181,19 +181,16 @@ fn start_gate_with_env(env: &mut Env, vars: &[(&str, &str)]) {
     env.gates.push(command.spawn().expect("gate binary starts"));
 }
 
-/// A container task definition whose Job succeeds quickly in kubesim.
+/// A container task definition whose Job's pod succeeds quickly (kwok).
 async fn quick_task(client: &Client, ns: &str, name: &str) {
     task_definition(client, ns, name, "200ms", "30s").await;
 }
 
-/// A container task definition whose Job succeeds in kubesim after `run_for`.
+/// A container task definition whose Job's pod succeeds after `run_for` (kwok).
 async fn task_definition(client: &Client, ns: &str, name: &str, run_for: &str, timeout: &str) {
     let def: KeptnTaskDefinition = serde_json::from_value(json!({
         "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnTaskDefinition",
-        "metadata": {"name": name, "annotations": {
-            "kubesim.portcullis.dev/outcome": "exit:0",
-            "kubesim.portcullis.dev/run-for": run_for,
-        }},
+        "metadata": {"name": name, "labels": {"kwok.portcullis.dev/outcome": "succeed"}, "annotations": {"kwok.portcullis.dev/run-for": run_for}},
         "spec": {
             "container": {"name": "check", "image": "busybox:1.36", "command": ["true"]},
             "retries": 1, "timeout": timeout,
