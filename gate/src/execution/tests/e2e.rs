@@ -1,7 +1,7 @@
-//! The controllers of this module against kubesim (API server emulator with simulated Job
-//! controller, scheduler and kubelets): objects in, Jobs, ConfigMaps, statuses and Events out.
-//! Container outcomes are chosen with kubesim's pod annotations, which a Job's pods inherit from
-//! the KeptnTask's annotations (B §5.4).
+//! The controllers of this module against a real control plane (the `e2e` harness: kube-apiserver,
+//! the Job controller, the scheduler, kwok as kubelets): objects in, Jobs, ConfigMaps, statuses and
+//! Events out. Container outcomes are chosen with kwok's pod label, which a Job's pods inherit from
+//! the KeptnTask's labels (B §5.4).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use prometheus_client::registry::Registry;
@@ -96,22 +95,9 @@ impl Drop for Controllers {
     }
 }
 
-async fn start_sim() -> (kubesim::SimHandle, Client) {
-    let sim = kubesim::Sim::start(kubesim::SimConfig {
-        nodes: 1,
-        controllers: true,
-        controllers_config: Some(kubesim::controllers::ControllersConfig::fast(1)),
-        ..Default::default()
-    })
-    .await
-    .expect("kubesim starts");
-    let client = sim.client().expect("client");
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in shared::crd::all() {
-        crds.create(&PostParams::default(), &crd)
-            .await
-            .expect("CRD created");
-    }
+async fn start_cluster() -> (e2e::Cluster, Client) {
+    let cluster = e2e::Cluster::with_crds().await;
+    let client = cluster.client();
     let namespaces: Api<Namespace> = Api::all(client.clone());
     for ns in [NS, INSTALL_NS] {
         let n: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
@@ -141,16 +127,15 @@ async fn start_sim() -> (kubesim::SimHandle, Client) {
         }
     })
     .await;
-    (sim, client)
+    (cluster, client)
 }
 
 fn task_json(name: &str, definition: &str, outcome: &str) -> Value {
     json!({
         "apiVersion": "lifecycle.keptn.sh/v1",
         "kind": "KeptnTask",
-        "metadata": {"name": name, "annotations": {
-            "kubesim.portcullis.dev/outcome": outcome,
-            "kubesim.portcullis.dev/run-for": "200ms",
+        "metadata": {"name": name, "labels": {e2e::OUTCOME: outcome}, "annotations": {
+            e2e::RUN_FOR: "200ms",
         }},
         "spec": {
             "taskDefinition": definition,
@@ -195,7 +180,7 @@ async fn event_with_reason(client: &Client, reason: &str) -> Event {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_tasks_run_as_jobs_and_are_never_rerun() {
-    let (sim, client) = start_sim().await;
+    let (cluster, client) = start_cluster().await;
     let mut registry = Registry::default();
     let metrics = CheckMetrics::register(&mut registry);
     let controllers = Controllers::start(&client, metrics.clone());
@@ -234,7 +219,7 @@ async fn e2e_tasks_run_as_jobs_and_are_never_rerun() {
 
     // B §5.3: a task runs as a Job and succeeds with it.
     let created: KeptnTask =
-        create(&client, NS, task_json("pre-hello-11111", "hello", "exit:0")).await;
+        create(&client, NS, task_json("pre-hello-11111", "hello", "succeed")).await;
     let done = task_in_state(&client, "pre-hello-11111", KeptnState::Succeeded).await;
     let status = done.status.unwrap();
     let want_job = crate::execution::job_name_for(&created).unwrap();
@@ -263,7 +248,7 @@ async fn e2e_tasks_run_as_jobs_and_are_never_rerun() {
         )
         .await;
         let task_name = format!("pre-{name}-55555");
-        create::<KeptnTask>(&client, NS, task_json(&task_name, name, "exit:0")).await;
+        create::<KeptnTask>(&client, NS, task_json(&task_name, name, "succeed")).await;
         let done = task_in_state(&client, &task_name, KeptnState::Succeeded).await;
         let job = Api::<Job>::namespaced(client.clone(), NS)
             .get(&done.status.unwrap().job_name)
@@ -289,12 +274,12 @@ async fn e2e_tasks_run_as_jobs_and_are_never_rerun() {
     }
 
     // A task that fails: its Job's failure reason is the task's.
-    create::<KeptnTask>(&client, NS, task_json("pre-hello-22222", "hello", "exit:3")).await;
+    create::<KeptnTask>(&client, NS, task_json("pre-hello-22222", "hello", "fail")).await;
     let failed = task_in_state(&client, "pre-hello-22222", KeptnState::Failed).await;
     assert_eq!(failed.status.unwrap().reason, "BackoffLimitExceeded");
 
     // B §5.3 / §7.1: a missing definition is reported as an event and in the status.
-    create::<KeptnTask>(&client, NS, task_json("pre-nope-33333", "nope", "exit:0")).await;
+    create::<KeptnTask>(&client, NS, task_json("pre-nope-33333", "nope", "succeed")).await;
     let event = event_with_reason(&client, "CreateTaskNotFound").await;
     assert_eq!(event.type_.as_deref(), Some("Warning"));
     assert_eq!(
@@ -335,7 +320,7 @@ async fn e2e_tasks_run_as_jobs_and_are_never_rerun() {
     let controllers = Controllers::start(&client, metrics.clone());
     // Barrier: a task created after the restart has run, so the restarted controller has
     // reconciled everything it listed.
-    create::<KeptnTask>(&client, NS, task_json("pre-hello-44444", "hello", "exit:0")).await;
+    create::<KeptnTask>(&client, NS, task_json("pre-hello-44444", "hello", "succeed")).await;
     task_in_state(&client, "pre-hello-44444", KeptnState::Succeeded).await;
     let again = tasks.get("pre-hello-11111").await.unwrap().status.unwrap();
     assert_eq!(again.status, KeptnState::Succeeded);
@@ -383,7 +368,7 @@ async fn e2e_tasks_run_as_jobs_and_are_never_rerun() {
     );
 
     controllers.stop().await;
-    sim.shutdown().await;
+    drop(cluster);
 }
 
 async fn metric(client: &Client, name: &str, value: &str) {
@@ -420,7 +405,7 @@ fn evaluation_json(name: &str, definition: &str, retries: i64) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_evaluations_compare_metrics_and_give_up_after_retries() {
-    let (sim, client) = start_sim().await;
+    let (cluster, client) = start_cluster().await;
     let mut registry = Registry::default();
     let metrics = CheckMetrics::register(&mut registry);
     let controllers = Controllers::start(&client, metrics);
@@ -489,5 +474,5 @@ async fn e2e_evaluations_compare_metrics_and_give_up_after_retries() {
     assert_eq!(annotations["evaluationName"], "pre-eval-bad-22222");
     assert_eq!(annotations["phase"], "ReconcileEvaluation");
     controllers.stop().await;
-    sim.shutdown().await;
+    drop(cluster);
 }
