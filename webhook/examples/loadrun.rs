@@ -1,7 +1,7 @@
 //! Load run of the running `portcullis-webhook` binary over TLS keep-alive (`make bench-webhook`).
 //!
-//! Starts kubesim in process, installs the CRDs, creates an enabled namespace with an annotated
-//! Deployment and its ReplicaSet, starts the release webhook binary against it, warms its caches
+//! Starts a real control plane (the `e2e` harness, `tools/cluster.sh`), installs the CRDs, creates
+//! an enabled namespace with an annotated Deployment (no replicas) and takes its ReplicaSet, starts the release webhook binary against it, warms its caches
 //! (the first review writes the KeptnWorkload and KeptnAppCreationRequest, later ones find them
 //! cached), then lets `oha` post the same realistic pod review at a fixed rate and reports the
 //! client-side latency percentiles, the server-side histogram and the number of Kubernetes API
@@ -18,9 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
-use kubesim::{Sim, SimConfig};
 use serde_json::{Value, json};
 
 struct Args {
@@ -76,12 +74,8 @@ async fn main() -> anyhow::Result<()> {
     let args = args()?;
     let _ =
         rustls::crypto::CryptoProvider::install_default(rustls::crypto::ring::default_provider());
-    let sim = Sim::start(SimConfig::default()).await?;
-    let client = sim.client()?;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in shared::crd::all() {
-        crds.create(&PostParams::default(), &crd).await?;
-    }
+    let cluster = e2e::Cluster::with_crds().await;
+    let client = cluster.client();
     let pp = PostParams::default();
     Api::<Namespace>::all(client.clone())
         .create(
@@ -94,24 +88,28 @@ async fn main() -> anyhow::Result<()> {
         "metadata": {"name": "web", "namespace": "shop", "annotations": {
             "keptn.sh/workload": "web", "keptn.sh/version": "1.4.2",
             "keptn.sh/pre-deployment-tasks": "check-db,notify"}},
-        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}}, "template": {
             "metadata": {"labels": {"app": "web"}},
             "spec": {"containers": [{"name": "web", "image": "ghcr.io/example/web:1.4.2"}]}}}
     }))?;
-    let deployment = Api::<Deployment>::namespaced(client.clone(), "shop")
+    Api::<Deployment>::namespaced(client.clone(), "shop")
         .create(&pp, &deployment)
         .await?;
-    let rs: ReplicaSet = serde_json::from_value(json!({
-        "metadata": {"name": "web-7d4b9c8f6d", "namespace": "shop", "ownerReferences": [{
-            "apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
-            "uid": deployment.metadata.uid, "controller": true}]},
-        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {
-            "metadata": {"labels": {"app": "web"}},
-            "spec": {"containers": [{"name": "web", "image": "ghcr.io/example/web:1.4.2"}]}}}
-    }))?;
-    let rs = Api::<ReplicaSet>::namespaced(client.clone(), "shop")
-        .create(&pp, &rs)
-        .await?;
+    // The deployment controller makes its ReplicaSet, with no pods.
+    let replica_sets = Api::<ReplicaSet>::namespaced(client.clone(), "shop");
+    let rs = e2e::wait_for("the ReplicaSet of web", e2e::WAIT, || {
+        let replica_sets = replica_sets.clone();
+        async move {
+            replica_sets
+                .list(&Default::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .next()
+        }
+    })
+    .await;
 
     let dir = tempfile::tempdir()?;
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
@@ -128,7 +126,7 @@ async fn main() -> anyhow::Result<()> {
         .arg(&cert_path)
         .arg("--tls-key")
         .arg(&key_path)
-        .env("KUBECONFIG", &sim.kubeconfig)
+        .env("KUBECONFIG", cluster.kubeconfig())
         .env("LOG_FILTER", "warn")
         .stdout(Stdio::null())
         .spawn()
@@ -138,7 +136,7 @@ async fn main() -> anyhow::Result<()> {
         .args(["-TERM", &webhook.id().to_string()])
         .status();
     let _ = webhook.wait();
-    sim.shutdown().await;
+    drop(cluster);
     result
 }
 
