@@ -1,16 +1,19 @@
 # Portcullis — top-level tasks. `make test` is what CI runs (.ci/run).
 CARGO ?= cargo
 CRD_DIR := deploy/crds
+CLUSTER_DIR ?= target/cluster
 
-.PHONY: all build test fmt-check clippy crds crds-check unit deploy-check demo images clean
+.PHONY: all build test fmt-check clippy crds crds-check unit e2e deploy-check demo images clean \
+	control-plane cluster-up cluster-down
 
 all: build
 
 build:
 	$(CARGO) build --workspace --all-targets --locked
 
-## test: everything CI checks — formatting, lints, CRD drift, all tests.
-test: fmt-check clippy crds-check deploy-check unit demo demo-fail
+## test: everything CI checks — formatting, lints, CRD drift, all tests (the end-to-end ones on
+## the real control plane), both demos.
+test: fmt-check clippy crds-check deploy-check unit e2e demo demo-fail
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -18,8 +21,31 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
+## unit: every test but the end-to-end crate (no control plane needed).
 unit:
-	$(CARGO) test --workspace --locked
+	$(CARGO) test --workspace --locked --exclude e2e --exclude gate -q
+	$(CARGO) test --locked -p gate -q -- --skip execution::tests::e2e
+
+## e2e: the end-to-end tests (tests/, and the gate's execution e2e tests): each starts its own
+## control plane, runs the real binaries against it and stops it.
+e2e: control-plane
+	$(CARGO) build --workspace --bins --locked
+	$(CARGO) test --locked -p e2e
+	$(CARGO) test --locked -p gate --lib execution::tests::e2e
+
+## control-plane: build (once per machine; cached in ~/.cache/portcullis, keyed by tools/go.sum)
+## kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok and kwokctl.
+control-plane:
+	tools/build.sh >/dev/null
+
+## cluster-up: a control plane with two kwok nodes in $(CLUSTER_DIR), in the background:
+## KUBECONFIG=$(CLUSTER_DIR)/kubeconfig, kubectl at $(CLUSTER_DIR)/bin/kubectl. cluster-down stops it.
+cluster-up: control-plane
+	tools/cluster.sh up $(CLUSTER_DIR)
+	@echo "export KUBECONFIG=$(abspath $(CLUSTER_DIR))/kubeconfig PATH=$(abspath $(CLUSTER_DIR))/bin:\$$PATH"
+
+cluster-down:
+	tools/cluster.sh down $(CLUSTER_DIR)
 
 ## crds: regenerate deploy/crds/*.yaml from the Rust types in `shared`.
 crds:
@@ -30,15 +56,15 @@ crds-check:
 	$(CARGO) run -q --locked -p shared --bin portcullis-crdgen -- --check $(CRD_DIR)
 
 ## deploy-check: render deploy/base and every overlay with kubectl kustomize and check their properties.
-deploy-check:
-	deploy/check.sh
+deploy-check: control-plane
+	PATH="$$(tools/build.sh):$$PATH" deploy/check.sh
 
 ## images: container images (needs a container engine with BuildKit; none runs on the dev machines).
 images:
 	docker build --target webhook -t ghcr.io/portcullis/portcullis-webhook:0.1.0 .
 	docker build --target gate -t ghcr.io/portcullis/portcullis-gate:0.1.0 .
 
-## demo: the whole lifecycle on kubesim, shown with the real kubectl (demo/run.sh, demo/README.md).
+## demo: the whole lifecycle on the real control plane, shown with kubectl (demo/run.sh, demo/README.md).
 ## `make demo DEMO_FAIL=1` (or `make demo-fail`): the pre-deployment task fails and the pods stay held.
 DEMO_FAIL ?= 0
 .PHONY: demo-fail

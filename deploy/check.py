@@ -70,8 +70,8 @@ def exprs(w):
 
 # What the gate's code does per (apiGroup, resource), kept by hand: the deletes from
 # `grep -rn '\.delete(' gate/src`, the retention owner re-read (`get_opt`), and list+watch for
-# each shared cache in gate/src/controllers/mod.rs. kubesim does not enforce RBAC, so a verb
-# missing here is a 403 only in a real cluster.
+# each shared cache in gate/src/controllers/mod.rs. This catches a missing verb at render time;
+# tests/tests/gate_rbac.rs proves the whole set under the real API server's RBAC authorizer.
 CACHED = ["keptnappversions", "keptnworkloadversions", "keptntasks", "keptnevaluations",
           "keptntaskdefinitions", "keptnevaluationdefinitions", "keptnapps", "keptnappcontexts",
           "keptnappcreationrequests", "keptnworkloads"]
