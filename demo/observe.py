@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Helpers of demo/run.sh: free ports, readiness probes, and reading what kubectl reports.
 
-Every subcommand reads files that run.sh wrote with `kubectl get ... -o json`; none talks to the
-cluster itself, so what the demo shows is what kubectl shows.
+The subcommands that read the cluster read files that run.sh wrote with `kubectl get ... -o json`
+(and `refused` the API server's audit log); none talks to the cluster itself, so what the demo
+shows is what kubectl shows.
 
   free-port                          print a free TCP port on 127.0.0.1
   probe URL [CA_FILE [SNI_HOST]]     exit 0 when GET URL answers 2xx (HTTPS verified against CA_FILE)
@@ -11,10 +12,14 @@ cluster itself, so what the demo shows is what kubectl shows.
   changes NOW.json STATE_FILE        print what changed since STATE_FILE and update it (exit 0), or exit 1
   outcome NOW.json PODS              print running | completed | failed | held
   verify NOW.json EVENTS.json PODS   check the completed rollout; print the checks; exit 1 if one fails
+  scheduled NOW.json EVENTS.json     exit 0 when kube-scheduler's Scheduled Event of every app pod is there
   summary NOW.json EVENTS.json T0    one-screen summary of a completed rollout (T0: epoch of apply)
   held NOW.json EVENTS.json PODS     check and explain a held rollout; exit 1 if not held
   metrics URL NAME[=SUM] ...         print the samples of each metric family NAME from a Prometheus
                                      scrape; exit 1 if one is missing or its values do not add up to SUM
+  refused AUDIT.log USER_PREFIX      exit 1 and print the requests the API server answered 403 to users
+                                     named USER_PREFIX* (its audit log, JSON lines); else print the
+                                     number of their requests audited and exit 0
 """
 
 import json
@@ -27,6 +32,8 @@ from datetime import datetime, timezone
 
 GATE = "keptn-prechecks-gate"
 RELEASED = "keptn.sh/scheduling-gate-removed"
+# How long kwok, playing the kubelet, keeps a bound pod in ContainerCreating (tools/kwok-stages.yaml).
+START_DELAY = "kwok.portcullis.dev/start-delay"
 
 
 def load(path):
@@ -68,6 +75,27 @@ def condition_time(pod, kind):
         if c.get("type") == kind and c.get("status") == "True":
             return ts(c.get("lastTransitionTime"))
     return None
+
+
+def event_time(e):
+    """When an Event happened: events.k8s.io writers (kube-scheduler, Portcullis) set eventTime,
+    core/v1 writers (the controllers, kwok) lastTimestamp."""
+    series = e.get("series") or {}
+    return ts(series.get("lastObservedTime") or e.get("eventTime") or e.get("lastTimestamp")
+              or e.get("firstTimestamp"))
+
+
+def scheduled_at(pod, events):
+    """When kube-scheduler bound the pod: its `Scheduled` Event. (The pod's PodScheduled condition
+    says when kwok, playing the kubelet, last rewrote the pod's conditions: when it started.)"""
+    times = [event_time(e) for e in events.get("items", [])
+             if e.get("reason") == "Scheduled" and about(e, pod)]
+    return min((t for t in times if t is not None), default=None)
+
+
+def about(e, pod):
+    obj = e.get("involvedObject") or e.get("regarding") or {}
+    return obj.get("kind") == "Pod" and obj.get("name") == name(pod)
 
 
 def app_pods(doc):
@@ -191,7 +219,7 @@ class Checks:
 
 def cmd_verify(now_path, events_path, want_pods):
     """What a completed demo must show; each line is a real assertion."""
-    doc, c = load(now_path), Checks()
+    doc, events, c = load(now_path), load(events_path), Checks()
     kav = the_kav(doc)
     kst = status(kav) if kav else {}
     c.check(kav is not None and kst.get("status") == "Succeeded"
@@ -215,7 +243,10 @@ def cmd_verify(now_path, events_path, want_pods):
             f"every pod was gated by the webhook and released by the gate ({RELEASED}: \"true\")")
     c.check(all(ready(p) for p in pods), "every pod Running and Ready")
     task_end = ts(status(pre[0]).get("endTime")) if pre else None
-    scheduled = [condition_time(p, "PodScheduled") for p in pods]
+    scheduled = [scheduled_at(p, events) for p in pods]
+    c.check(all(s is not None for s in scheduled),
+            f"every pod was bound by kube-scheduler ({sum(s is not None for s in scheduled)}/"
+            f"{len(pods)} Scheduled Events)")
     c.check(task_end is not None and all(s is not None and s >= task_end for s in scheduled),
             "no pod was scheduled before the pre-deployment task had succeeded")
     return 1 if c.failed else 0
@@ -230,8 +261,15 @@ def since(t, t0):
     return f"{t - t0:5.0f}s" if t is not None else "    ?"
 
 
+def cmd_scheduled(now_path, events_path):
+    """Exit 0 when kube-scheduler's Scheduled Event of every app pod is there (Events are written
+    asynchronously, a moment after the binding)."""
+    doc, events = load(now_path), load(events_path)
+    return 0 if all(scheduled_at(p, events) is not None for p in app_pods(doc)) else 1
+
+
 def cmd_summary(now_path, events_path, t0):
-    doc, t0 = load(now_path), float(t0)
+    doc, events, t0 = load(now_path), load(events_path), float(t0)
     kav = the_kav(doc)
     kst = status(kav)
     start, end = ts(kst.get("startTime")), ts(kst.get("endTime"))
@@ -265,7 +303,7 @@ def cmd_summary(now_path, events_path, t0):
                   f"({e['spec'].get('checkType')}): {es.get('overallStatus')} after "
                   f"{es.get('retryCount')} attempt(s); {metric}: {r.get('message')}")
     created = [ts(p["metadata"].get("creationTimestamp")) for p in pods]
-    scheduled = [condition_time(p, "PodScheduled") for p in pods]
+    scheduled = [scheduled_at(p, events) for p in pods]
     holds = [s - c for c, s in zip(created, scheduled) if c and s]
     print(f" Gates: {len(pods)} pods created with {GATE} (SchedulingGated), "
           + (f"held {span(holds)}, " if holds else "")
@@ -281,8 +319,14 @@ def cmd_summary(now_path, events_path, t0):
         marks.append((ts(status(t).get("endTime")), f"task {t['spec'].get('taskDefinition')} "
                       f"{status(t).get('status')}"))
     if scheduled and all(scheduled):
-        marks.append((min(scheduled), "first gate released, pod scheduled"))
-        marks.append((max(scheduled), "last gate released, pod scheduled"))
+        marks.append((min(scheduled), "first gate released, pod scheduled (kube-scheduler)"))
+        marks.append((max(scheduled), "last gate released, pod scheduled (kube-scheduler)"))
+    readies = [condition_time(p, "Ready") for p in pods]
+    if readies and all(readies):
+        delays = sorted({p["metadata"].get("annotations", {}).get(START_DELAY, "")
+                         for p in pods} - {""})
+        marks.append((max(readies), "last pod Running and Ready"
+                      + (f" (kwok's start-delay {', '.join(delays)})" if delays else "")))
     ends = [ts(status(w).get("endTime")) for w in items(doc, "KeptnWorkloadVersion")]
     if ends and all(ends):
         marks.append((max(ends), "all workloads Completed"))
@@ -296,12 +340,7 @@ def cmd_summary(now_path, events_path, t0):
 
 
 def warnings_on(events, pod):
-    out = []
-    for e in events.get("items", []):
-        obj = e.get("involvedObject") or e.get("regarding") or {}
-        if e.get("type") == "Warning" and obj.get("kind") == "Pod" and obj.get("name") == name(pod):
-            out.append(e)
-    return out
+    return [e for e in events.get("items", []) if e.get("type") == "Warning" and about(e, pod)]
 
 
 def cmd_held(now_path, events_path, want_pods):
@@ -387,6 +426,39 @@ def cmd_metrics(url, *wanted):
     return 0 if ok else 1
 
 
+def cmd_refused(audit_path, prefix):
+    """RBAC's verdicts as the API server recorded them: also what a process retried or swallowed."""
+    audited, refused = set(), []
+    try:
+        f = open(audit_path, encoding="utf-8")
+    except OSError as e:
+        print(f"      cannot read the audit log: {e}")
+        return 1
+    with f:
+        for line in f:
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            user = (e.get("user") or {}).get("username", "")
+            if not user.startswith(prefix):
+                continue
+            audited.add(e.get("auditID"))
+            if (e.get("responseStatus") or {}).get("code") == 403:
+                r = e.get("objectRef") or {}
+                resource = r.get("resource", "")
+                if r.get("subresource"):
+                    resource += "/" + r["subresource"]
+                refused.append(f"{e.get('verb')} {resource} in {r.get('namespace', '(cluster)')} "
+                               f"by {user}: {(e.get('responseStatus') or {}).get('message', '')}")
+    for text in refused[:10]:
+        print(f"      {text}")
+    if refused:
+        return 1
+    print(f"{len(audited)} requests audited, none answered 403")
+    return 0
+
+
 def cmd_free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -404,8 +476,10 @@ def main(argv):
         "outcome": cmd_outcome,
         "verify": cmd_verify,
         "summary": cmd_summary,
+        "scheduled": cmd_scheduled,
         "held": cmd_held,
         "metrics": cmd_metrics,
+        "refused": cmd_refused,
     }
     if len(argv) < 2 or argv[1] not in commands:
         print(__doc__, file=sys.stderr)

@@ -1,15 +1,27 @@
 #!/usr/bin/env bash
-# make demo: the whole Portcullis lifecycle on kubesim, shown with the real kubectl.
+# make demo: the whole Portcullis lifecycle on a real Kubernetes control plane, shown with kubectl.
 #
 #   demo/run.sh              a 3-service app passes its pre-deployment task, its pods are released,
 #                            it deploys, its post-deployment evaluation passes: exit 0
 #   DEMO_FAIL=1 demo/run.sh  the pre-deployment task fails: the pods stay held and say why: exit 0
 #
-# Exits non-zero when the demo does not reach the state it demonstrates (then the logs of kubesim,
-# portcullis-webhook and portcullis-gate are printed). Everything it starts runs on 127.0.0.1 ports
-# chosen at run time and is stopped on exit; it never touches your own kubeconfig.
+# Real: the whole control plane of Kubernetes v1.36 — etcd, kube-apiserver with its admission
+# chain, RBAC and ServiceAccount tokens, kube-controller-manager (Deployment, ReplicaSet and Job
+# controllers), kube-scheduler — and its kubectl, built by tools/build.sh and started in the work
+# directory by tools/cluster.sh. portcullis-webhook and portcullis-gate run as local processes, as
+# their ServiceAccounts. Simulated: the two nodes and what their containers do. kwok plays the
+# kubelets (tools/kwok-stages.yaml): no container runs, and a pod's outcome is chosen by a label
+# and annotations (kwok.portcullis.dev/*) that a real cluster ignores.
+#
+# Exits non-zero when the demo does not reach the state it demonstrates (then the logs of
+# portcullis-webhook and portcullis-gate are printed). Everything it starts, the cluster included,
+# is stopped on exit, also on failure or interrupt (the binaries listen on 127.0.0.1 ports chosen at
+# run time; the cluster's components on ports kwokctl picks below 32768); it never touches your
+# kubeconfig (nor ~/.kube). The first run builds the control plane (tools/build.sh: 10-20 min, then
+# cached in ~/.cache/portcullis) and the binaries (cargo); both show their progress.
 # Knobs: DEMO_FAIL=1, DEMO_TIMEOUT (seconds for the rollout, default 180), DEMO_KEEP=1 (keep the
-# work directory with logs, kubeconfig and certificates), CARGO, CARGO_TARGET_DIR.
+# work directory: logs, kubeconfigs, certificates, and a copy of the cluster's logs), CARGO,
+# CARGO_TARGET_DIR.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,6 +34,7 @@ ROLLOUT_TIMEOUT=${DEMO_TIMEOUT:-180}
 CARGO=${CARGO:-cargo}
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
 OBSERVE=(python3 "$DEMO/observe.py")
+SYSTEM_NS=portcullis-system
 
 if [[ -z ${EPOCHREALTIME:-} ]]; then
   echo "demo/run.sh needs bash 5 or newer" >&2
@@ -36,19 +49,31 @@ step() {
   printf '\n%s==> [%3d.%ds] %s%s\n' "$BOLD" $((us / 1000000)) $((us / 100000 % 10)) "$*" "$PLAIN"
 }
 note() { printf '    %s\n' "$*"; }
-# show CMD...: print a command, then run it with its output indented.
+# quoted WORD...: the words as a shell would need them (single quotes where plain is not enough).
+quoted() {
+  local w out=()
+  for w in "$@"; do
+    if [[ $w =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then out+=("$w"); else out+=("'${w//\'/\'\\\'\'}'"); fi
+  done
+  printf '%s' "${out[*]}"
+}
+# show CMD...: print a command (as one would type it), then run it with its output indented.
 show() {
-  printf '    $ %s\n' "$*"
+  printf '    $ %s\n' "$(quoted "$@")"
   "$@" 2>&1 | sed 's/^/      /' || fail "this command failed: $*"
 }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-demo.XXXXXX")
+CLUSTER="$WORK/cluster"
 PIDS=()
 NAMES=()
+GROUP=
+CLUSTER_STARTED=
 
 dump_logs() {
   local i
   for i in "${!NAMES[@]}"; do
+    [[ ${NAMES[$i]} == ports ]] && continue
     printf '\n---- last lines of %s (%s) ----\n' "${NAMES[$i]}" "$WORK/${NAMES[$i]}.log" >&2
     tail -n 40 "$WORK/${NAMES[$i]}.log" >&2 2>/dev/null || true
   done
@@ -57,11 +82,11 @@ dump_logs() {
 # fail WHY: explain, show the logs and the cluster's view, and exit non-zero.
 fail() {
   printf '\n%sDEMO FAILED: %s%s\n' "$RED" "$*" "$PLAIN" >&2
-  if [[ -s "$WORK/kubeconfig" ]]; then
-    printf '\n---- kubectl get kav,kwv,keptntasks,keptnevaluations,pods -n %s ----\n' "$NS" >&2
-    kubectl get kav,kwv,keptntasks,keptnevaluations,pods -n "$NS" -o wide >&2 2>&1 || true
-    printf '\n---- kubectl get events -n %s ----\n' "$NS" >&2
-    kubectl get events -n "$NS" >&2 2>&1 | tail -n 30 >&2 || true
+  if [[ -s "$CLUSTER/kubeconfig" ]]; then
+    printf '\n---- kubectl get kav,kwv,keptntasks,keptnevaluations,jobs,pods -n %s ----\n' "$NS" >&2
+    kubectl get kav,kwv,keptntasks,keptnevaluations,jobs,pods -n "$NS" -o wide >&2 2>&1 || true
+    printf '\n---- kubectl events -n %s ----\n' "$NS" >&2
+    kubectl events -n "$NS" 2>&1 | tail -n 30 >&2 || true
   fi
   dump_logs
   DUMPED=1
@@ -70,10 +95,13 @@ fail() {
 
 cleanup() {
   local rc=$? pid i
-  trap - EXIT INT TERM
+  trap - EXIT
+  # Stopping takes a moment; a second interrupt must not leave the cluster running.
+  trap '' INT TERM
   # A command that failed outside `fail` (set -e) still gets its diagnosis.
   if ((rc != 0 && rc != 130 && rc != 143)) && [[ -z ${DUMPED:-} ]]; then dump_logs; fi
-  if [[ -n ${BUILD_PID:-} ]]; then kill -TERM "$BUILD_PID" 2>/dev/null || true; fi
+  # A build or the cluster's start still running: its whole process group.
+  if [[ -n $GROUP ]]; then kill -TERM -- "-$GROUP" 2>/dev/null || true; fi
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   # Give each process 5 s to stop on its own (the webhook drains), then kill it.
   for pid in "${PIDS[@]}"; do
@@ -81,8 +109,15 @@ cleanup() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
+  if [[ -n $CLUSTER_STARTED ]]; then
+    if [[ ${DEMO_KEEP:-0} == 1 && -d "$CLUSTER/kwok/clusters/portcullis/logs" ]]; then
+      cp -rL "$CLUSTER/kwok/clusters/portcullis/logs" "$WORK/cluster-logs" 2>/dev/null || true
+    fi
+    "$ROOT/tools/cluster.sh" down "$CLUSTER" >/dev/null 2>&1 ||
+      echo "tools/cluster.sh down $CLUSTER failed" >&2
+  fi
   if [[ ${DEMO_KEEP:-0} == 1 ]]; then
-    echo "work directory kept: $WORK" >&2
+    echo "work directory kept: $WORK (the cluster was stopped; its logs are in cluster-logs/)" >&2
   else
     rm -rf "$WORK"
   fi
@@ -101,12 +136,30 @@ start() {
   NAMES+=("$name")
 }
 
-# rbac_clean: fail when kubesim refused the webhook or the gate anything (deploy/base's RBAC).
+# grouped OUT CMD...: run CMD in a process group of its own (so that an interrupt stops it with
+# all its children: go, rustc, kwokctl), its stdout to the file OUT and its stderr (the progress)
+# shown indented. It runs in the background so that an interrupt is handled at once (bash runs
+# traps only between commands); returns CMD's status.
+grouped() {
+  local out=$1 rc=0
+  shift
+  setsid -w bash -c 'set -o pipefail; out=$1; shift; "$@" 2>&1 >"$out" | sed -u "s/^/    /"' \
+    grouped "$out" "$@" &
+  GROUP=$!
+  wait "$GROUP" || rc=$?
+  GROUP=
+  return "$rc"
+}
+
+# rbac_clean: fail when the API server refused portcullis-webhook or portcullis-gate anything
+# (deploy/base's RBAC): no Forbidden in their logs, no 403 for their ServiceAccounts in the audit log.
 rbac_clean() {
   local refused
   refused=$(grep -ih 'forbidden' "$WORK/webhook.log" "$WORK/gate.log" | head -n 5) || true
   [[ -z $refused ]] || fail "a ServiceAccount was refused by RBAC: $refused"
-  note "RBAC: no request of portcullis-webhook or portcullis-gate was refused"
+  refused=$("${OBSERVE[@]}" refused "$CLUSTER/audit.log" "system:serviceaccount:$SYSTEM_NS:") ||
+    fail "the API server answered 403 to a Portcullis ServiceAccount (audit log):"$'\n'"$refused"
+  note "RBAC: no request of portcullis-webhook or portcullis-gate was refused ($refused)"
 }
 
 # alive: fail when a process the demo started has exited.
@@ -129,26 +182,49 @@ wait_until() {
   done
 }
 
-for tool in kubectl python3 "$CARGO"; do
+for tool in python3 setsid "$CARGO"; do
   command -v "$tool" >/dev/null || fail "$tool is required on the PATH"
 done
 
 # ---------------------------------------------------------------------------------------------
-step "Building kubesim, portcullis-certs, portcullis-webhook and portcullis-gate (debug)"
-# `--examples` selects no target (there are none) but resolves features with dev-dependencies,
-# exactly as `cargo test --workspace` does, so `make test` reuses the binaries its tests built.
-# In the background so that an interrupt is handled at once (bash runs traps only between commands).
-(cd "$ROOT" && exec "$CARGO" build --workspace --bins --examples --locked --quiet) &
-BUILD_PID=$!
-wait "$BUILD_PID" || fail "cargo build failed"
-BUILD_PID=
-for b in kubesim portcullis-certs portcullis-webhook portcullis-gate; do
+step "Building the control plane: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok (tools/build.sh)"
+if CP_BIN=$("$ROOT/tools/build.sh" --print 2>/dev/null); then
+  note "already built: $CP_BIN"
+else
+  note "not built yet on this machine: building it from tools/go.mod (needs Go; 10-20 min, once)"
+  grouped "$WORK/build.out" "$ROOT/tools/build.sh" || fail "tools/build.sh failed"
+  CP_BIN=$(tail -n 1 "$WORK/build.out")
+  [[ -x "$CP_BIN/kube-apiserver" ]] || fail "tools/build.sh printed no bin directory: $(cat "$WORK/build.out")"
+fi
+
+step "Building portcullis-certs, portcullis-webhook and portcullis-gate (cargo, debug)"
+# The same selection as `make e2e`, so that `make test` builds the binaries once for both.
+grouped "$WORK/cargo.out" "$CARGO" build --workspace --bins --locked ||
+  fail "cargo build failed"
+for b in portcullis-certs portcullis-webhook portcullis-gate; do
   [[ -x "$BIN/$b" ]] || fail "$BIN/$b was not built"
 done
 
 # ---------------------------------------------------------------------------------------------
-step "Starting kubesim (API server emulator with simulated controllers, scheduler and kubelets)"
-export KUBECONFIG="$WORK/kubeconfig"
+step "Starting the control plane (tools/cluster.sh up: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok)"
+CLUSTER_STARTED=1
+for try in 1 2 3; do
+  grouped "$WORK/cluster-up.out" "$ROOT/tools/cluster.sh" up "$CLUSTER" && break
+  ((try < 3)) || fail "tools/cluster.sh up failed $try times"
+  # kwokctl picks the components' ports by looking for free ones: a cluster starting at the same
+  # moment elsewhere may have taken one. Another try picks others.
+  note "tools/cluster.sh up failed; stopping what started and trying again"
+  "$ROOT/tools/cluster.sh" down "$CLUSTER" >/dev/null 2>&1 || true
+done
+# kubectl is the cluster's own (the same release), the kubeconfig its admin one, and its discovery
+# and HTTP caches are in the work directory too: nothing is read from or written to ~/.kube.
+export PATH="$CLUSTER/bin:$PATH" KUBECONFIG="$CLUSTER/kubeconfig" KUBECACHEDIR="$WORK/kube-cache"
+[[ -x "$CLUSTER/bin/kubectl" && -s "$KUBECONFIG" ]] || fail "tools/cluster.sh up wrote no kubeconfig or kubectl in $CLUSTER"
+SERVER=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')
+note "API server $SERVER, admin KUBECONFIG=$KUBECONFIG, kubectl=$CLUSTER/bin/kubectl"
+note "RBAC and admission webhooks on; the two nodes are kwok's (no container runs)"
+show kubectl version
+show kubectl get nodes
 # The webhook's and the gate's ports are held from here on by a process that keeps them bound
 # (SO_REUSEADDR, never listening): a port found free and released again could be taken (as the
 # source port of one of the many connections made until the binaries start) before they bind it.
@@ -169,25 +245,13 @@ read -r WEBHOOK_PORT GATE_PORT KEPTN_PORT <"$WORK/ports.log"
 [[ $WEBHOOK_PORT =~ ^[0-9]+$ && $GATE_PORT =~ ^[0-9]+$ && $KEPTN_PORT =~ ^[0-9]+$ &&
   $WEBHOOK_PORT != "$GATE_PORT" && $KEPTN_PORT != "$GATE_PORT" && $KEPTN_PORT != "$WEBHOOK_PORT" ]] ||
   fail "no three distinct ports: $(cat "$WORK/ports.log")"
-# RBAC is enforced: kubectl is the admin, the webhook and the gate run as their ServiceAccounts
-# with deploy/base's Roles and bindings (kubesim writes a token kubeconfig for each).
-start kubesim "$BIN/kubesim" serve --listen 127.0.0.1:0 --kubeconfig "$KUBECONFIG" --nodes 2 \
-  --timing fast --service "portcullis-system/portcullis-webhook=127.0.0.1:$WEBHOOK_PORT" \
-  --rbac \
-  --service-account-kubeconfig "portcullis-system/portcullis-webhook=$WORK/webhook.kubeconfig" \
-  --service-account-kubeconfig "portcullis-system/portcullis-gate=$WORK/gate.kubeconfig" \
-  --log warn
-wait_until "kubesim to serve" 60 kubectl get --raw /version
-note "API server $(kubectl config view -o jsonpath='{.clusters[0].cluster.server}'), KUBECONFIG=$KUBECONFIG"
-note "Service portcullis-system/portcullis-webhook -> 127.0.0.1:$WEBHOOK_PORT (the local webhook)"
-note "RBAC enforced: portcullis-webhook and portcullis-gate use ServiceAccount tokens ($WORK/webhook.kubeconfig, $WORK/gate.kubeconfig)"
-show kubectl get nodes
 
 # ---------------------------------------------------------------------------------------------
 step "Installing Portcullis: certificates from portcullis-certs, manifests of deploy/ (demo/local)"
 show "$BIN/portcullis-certs" create --dir "$WORK/certs"
-note "demo/local = deploy/base without the two Deployments and their PodDisruptionBudgets:"
-note "the binaries run as local processes here."
+note "demo/local = deploy/base without the two Deployments and their PodDisruptionBudgets (the"
+note "binaries run as local processes here), and with the Service portcullis-webhook turned into an"
+note "ExternalName Service for localhost: the API server calls the local webhook through it."
 printf '    $ kubectl kustomize demo/local | portcullis-certs patch --dir %s | kubectl apply -f -\n' \
   "$WORK/certs"
 kubectl kustomize "$DEMO/local" | "$BIN/portcullis-certs" patch --dir "$WORK/certs" 2>"$WORK/patch.log" |
@@ -196,19 +260,69 @@ sed 's/^ *INFO */      portcullis-certs: /' "$WORK/patch.log"
 # One line per kind: "12 customresourcedefinition.apiextensions.k8s.io created", ...
 awk '{ split($1, a, "/"); n[a[1] " " $2]++ } END { for (k in n) printf "      %2d %s\n", n[k], k }' \
   "$WORK/apply.log" | sort -k2
+show kubectl get service portcullis-webhook -n "$SYSTEM_NS"
+# port_patch KIND: a JSON patch setting the service port of every webhook of KIND portcullis-webhook.
+port_patch() {
+  local n i ops=()
+  n=$(kubectl get "$1" portcullis-webhook -o jsonpath='{range .webhooks[*]}x{end}') && [[ -n $n ]] ||
+    return 1
+  for ((i = 0; i < ${#n}; i++)); do
+    ops+=("{\"op\":\"replace\",\"path\":\"/webhooks/$i/clientConfig/service/port\",\"value\":$WEBHOOK_PORT}")
+  done
+  local IFS=,
+  printf '[%s]' "${ops[*]}"
+}
+note "The webhook configurations call the Service on port 443, where a pod would listen; the local"
+note "webhook listens on $WEBHOOK_PORT, so the API server is to call localhost:$WEBHOOK_PORT:"
+for kind in mutatingwebhookconfiguration validatingwebhookconfiguration; do
+  patch=$(port_patch "$kind") || fail "no webhooks in $kind portcullis-webhook"
+  show kubectl patch "$kind" portcullis-webhook --type=json -p "$patch"
+done
 wait_until "the CRDs to be established" 60 \
   kubectl wait --for=condition=Established crd --all --timeout=5s
 show kubectl apply -f "$DEMO/app/config.yaml"
 
 # ---------------------------------------------------------------------------------------------
-step "Starting portcullis-webhook and portcullis-gate as local processes"
-start webhook env POD_NAME=portcullis-webhook-local POD_NAMESPACE=portcullis-system \
-  KUBECONFIG="$WORK/webhook.kubeconfig" \
+step "Starting portcullis-webhook and portcullis-gate as local processes, as their ServiceAccounts"
+# sa_kubeconfig NAME: a kubeconfig for ServiceAccount portcullis-system/NAME, with a token from the
+# TokenRequest API and the admin kubeconfig's server and CA; RBAC gives it what deploy/base grants.
+sa_kubeconfig() {
+  local sa=$1 file="$WORK/$1.kubeconfig" token ca
+  token=$(kubectl create token "$sa" -n "$SYSTEM_NS" --duration=24h) ||
+    fail "kubectl create token $sa failed"
+  ca=$(kubectl config view --raw --minify --flatten -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')
+  [[ -n $token && -n $ca ]] || fail "no token or CA for $sa"
+  (
+    umask 077
+    cat >"$file" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+- name: portcullis-demo
+  cluster:
+    server: $SERVER
+    certificate-authority-data: $ca
+users:
+- name: system:serviceaccount:$SYSTEM_NS:$sa
+  user:
+    token: $token
+contexts:
+- name: $sa
+  context: {cluster: portcullis-demo, user: "system:serviceaccount:$SYSTEM_NS:$sa"}
+current-context: $sa
+KUBECONFIG
+  )
+  note "$file: ServiceAccount $SYSTEM_NS/$sa (kubectl create token $sa -n $SYSTEM_NS)"
+}
+sa_kubeconfig portcullis-webhook
+sa_kubeconfig portcullis-gate
+start webhook env POD_NAME=portcullis-webhook-local POD_NAMESPACE="$SYSTEM_NS" \
+  KUBECONFIG="$WORK/portcullis-webhook.kubeconfig" \
   "$BIN/portcullis-webhook" --listen "127.0.0.1:$WEBHOOK_PORT" \
   --tls-cert "$WORK/certs/tls.crt" --tls-key "$WORK/certs/tls.key"
-start gate env POD_NAMESPACE=portcullis-system PROMOTION_TASKS_ENABLED=false \
-  "$BIN/portcullis-gate" --kubeconfig "$WORK/gate.kubeconfig" --leader-elect \
-  --lease-namespace portcullis-system --keptn-namespace portcullis-system \
+start gate env POD_NAMESPACE="$SYSTEM_NS" PROMOTION_TASKS_ENABLED=false \
+  "$BIN/portcullis-gate" --kubeconfig "$WORK/portcullis-gate.kubeconfig" --leader-elect \
+  --lease-namespace "$SYSTEM_NS" --keptn-namespace "$SYSTEM_NS" \
   --identity portcullis-gate-local --admin-address "127.0.0.1:$GATE_PORT" \
   --keptn-metrics-port "$KEPTN_PORT"
 wait_until "portcullis-webhook /readyz (HTTPS, verified with the demo CA)" 60 \
@@ -217,7 +331,7 @@ wait_until "portcullis-webhook /readyz (HTTPS, verified with the demo CA)" 60 \
 note "portcullis-webhook ready on https://127.0.0.1:$WEBHOOK_PORT (log: webhook.log)"
 wait_until "portcullis-gate /readyz" 60 "${OBSERVE[@]}" probe "http://127.0.0.1:$GATE_PORT/readyz"
 note "portcullis-gate ready, admin on http://127.0.0.1:$GATE_PORT (/metrics), leader via Lease"
-show kubectl get lease -n portcullis-system
+show kubectl get lease -n "$SYSTEM_NS"
 
 # ---------------------------------------------------------------------------------------------
 step "Enabling namespace $NS (annotation and label keptn.sh/lifecycle-toolkit: enabled)"
@@ -226,9 +340,9 @@ show kubectl apply -f "$DEMO/app/namespace.yaml"
 step "Defining the app's checks: KeptnAppContext, KeptnTaskDefinition, KeptnEvaluationDefinition, KeptnMetric"
 show kubectl apply -f "$DEMO/app/checks.yaml"
 if ((FAIL)); then
-  note "DEMO_FAIL=1: the task's container will exit 1 (kubesim outcome control)"
-  show kubectl -n "$NS" annotate keptntaskdefinition check-dependencies --overwrite \
-    kubesim.portcullis.dev/outcome=exit:1
+  note "DEMO_FAIL=1: the task's container is to exit 1. The label below is what kwok, playing the"
+  note "kubelet, reads on the Job's pod (the definition's labels reach it; tools/kwok-stages.yaml)."
+  show kubectl -n "$NS" label keptntaskdefinition check-dependencies kwok.portcullis.dev/outcome=fail
 fi
 note "Playing the metrics provider: the KeptnMetric's status gets a value of 0.2 (%)"
 show kubectl -n "$NS" patch keptnmetric error-rate --subresource=status --type=merge \
@@ -291,7 +405,9 @@ if ((FAIL)); then
   # The Warning Events on the pods are published asynchronously after the KAV failed.
   wait_until "a Warning Event on every held pod" 60 held_reached
   POD=$(kubectl get pods -n "$NS" -l app=checkout -o jsonpath='{.items[0].metadata.name}')
-  note "Why is pod $POD Pending?"
+  note "Why is pod $POD Pending? It still has its scheduling gate, so kube-scheduler leaves it alone:"
+  show kubectl get pod -n "$NS" "$POD" \
+    -o custom-columns='NAME:.metadata.name,GATES:.spec.schedulingGates[*].name,PODSCHEDULED:.status.conditions[?(@.type=="PodScheduled")].reason'
   printf '    $ kubectl describe pod -n %s %s   (trimmed to the sections that explain it)\n' "$NS" "$POD"
   kubectl describe pod -n "$NS" "$POD" >"$WORK/describe.txt" || fail "kubectl describe failed"
   awk '/^[A-Za-z]/ { keep = $1 ~ /^(Name|Annotations|Status|Controlled|Scheduling|Conditions|Events):?$/ }
@@ -313,7 +429,11 @@ if ((FAIL)); then
 fi
 
 step "Completed. Checking what the demo claims"
-snapshot || fail "kubectl get failed"
+# kube-scheduler records each binding as an Event, written a moment after it.
+scheduled_reached() {
+  snapshot && "${OBSERVE[@]}" scheduled "$WORK/now.json" "$WORK/events.json"
+}
+wait_until "kube-scheduler's Scheduled Event of every app pod" 30 scheduled_reached
 "${OBSERVE[@]}" verify "$WORK/now.json" "$WORK/events.json" "$APP_PODS" ||
   fail "the completed rollout does not look as it should (see FAIL above)"
 step "Keptn's metrics, as Keptn serves them (port 2222 in a cluster, $KEPTN_PORT here): one finished app and three workloads"

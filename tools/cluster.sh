@@ -44,7 +44,7 @@ up)
     --kube-controller-manager-binary "$bin/kube-controller-manager" \
     --kube-scheduler-binary "$bin/kube-scheduler" \
     --kwok-controller-binary "$bin/kwok" \
-    --config "$root/tools/kwok-stages.yaml" \
+    --config "$root/tools/kwokctl.yaml" --config "$root/tools/kwok-stages.yaml" \
     --kube-audit-policy "$root/tools/audit-policy.yaml" \
     --kubeconfig "$dir/kubeconfig" \
     --timeout 60s --wait 60s --quiet-pull >"$dir/kwokctl.log" 2>&1 ||
@@ -53,7 +53,7 @@ up)
     { cat "$dir/kwokctl.log" >&2; exit 1; }
   flock -u 8
   ln -sf "$KWOK_WORKDIR/clusters/$name/logs/audit.log" "$dir/audit.log"
-  export KUBECONFIG="$dir/kubeconfig"
+  export KUBECONFIG="$dir/kubeconfig" KUBECACHEDIR="$dir/kubectl-cache"
   end=$((SECONDS + 120))
   until [[ "$(kubectl get --raw /readyz 2>/dev/null)" == ok ]] &&
     kubectl wait --for=condition=Ready node --all --timeout=5s >/dev/null 2>&1 &&
@@ -68,7 +68,7 @@ down)
     [[ -n "$bin" ]] && export PATH="$bin:$PATH"
     kwokctl delete cluster --name "$name" >/dev/null 2>&1 || true
   fi
-  rm -rf "$KWOK_WORKDIR" "$dir/kubeconfig" "$dir/audit.log"
+  rm -rf "$KWOK_WORKDIR" "$dir/kubeconfig" "$dir/audit.log" "$dir/kubectl-cache"
   ;;
 *)
   echo "usage: tools/cluster.sh up|down [DIR]" >&2

@@ -6,7 +6,7 @@
 //!
 //! As in `e2e.rs`, the test plays the webhook: pods get the gate and the stamped identity from
 //! their Deployment's pod template, and the test creates the KeptnWorkload and the
-//! KeptnAppCreationRequest. Every test runs its own emulator, gate and namespace; waits poll with
+//! KeptnAppCreationRequest. Every test runs its own control plane, gate and namespace; waits poll with
 //! a deadline.
 
 use std::collections::HashSet;

@@ -4,7 +4,7 @@
 //! Without the webhook in the loop, each test does the webhook's part itself where needed:
 //! pods get the gate and the stamped identity through their Deployment's pod template, and the
 //! KeptnWorkload / KeptnAppCreationRequest are created as A7 would. Every test runs its own
-//! emulator and gate processes; waits poll with a deadline.
+//! control plane and gate processes; waits poll with a deadline.
 
 use std::time::Duration;
 

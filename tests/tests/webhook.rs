@@ -224,7 +224,10 @@ impl Kubectl {
         let stdin = stdin.map(str::to_owned);
         tokio::task::spawn_blocking(move || {
             use std::io::Write as _;
+            // Discovery is cached by host:port, which clusters started one after the other reuse.
+            let cache = kubeconfig.with_file_name("kubectl-cache");
             let mut child = Command::new(&kubectl)
+                .env("KUBECACHEDIR", cache)
                 .arg("--kubeconfig")
                 .arg(&kubeconfig)
                 .arg("--namespace")
