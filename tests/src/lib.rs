@@ -4,6 +4,7 @@
 //! polling with a deadline, and the webhook's test certificates.
 
 pub mod cluster;
+pub mod proxy;
 
 pub use cluster::{Cluster, client_for, repo_root};
 
@@ -84,6 +85,13 @@ impl Env {
 
     /// Starts a gate process; returns its index.
     pub fn start_gate(&mut self, extra: &[&str]) -> usize {
+        let kubeconfig = self.kubeconfig();
+        self.start_gate_with(&kubeconfig, extra)
+    }
+
+    /// Starts a gate process that reaches the API server through `kubeconfig` (a
+    /// [`proxy::FaultProxy`]'s, say); returns its index.
+    pub fn start_gate_with(&mut self, kubeconfig: &Path, extra: &[&str]) -> usize {
         let i = self.started;
         self.started += 1;
         let log =
@@ -93,7 +101,7 @@ impl Env {
         self.admin_ports.push(port);
         let child = tokio::process::Command::new(binary("portcullis-gate"))
             .arg("--kubeconfig")
-            .arg(self.kubeconfig())
+            .arg(kubeconfig)
             .args(["--admin-address", &format!("127.0.0.1:{port}")])
             .args(["--sweep-interval-seconds", "1"])
             .args(["--keptn-metrics-port", "0"])

@@ -20,7 +20,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use shared::crd::{
@@ -36,6 +36,11 @@ use e2e::{
 };
 
 const REMOVED: &str = "keptn.sh/scheduling-gate-removed";
+
+/// The deadline of waits that meet the gate's fixed retry intervals under injected faults
+/// (a failed Job creation is retried after 10 s, another failed reconcile after 5 s): a few
+/// unlucky failures in a row must not time the test out.
+const FAULTY_WAIT: Duration = Duration::from_secs(180);
 
 /// splitmix64: a seeded source of the "random" kill points, reproducible from the printed seed.
 struct Rng(u64);
@@ -174,13 +179,25 @@ fn rv(p: &Pod) -> u64 {
         .unwrap_or_default()
 }
 
+/// A recording watch task, stopped when dropped (it outlives no test: once the control plane
+/// is gone its watch would retry until the runtime shuts down).
+struct Recorder(tokio::task::JoinHandle<()>);
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Records every pod change of `ns` (a watch that resumes after dropped connections).
-fn record_pods(client: &Client, ns: &str) -> (PodHistory, tokio::task::JoinHandle<()>) {
+fn record_pods(client: &Client, ns: &str) -> (PodHistory, Recorder) {
     let history: PodHistory = Arc::default();
     let h = history.clone();
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
     let task = tokio::spawn(async move {
-        let mut stream = watcher(api, watcher::Config::default()).boxed();
+        let mut stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
         while let Some(ev) = stream.next().await {
             let pods: Vec<Pod> = match ev {
                 Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => vec![p],
@@ -197,7 +214,7 @@ fn record_pods(client: &Client, ns: &str) -> (PodHistory, tokio::task::JoinHandl
             }
         }
     });
-    (history, task)
+    (history, Recorder(task))
 }
 
 async fn list<K>(client: &Client, ns: &str) -> Vec<K>
@@ -281,7 +298,7 @@ async fn scale(client: &Client, ns: &str, name: &str, replicas: i32) {
 /// Both hooks get `policy`: the scale-up goes through `/scale`, which the workload hook's
 /// `deployments` rule does not match, so only the ReplicaSet controller's pod creations meet the
 /// dead webhook.
-async fn webhook_rollout(policy: &str, ns: &str) -> (Env, String, PodHistory) {
+async fn webhook_rollout(policy: &str, ns: &str) -> (Env, String, PodHistory, Recorder) {
     let mut env = start_env().await;
     env.namespace(INSTALL_NS, false).await;
     env.namespace(ns, true).await;
@@ -289,7 +306,7 @@ async fn webhook_rollout(policy: &str, ns: &str) -> (Env, String, PodHistory) {
     env.start_webhook(&ca).await;
     env.start_gate();
     register_webhooks(&env.client, &ca, env.webhook_port, Some(policy)).await;
-    let (history, _recorder) = record_pods(&env.client, ns);
+    let (history, recorder) = record_pods(&env.client, ns);
     Api::<Deployment>::namespaced(env.client.clone(), ns)
         .create(&PostParams::default(), &deployment("shop", "1.0", 1, false))
         .await
@@ -297,7 +314,7 @@ async fn webhook_rollout(policy: &str, ns: &str) -> (Env, String, PodHistory) {
     all_released(&env.client, ns, "shop", 1).await;
     env.kill_webhook().await;
     scale(&env.client, ns, "shop", 4).await;
-    (env, ca, history)
+    (env, ca, history, recorder)
 }
 
 /// Issue 9, webhook killed with failurePolicy Fail: pod creation fails (the ReplicaSet reports
@@ -307,7 +324,7 @@ async fn webhook_rollout(policy: &str, ns: &str) -> (Env, String, PodHistory) {
 async fn webhook_killed_with_fail_policy_blocks_then_gates_every_pod() {
     let started = Instant::now();
     let ns = "fail-policy";
-    let (mut env, ca, history) = webhook_rollout("Fail", ns).await;
+    let (mut env, ca, history, _recorder) = webhook_rollout("Fail", ns).await;
     let c = env.client.clone();
     let failed = wait_for("FailedCreate on the ReplicaSet", WAIT, || {
         let c = c.clone();
@@ -377,7 +394,7 @@ async fn missing_gate_reports(client: &Client, ns: &str) -> BTreeSet<String> {
 async fn webhook_killed_with_ignore_policy_lets_pods_pass_ungated() {
     let started = Instant::now();
     let ns = "ignore-policy";
-    let (mut env, _ca, _history) = webhook_rollout("Ignore", ns).await;
+    let (mut env, _ca, _history, _recorder) = webhook_rollout("Ignore", ns).await;
     let c = env.client.clone();
     let p = wait_for("4 pods running, 3 of them never gated", WAIT, || {
         let c = c.clone();
@@ -511,9 +528,10 @@ async fn task_definition(client: &Client, ns: &str, name: &str) {
 /// Lets task `name` succeed: once the gate has created its Job and the Job controller its pod,
 /// the pod is relabelled `succeed`, so kwok ends its container with exit code 0 (after
 /// `run-for`), the Job controller marks the Job Complete and the gate the task Succeeded.
-/// `client` makes the test's write (it may go through the fault proxy).
-async fn finish_task(client: &Client, ns: &str, name: &str) {
-    let pod = wait_for(&format!("the pod of {name}'s Job"), WAIT, || {
+/// `client` makes the test's write (it may go through the fault proxy); `deadline` bounds the
+/// wait for the pod.
+async fn finish_task(client: &Client, ns: &str, name: &str, deadline: Duration) {
+    let pod = wait_for(&format!("the pod of {name}'s Job"), deadline, || {
         let c = client.clone();
         async move {
             let job = list::<Job>(&c, ns).await.into_iter().find(|j| {
@@ -545,12 +563,14 @@ type Successes = Arc<Mutex<BTreeMap<String, u64>>>;
 
 /// Records when each KeptnTask of `ns` succeeds (a watch on the API server, not through any
 /// proxy: it sees every change in order).
-fn record_task_successes(client: &Client, ns: &str) -> (Successes, tokio::task::JoinHandle<()>) {
+fn record_task_successes(client: &Client, ns: &str) -> (Successes, Recorder) {
     let successes: Successes = Arc::default();
     let s = successes.clone();
     let api: Api<KeptnTask> = Api::namespaced(client.clone(), ns);
     let task = tokio::spawn(async move {
-        let mut stream = watcher(api, watcher::Config::default()).boxed();
+        let mut stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
         while let Some(ev) = stream.next().await {
             let task = match ev {
                 Ok(watcher::Event::Apply(t) | watcher::Event::InitApply(t)) => t,
@@ -569,7 +589,7 @@ fn record_task_successes(client: &Client, ns: &str) -> (Successes, tokio::task::
             }
         }
     });
-    (successes, task)
+    (successes, Recorder(task))
 }
 
 /// The resourceVersion of `task`'s success, once the recorder has seen it.
@@ -728,7 +748,7 @@ async fn gate_killed_at_twenty_random_points_of_a_multi_workload_rollout() {
     }
     bounce(&mut env, &mut rng, 2).await;
     for task in &tasks {
-        finish_task(&c, ns, task).await;
+        finish_task(&c, ns, task, WAIT).await;
         bounce(&mut env, &mut rng, 4).await;
     }
     let mut final_pods = Vec::new();
@@ -742,12 +762,12 @@ async fn gate_killed_at_twenty_random_points_of_a_multi_workload_rollout() {
         "gated pods are not reported"
     );
     let h = recorded_until_released(&history, &final_pods).await;
-    recorder.abort();
+    drop(recorder);
     for (app, task) in apps.iter().zip(&tasks) {
         let rv = succeeded_at(&successes, task).await;
         assert_not_released_early(&h, app, rv);
     }
-    task_recorder.abort();
+    drop(task_recorder);
     env.kill_gate().await;
     eprintln!("gate kills: {:?}", started.elapsed());
 }
@@ -813,7 +833,7 @@ async fn api_errors_and_dropped_watches_are_retried_without_duplicates() {
     for app in apps {
         let task = pre_task(&c, ns, &format!("{app}-{app}")).await.name_any();
         proxy.close_watches();
-        finish_task(&faulty, ns, &task).await;
+        finish_task(&faulty, ns, &task, FAULTY_WAIT).await;
         tokio::time::sleep(rng.millis(50, 300)).await;
         proxy.close_watches();
         tasks.push(task);
@@ -821,7 +841,7 @@ async fn api_errors_and_dropped_watches_are_retried_without_duplicates() {
     let mut final_pods = Vec::new();
     let closer = {
         let mut n = 0;
-        let deadline = Instant::now() + WAIT;
+        let deadline = Instant::now() + FAULTY_WAIT;
         loop {
             let done = {
                 let mut all = true;
@@ -854,18 +874,24 @@ async fn api_errors_and_dropped_watches_are_retried_without_duplicates() {
         "the lost-response faults on KeptnTask and KWV creation fired: {lost_unfired:?}"
     );
     assert!(injected >= 10, "faults were injected: {injected}");
+    assert!(
+        proxy.watches_cut() > 0,
+        "the gate's watches went through the proxy and were cut"
+    );
     assert_exactly_once(&c, ns, &apps, "5").await;
     let h = recorded_until_released(&history, &final_pods).await;
-    recorder.abort();
+    drop(recorder);
     for (app, task) in apps.iter().zip(&tasks) {
         let rv = succeeded_at(&successes, task).await;
         assert_not_released_early(&h, app, rv);
     }
-    task_recorder.abort();
+    drop(task_recorder);
     env.kill_gate().await;
     eprintln!(
-        "api errors: {injected} injected, {} watch closures ({closer} while releasing): {:?}",
+        "api errors: {injected} injected, {} watch closures ({closer} while releasing) ending \
+         {} watch streams: {:?}",
         proxy.watch_closures(),
+        proxy.watches_cut(),
         started.elapsed()
     );
 }
