@@ -99,7 +99,7 @@ pub fn task(
             secure_parameters: None,
             check_type: check_type.to_owned(),
             retries: definition.spec.retries,
-            timeout: definition.spec.timeout.clone(),
+            timeout: definition.spec.timeout.go_formatted(),
         },
         status: None,
     }
@@ -127,7 +127,7 @@ pub fn evaluation(
             evaluation_definition: definition.metadata.name.clone().unwrap_or_default(),
             check_type: check_type.to_owned(),
             retries: definition.spec.retries,
-            retry_interval: definition.spec.retry_interval.clone(),
+            retry_interval: definition.spec.retry_interval.go_formatted(),
         },
         status: None,
     }

@@ -74,6 +74,8 @@ pub enum WorkloadPlan {
     Create(Box<KeptnWorkloadVersion>),
     /// Overwrite the KWV's embedded workload spec with the workload's.
     UpdateSpec(Box<KeptnWorkloadVersionSpec>),
+    /// No KWV yet, and `status.currentVersion` left alone: the pods' owner is not known yet.
+    AwaitPods,
     Nothing,
 }
 
@@ -85,6 +87,12 @@ pub fn workload_version_name(workload: &KeptnWorkload) -> String {
     )
 }
 
+/// Whether the workload's `resourceReference` still names a Deployment: pods are owned by its
+/// ReplicaSets, which the first pod's admission records.
+pub fn awaits_its_pods(workload: &KeptnWorkload) -> bool {
+    workload.spec.resource_reference.kind == "Deployment"
+}
+
 /// Plans the KeptnWorkload reconcile (B §3.8); `existing` is the KWV of the current version.
 pub fn plan_workload(
     workload: &KeptnWorkload,
@@ -92,6 +100,10 @@ pub fn plan_workload(
 ) -> WorkloadPlan {
     let name = workload.metadata.name.clone().unwrap_or_default();
     match existing {
+        // Admitted from its Deployment (A7), the workload names the Deployment until the first
+        // pod of this version names its ReplicaSet. The KWV waits for that owner, so that it is
+        // created once with its final spec and keeps generation 1, as Keptn's do.
+        None if awaits_its_pods(workload) => WorkloadPlan::AwaitPods,
         None => {
             let current = workload
                 .status
@@ -260,6 +272,20 @@ mod tests {
         let owner = &kwv.metadata.owner_references.as_ref().unwrap()[0];
         assert_eq!(owner.kind, "KeptnWorkload");
         assert_eq!(owner.controller, Some(true));
+    }
+
+    #[test]
+    fn no_kwv_while_the_workload_names_its_deployment() {
+        let mut w = workload("0.4", "0.3");
+        w.spec.resource_reference = ResourceReference {
+            uid: String::new(),
+            kind: "Deployment".into(),
+            name: "waiter".into(),
+        };
+        assert_eq!(plan_workload(&w, None), WorkloadPlan::AwaitPods);
+        w.spec.resource_reference.kind = "ReplicaSet".into();
+        w.spec.resource_reference.name = "waiter-abc".into();
+        assert!(matches!(plan_workload(&w, None), WorkloadPlan::Create(_)));
     }
 
     #[test]

@@ -1474,3 +1474,29 @@ fn durations_parse_as_go_does() {
         Err(r#"unknown unit "x" in duration "1s2x""#.to_owned())
     );
 }
+
+/// Keptn copies a definition's `metav1.Duration` into the objects it creates, which serialises it
+/// with Go's `time.Duration.String`; Portcullis writes the same text.
+#[test]
+fn copied_durations_are_written_as_go_prints_them() {
+    let go = |s: &str| Duration::new(s).go_formatted().0;
+    assert_eq!(go("5m"), "5m0s");
+    assert_eq!(go("30s"), "30s");
+    assert_eq!(go("1h"), "1h0m0s");
+    assert_eq!(go("90s"), "1m30s");
+    assert_eq!(go("2h45m"), "2h45m0s");
+    assert_eq!(go("72h3m0.5s"), "72h3m0.5s");
+    assert_eq!(go("1.5s"), "1.5s");
+    assert_eq!(go("500ms"), "500ms");
+    assert_eq!(go("1500us"), "1.5ms");
+    assert_eq!(go("1.000001ms"), "1.000001ms");
+    assert_eq!(go("7us"), "7µs");
+    assert_eq!(go("100ns"), "100ns");
+    assert_eq!(go("0"), "0s");
+    assert_eq!(go("5m0s"), "5m0s", "already Go's form");
+    assert_eq!(go("0abc"), "0abc", "unparseable text is kept as written");
+    assert_eq!(
+        format_go_duration(std::time::Duration::from_secs(2_562_047 * 3600)),
+        "2562047h0m0s"
+    );
+}

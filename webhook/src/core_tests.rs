@@ -794,7 +794,8 @@ fn workload_update_keeps_the_pods_reference() {
         "{:?}",
         unchanged.writes
     );
-    // A new version: the spec changes, the ReplicaSet reference stays for the pods to update.
+    // A new version: the spec changes and names the Deployment until the new ReplicaSet's first
+    // pod names its owner (the old ReplicaSet's reference would be wrong for the new version).
     let d2 = deployment(
         json!({"keptn.sh/workload": "web", "keptn.sh/version": "2"}),
         pod(NS).container("web", "nginx:2"),
@@ -809,7 +810,8 @@ fn workload_update_keeps_the_pods_reference() {
         })
         .expect("update");
     assert_eq!(updated.spec.version, "2");
-    assert_eq!(updated.spec.resource_reference.kind, "ReplicaSet");
+    assert_eq!(updated.spec.resource_reference.kind, "Deployment");
+    assert_eq!(updated.spec.resource_reference.name, "web");
 }
 
 #[test]

@@ -123,7 +123,12 @@ fn workload_write(
         .clone()
         .unwrap_or_default();
     if origin == Origin::Workload {
-        spec.resource_reference = existing.spec.resource_reference.clone();
+        // The pods' owner stays recorded until the workload's version changes; a new version
+        // names the workload itself again until its first pod names the new owner, so the gate
+        // creates the new KeptnWorkloadVersion with that owner and never has to rewrite it.
+        if existing.spec.version == spec.version {
+            spec.resource_reference = existing.spec.resource_reference.clone();
+        }
         owner_references = existing_refs.clone();
     }
     if existing.spec == spec && existing_refs == owner_references {

@@ -248,6 +248,10 @@ async fn reconcile_workload(wl: Arc<KeptnWorkload>, ctx: Arc<Context>) -> Result
                 }
             }
         }
+        WorkloadPlan::AwaitPods => {
+            tracing::debug!(namespace = %ns, workload = %wl.name_any(), "waiting for the first pod to name the workload's ReplicaSet");
+            return Ok(Action::await_change());
+        }
         WorkloadPlan::Nothing => {}
     }
     let current = wl

@@ -138,6 +138,52 @@ impl Duration {
     pub fn to_std(&self) -> Result<std::time::Duration, DurationError> {
         parse_go_duration(&self.0)
     }
+
+    /// The duration as Keptn writes a `metav1.Duration` it copied (Go's `time.Duration.String`:
+    /// `5m` becomes `5m0s`, `90s` becomes `1m30s`); a string Go could not parse is kept as it is.
+    pub fn go_formatted(&self) -> Duration {
+        match self.to_std() {
+            Ok(d) => Duration(format_go_duration(d)),
+            Err(_) => self.clone(),
+        }
+    }
+}
+
+/// `d` as Go's `time.Duration.String` prints it: `0s`, `1.5ms`, `30s`, `1m30s`, `1h0m0s`.
+pub fn format_go_duration(d: std::time::Duration) -> String {
+    const SECOND: u128 = 1_000_000_000;
+    let nanos = d.as_nanos();
+    if nanos == 0 {
+        return "0s".to_owned();
+    }
+    if nanos < SECOND {
+        let (per_unit, unit) = match nanos {
+            n if n < 1_000 => (1, "ns"),
+            n if n < 1_000_000 => (1_000, "\u{b5}s"),
+            _ => (1_000_000, "ms"),
+        };
+        return format!("{}{unit}", decimal(nanos, per_unit));
+    }
+    let hours = nanos / (3_600 * SECOND);
+    let minutes = nanos / (60 * SECOND) % 60;
+    let seconds = decimal(nanos % (60 * SECOND), SECOND);
+    match (hours, minutes) {
+        (0, 0) => format!("{seconds}s"),
+        (0, m) => format!("{m}m{seconds}s"),
+        (h, m) => format!("{h}h{m}m{seconds}s"),
+    }
+}
+
+/// `value / per_unit` in decimal, the fraction without trailing zeros.
+fn decimal(value: u128, per_unit: u128) -> String {
+    let whole = value / per_unit;
+    let fraction = value % per_unit;
+    if fraction == 0 {
+        return whole.to_string();
+    }
+    let width = per_unit.ilog10() as usize;
+    let digits = format!("{fraction:0width$}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
 }
 
 /// A duration string that Go's `time.ParseDuration` would reject, or a negative one.

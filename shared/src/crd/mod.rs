@@ -20,7 +20,9 @@ mod task;
 mod workload;
 
 pub use app::*;
-pub use common::{DURATION_PATTERN, Duration, DurationError, ItemStatus, KeptnState};
+pub use common::{
+    DURATION_PATTERN, Duration, DurationError, ItemStatus, KeptnState, format_go_duration,
+};
 pub use config::*;
 pub use evaluation::*;
 pub use metric::*;
