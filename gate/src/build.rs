@@ -196,7 +196,11 @@ mod tests {
         assert_eq!(t.metadata.namespace.as_deref(), Some("ns"));
         assert_eq!(t.spec.task_definition, "hello");
         assert_eq!(t.spec.retries, 3);
-        assert_eq!(t.spec.timeout, Duration::new("1m"));
+        assert_eq!(
+            t.spec.timeout,
+            Duration::new("1m0s"),
+            "as Keptn's metav1.Duration copy prints it"
+        );
         let c = &t.spec.context;
         assert_eq!(
             (
