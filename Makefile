@@ -77,10 +77,12 @@ demo-fail:
 clean:
 	$(CARGO) clean
 
-## bench-gate: gate service release latency (p50/p99 over 200 pods) and RSS with 10,000 gated pods, on kubesim.
+## bench-gate: gate service release latency (p50/p99 over 200 pods) and RSS with 10,000 gated pods
+## (BENCH_IDLE_PODS), on a real control plane (tests/tests/gate_bench.rs); the release gate binary first.
 .PHONY: bench-gate
 bench-gate:
-	$(CARGO) test -p gate --release --locked --test bench -- --ignored --nocapture
+	$(CARGO) build --release --locked -p gate --bins
+	$(CARGO) test -p e2e --release --locked --test gate_bench -- --ignored --nocapture
 
 ## bench-webhook (webhook owner): criterion bench of the pod handler, then a load run of the release
 ## webhook binary with oha over TLS keep-alive (webhook/bench/load.sh; RATE, DURATION, CONNECTIONS, HTTP2=1).
