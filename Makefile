@@ -85,7 +85,8 @@ bench-gate:
 	$(CARGO) test -p e2e --release --locked --test gate_bench -- --ignored --nocapture
 
 ## bench-webhook (webhook owner): criterion bench of the pod handler, then a load run of the release
-## webhook binary with oha over TLS keep-alive (webhook/bench/load.sh; RATE, DURATION, CONNECTIONS, HTTP2=1).
+## webhook binary on a real control plane with oha over TLS keep-alive (webhook/bench/load.sh; RATE,
+## DURATION, CONNECTIONS, HTTP2=1).
 .PHONY: bench-webhook
 bench-webhook:
 	$(CARGO) bench --locked -p webhook --bench pod_handler

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Load run of the release webhook binary (see webhook/examples/loadrun.rs), run by
-# `make bench-webhook`. Installs the load tool `oha` from crates.io when it is not on PATH.
+# Load run of the release webhook binary against a real control plane (tools/cluster.sh, through
+# the e2e harness; see webhook/examples/loadrun.rs), run by `make bench-webhook`. Installs the load
+# tool `oha` from crates.io when it is not on PATH.
 # Environment: RATE (default 5000), DURATION (20s), CONNECTIONS (16), HTTP2=1 for HTTP/2.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,7 +18,8 @@ else
   OHA="$TOOLS/bin/oha"
 fi
 "$CARGO" build --release --locked -p webhook --bin portcullis-webhook --example loadrun
-args=(--webhook-bin target/release/portcullis-webhook --oha "$OHA"
+release="${CARGO_TARGET_DIR:-target}/release"
+args=(--webhook-bin "$release/portcullis-webhook" --oha "$OHA"
       --rate "${RATE:-5000}" --duration "${DURATION:-20s}" --connections "${CONNECTIONS:-16}")
 if [ "${HTTP2:-0}" = 1 ]; then args+=(--http2); fi
-exec target/release/examples/loadrun "${args[@]}"
+exec "$release/examples/loadrun" "${args[@]}"

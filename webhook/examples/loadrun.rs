@@ -1,9 +1,10 @@
 //! Load run of the running `portcullis-webhook` binary over TLS keep-alive (`make bench-webhook`).
 //!
 //! Starts a real control plane (the `e2e` harness, `tools/cluster.sh`), installs the CRDs, creates
-//! an enabled namespace with an annotated Deployment (no replicas) and takes its ReplicaSet, starts the release webhook binary against it, warms its caches
-//! (the first review writes the KeptnWorkload and KeptnAppCreationRequest, later ones find them
-//! cached), then lets `oha` post the same realistic pod review at a fixed rate and reports the
+//! an enabled namespace with an annotated Deployment (no replicas) and takes its ReplicaSet (the
+//! pod under review names it as owner), starts the release webhook binary against it, warms its
+//! caches (the first review writes the KeptnWorkload and KeptnAppCreationRequest, later ones find
+//! them cached), then lets `oha` post the same realistic pod review at a fixed rate and reports the
 //! client-side latency percentiles, the server-side histogram and the number of Kubernetes API
 //! calls the webhook made during the run (the objective: none).
 //!
@@ -117,9 +118,8 @@ async fn main() -> anyhow::Result<()> {
     let key_path = dir.path().join("tls.key");
     std::fs::write(&cert_path, certified.cert.pem())?;
     std::fs::write(&key_path, certified.signing_key.serialize_pem())?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    // Reserved for this process's lifetime, so nothing else takes it before the webhook binds it.
+    let port = e2e::free_port();
     let mut webhook = Command::new(&args.webhook_bin)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .arg("--tls-cert")
@@ -170,7 +170,7 @@ async fn measure(
         .owned_by(
             "apps/v1",
             "ReplicaSet",
-            "web-7d4b9c8f6d",
+            rs.metadata.name.as_deref().unwrap_or_default(),
             rs.metadata.uid.as_deref().unwrap_or_default(),
         )
         .labelled("app", "web")
@@ -199,7 +199,12 @@ async fn measure(
             break;
         }
         if Instant::now() > deadline {
-            bail!("caches never caught up with the webhook's own writes");
+            bail!(
+                "caches never caught up with the webhook's own writes ({} API calls by the last \
+                 warm-up review; its response: {})",
+                after - before,
+                response["response"]
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
