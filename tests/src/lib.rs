@@ -22,8 +22,8 @@ use kube::{Api, Client, ResourceExt};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use serde_json::json;
 use shared::crd::{
-    KeptnAppCreationRequest, KeptnAppVersion, KeptnConfig, KeptnState, KeptnTask,
-    KeptnWorkload, KeptnWorkloadVersion,
+    KeptnAppCreationRequest, KeptnAppVersion, KeptnConfig, KeptnState, KeptnTask, KeptnWorkload,
+    KeptnWorkloadVersion,
 };
 
 pub const GATE: &str = "keptn-prechecks-gate";
@@ -610,7 +610,9 @@ pub async fn start_webhook_and_gate(
     let ca = certificates(logs.path());
     // Reserved until the process ends, so nothing else takes it before the webhook binds it.
     let port = free_port();
-    cluster.route_service_to_localhost(INSTALL_NS, SERVICE).await;
+    cluster
+        .route_service_to_localhost(INSTALL_NS, SERVICE)
+        .await;
     let mut procs = Processes {
         children: Vec::new(),
         logs,

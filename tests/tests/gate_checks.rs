@@ -23,8 +23,6 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use shared::crd::{KeptnAppVersion, KeptnEvaluation, KeptnState, KeptnTask, KeptnWorkloadVersion};
 
-
-
 use e2e::*;
 
 async fn jobs(client: &Client, ns: &str) -> Vec<Job> {

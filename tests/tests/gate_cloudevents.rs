@@ -15,8 +15,6 @@ use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use shared::crd::{KeptnConfig, KeptnState, KeptnTask};
 
-
-
 use e2e::*;
 
 /// One POST the receiver got.

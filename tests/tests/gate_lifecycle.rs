@@ -18,8 +18,6 @@ use shared::crd::{
     KeptnWorkloadVersion,
 };
 
-
-
 use e2e::*;
 
 /// B §3.1 (single-service), §3.2, §3.3, §3.8, §3.9, A11–A13: an annotated Deployment without

@@ -1,8 +1,6 @@
 //! `--log-format json`: every line the gate binary writes is one JSON object with the stable
 //! keys of `shared::logging`, and structured fields stay queryable at the top level.
 
-
-
 use e2e::*;
 use serde_json::Value;
 

@@ -10,8 +10,6 @@ use kube::{Api, Client};
 use serde_json::json;
 use shared::crd::{KeptnApp, KeptnAppVersion, KeptnState, KeptnWorkload, KeptnWorkloadVersion};
 
-
-
 use e2e::*;
 
 /// One sample of a scrape: metric name, labels, value.

@@ -18,8 +18,6 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use shared::crd::{KeptnAppVersion, KeptnState, KeptnWorkloadVersion};
 
-
-
 use e2e::{
     Binaries, INSTALL_NS, Processes, WAIT, deploy_documents, start_webhook_and_gate, wait_for,
 };
@@ -195,7 +193,9 @@ async fn start(edit: impl Fn(&mut Value)) -> Install {
     let webhook_kc = cluster
         .service_account_kubeconfig(INSTALL_NS, WEBHOOK_SA)
         .await;
-    let gate_kc = cluster.service_account_kubeconfig(INSTALL_NS, GATE_SA).await;
+    let gate_kc = cluster
+        .service_account_kubeconfig(INSTALL_NS, GATE_SA)
+        .await;
     let procs = start_webhook_and_gate(
         &cluster,
         &admin,
@@ -458,7 +458,8 @@ async fn gate_without_pod_patch_leaves_pods_gated_and_logs_403() {
         !denials.is_empty()
             && denials
                 .iter()
-                .all(|d| d.starts_with("pods patch ") && d.contains("cannot patch resource \"pods\"")),
+                .all(|d| d.starts_with("pods patch ")
+                    && d.contains("cannot patch resource \"pods\"")),
         "only pod patches are refused: {denials:#?}"
     );
     // The pre-deployment work is done, yet the pods are still gated.

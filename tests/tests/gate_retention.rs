@@ -13,8 +13,6 @@ use serde_json::{Value, json};
 use shared::crd::{KeptnApp, KeptnAppVersion, KeptnTask, KeptnWorkload, KeptnWorkloadVersion};
 use shared::resolve::kav_name;
 
-
-
 use e2e::*;
 
 /// Creates `object` (JSON) as `K` in `ns`, sets its status when given; returns its uid and

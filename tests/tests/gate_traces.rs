@@ -25,8 +25,6 @@ use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use serde_json::json;
 use shared::crd::{KeptnAppVersion, KeptnState, KeptnTaskDefinition, KeptnWorkloadVersion};
 
-
-
 use e2e::*;
 
 /// The gates' `OTEL_BSP_SCHEDULE_DELAY` in milliseconds (the SDK's default is 5 s).

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kube::api::{Api, PostParams};
 use e2e::Cluster;
+use kube::api::{Api, PostParams};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use serde_json::{Value, json};
 
@@ -109,7 +109,9 @@ async fn start_webhook(cluster: &Cluster) -> Webhook {
         assert!(Instant::now() < deadline, "webhook never became ready");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    cluster.route_service_to_localhost(INSTALL_NS, SERVICE).await;
+    cluster
+        .route_service_to_localhost(INSTALL_NS, SERVICE)
+        .await;
     register(cluster, &webhook).await;
     webhook
 }

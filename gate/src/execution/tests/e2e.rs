@@ -218,8 +218,12 @@ async fn e2e_tasks_run_as_jobs_and_are_never_rerun() {
     .await;
 
     // B §5.3: a task runs as a Job and succeeds with it.
-    let created: KeptnTask =
-        create(&client, NS, task_json("pre-hello-11111", "hello", "succeed")).await;
+    let created: KeptnTask = create(
+        &client,
+        NS,
+        task_json("pre-hello-11111", "hello", "succeed"),
+    )
+    .await;
     let done = task_in_state(&client, "pre-hello-11111", KeptnState::Succeeded).await;
     let status = done.status.unwrap();
     let want_job = crate::execution::job_name_for(&created).unwrap();
@@ -320,7 +324,12 @@ async fn e2e_tasks_run_as_jobs_and_are_never_rerun() {
     let controllers = Controllers::start(&client, metrics.clone());
     // Barrier: a task created after the restart has run, so the restarted controller has
     // reconciled everything it listed.
-    create::<KeptnTask>(&client, NS, task_json("pre-hello-44444", "hello", "succeed")).await;
+    create::<KeptnTask>(
+        &client,
+        NS,
+        task_json("pre-hello-44444", "hello", "succeed"),
+    )
+    .await;
     task_in_state(&client, "pre-hello-44444", KeptnState::Succeeded).await;
     let again = tasks.get("pre-hello-11111").await.unwrap().status.unwrap();
     assert_eq!(again.status, KeptnState::Succeeded);
