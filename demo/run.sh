@@ -17,7 +17,7 @@
 # portcullis-webhook and portcullis-gate are printed). Everything it starts, the cluster included,
 # is stopped on exit, also on failure or interrupt (the binaries listen on 127.0.0.1 ports chosen at
 # run time; the cluster's components on ports kwokctl picks below 32768); it never touches your
-# kubeconfig (nor ~/.kube). The first run builds the control plane (tools/build.sh: 10-20 min, then
+# kubeconfig (nor ~/.kube). The first run builds the control plane (tools/build.sh: about 5-7 min on 2 cores, then
 # cached in ~/.cache/portcullis) and the binaries (cargo); both show their progress.
 # Knobs: DEMO_FAIL=1, DEMO_TIMEOUT (seconds for the rollout, default 180), DEMO_KEEP=1 (keep the
 # work directory: logs, kubeconfigs, certificates, and a copy of the cluster's logs), CARGO,
@@ -191,7 +191,7 @@ step "Building the control plane: kube-apiserver, kube-controller-manager, kube-
 if CP_BIN=$("$ROOT/tools/build.sh" --print 2>/dev/null); then
   note "already built: $CP_BIN"
 else
-  note "not built yet on this machine: building it from tools/go.mod (needs Go; 10-20 min, once)"
+  note "not built yet on this machine: building it from tools/go.mod (needs Go; about 5-7 min on 2 cores, once)"
   grouped "$WORK/build.out" "$ROOT/tools/build.sh" || fail "tools/build.sh failed"
   CP_BIN=$(tail -n 1 "$WORK/build.out")
   [[ -x "$CP_BIN/kube-apiserver" ]] || fail "tools/build.sh printed no bin directory: $(cat "$WORK/build.out")"
