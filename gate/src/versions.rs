@@ -93,6 +93,21 @@ pub fn awaits_its_pods(workload: &KeptnWorkload) -> bool {
     workload.spec.resource_reference.kind == "Deployment"
 }
 
+/// Whether an app's version must wait before its KeptnAppVersion is created: one of the
+/// workloads it lists at their versions was admitted from its Deployment and its pods have not
+/// arrived yet (`workload` looks a KeptnWorkload up by name). Keptn creates the app version only
+/// after the first pod, and copies the KeptnAppContext into it then; waiting as long gives the
+/// context applied together with the Deployment the same time to arrive, so the metadata every
+/// task carries is final before the first task is created. Workloads not admitted yet do not
+/// hold the app back (an app written by hand lists workloads that come later).
+pub fn app_awaits_pods(app: &KeptnApp, workload: &dyn Fn(&str) -> Option<KeptnWorkload>) -> bool {
+    let app_name = app.metadata.name.as_deref().unwrap_or_default();
+    app.spec.workloads.iter().any(|w| {
+        workload(&format!("{app_name}-{}", w.name))
+            .is_some_and(|wl| wl.spec.version == w.version && awaits_its_pods(&wl))
+    })
+}
+
 /// Plans the KeptnWorkload reconcile (B §3.8); `existing` is the KWV of the current version.
 pub fn plan_workload(
     workload: &KeptnWorkload,
@@ -272,6 +287,22 @@ mod tests {
         let owner = &kwv.metadata.owner_references.as_ref().unwrap()[0];
         assert_eq!(owner.kind, "KeptnWorkload");
         assert_eq!(owner.controller, Some(true));
+    }
+
+    #[test]
+    fn app_version_waits_for_the_pods_of_its_admitted_workloads() {
+        let a = app(1, "0.4", "");
+        let mut w = workload("0.4", "");
+        w.metadata.name = Some("waiter-waiter".into());
+        w.spec.resource_reference.kind = "Deployment".into();
+        let found = |wl: KeptnWorkload| move |n: &str| (n == "waiter-waiter").then(|| wl.clone());
+        assert!(app_awaits_pods(&a, &found(w.clone())));
+        assert!(!app_awaits_pods(&a, &|_| None), "not admitted yet");
+        let mut other_version = w.clone();
+        other_version.spec.version = "0.3".into();
+        assert!(!app_awaits_pods(&a, &found(other_version)));
+        w.spec.resource_reference.kind = "ReplicaSet".into();
+        assert!(!app_awaits_pods(&a, &found(w)));
     }
 
     #[test]

@@ -266,3 +266,99 @@ async fn copied_durations_are_go_formatted_and_versions_keep_generation_one() {
         kav.spec
     );
 }
+
+/// Item 2: the KeptnAppContext of an app whose Deployment was admitted before it still reaches
+/// every task. The app version waits for the workload's pods (as Keptn's, which is created after
+/// the first pod); the context, created while the Deployment has no replicas, is in it, and a
+/// workload task's `context.metadata` is the context's metadata overlaid by the workload's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_context_created_after_the_deployment_reaches_every_task() {
+    let cluster = Cluster::with_crds().await;
+    let (c, _procs) = install(&cluster).await;
+    for name in ["app-check", "check"] {
+        create(
+            &c,
+            "lifecycle.keptn.sh",
+            "v1",
+            "keptntaskdefinitions",
+            json!({"apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnTaskDefinition",
+                "metadata": {"name": name, "annotations": {e2e::RUN_FOR: "200ms"}},
+                "spec": {"container": {"name": "check", "image": "busybox:1.36"}}}),
+        )
+        .await;
+    }
+    let mut d = deployment("0.1.0");
+    let annotations = d.metadata.annotations.get_or_insert_default();
+    annotations.insert("keptn.sh/pre-deployment-tasks".into(), "check".into());
+    annotations.remove("keptn.sh/post-deployment-evaluations");
+    annotations.insert("keptn.sh/metadata".into(), "team=workload,tier=web".into());
+    if let Some(spec) = d.spec.as_mut() {
+        spec.replicas = Some(0);
+    }
+    let deployments: Api<Deployment> = Api::namespaced(c.clone(), NS);
+    deployments
+        .create(&PostParams::default(), &d)
+        .await
+        .expect("deployment");
+    // The gate has taken up the app (its KeptnApp exists) before the context is written.
+    wait_for("the KeptnApp podtato", WAIT, || {
+        let c = c.clone();
+        async move {
+            Api::<shared::crd::KeptnApp>::namespaced(c, NS)
+                .get_opt("podtato")
+                .await
+                .ok()?
+        }
+    })
+    .await;
+    create(
+        &c,
+        "lifecycle.keptn.sh",
+        "v1",
+        "keptnappcontexts",
+        json!({"apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnAppContext",
+            "metadata": {"name": "podtato"},
+            "spec": {"preDeploymentTasks": ["app-check"],
+                "metadata": {"team": "app", "owner": "shop"}}}),
+    )
+    .await;
+    deployments
+        .patch(
+            "podtato",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 2}})),
+        )
+        .await
+        .expect("scaled");
+    let (kwv, kav) = completed(&c, "podtato-podtato-0.1.0", "podtato-0.1.0-").await;
+    assert_eq!(kwv.metadata.generation, Some(1));
+    assert_eq!(kav.metadata.generation, Some(1));
+    assert_eq!(kav.spec.context.pre_deployment_tasks, ["app-check"]);
+    let tasks = Api::<KeptnTask>::namespaced(c.clone(), NS)
+        .list(&ListParams::default())
+        .await
+        .expect("tasks")
+        .items;
+    let metadata_of = |definition: &str| {
+        tasks
+            .iter()
+            .find(|t| t.spec.task_definition == definition)
+            .map(|t| t.spec.context.metadata.clone())
+            .unwrap_or_else(|| panic!("no task of {definition}: {tasks:?}"))
+    };
+    let app_task = metadata_of("app-check");
+    assert_eq!(app_task.get("owner").map(String::as_str), Some("shop"));
+    assert_eq!(app_task.get("team").map(String::as_str), Some("app"));
+    let workload_task = metadata_of("check");
+    assert_eq!(
+        workload_task.get("owner").map(String::as_str),
+        Some("shop"),
+        "{workload_task:?}"
+    );
+    assert_eq!(
+        workload_task.get("team").map(String::as_str),
+        Some("workload"),
+        "the workload's key wins"
+    );
+    assert_eq!(workload_task.get("tier").map(String::as_str), Some("web"));
+}

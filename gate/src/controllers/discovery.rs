@@ -21,7 +21,9 @@ use crate::config::RuntimeConfig;
 use crate::discovery::{Discovery, DiscoveryInput, MANAGED_BY, MANAGED_BY_KEPTN, plan_discovery};
 use crate::events::Subject;
 use crate::phase::supersede;
-use crate::versions::{WorkloadPlan, plan_app, plan_workload, workload_version_name};
+use crate::versions::{
+    WorkloadPlan, app_awaits_pods, plan_app, plan_workload, workload_version_name,
+};
 
 /// KeptnAppCreationRequests; woken by KeptnWorkloads of their app and by KeptnConfig changes
 /// (the discovery window may have changed).
@@ -110,9 +112,15 @@ pub(super) async fn apps(
     ctx: Arc<Context>,
     apps: impl Stream<Item = Arc<KeptnApp>> + Send + 'static,
     kavs: impl Stream<Item = Arc<KeptnAppVersion>> + Send + 'static,
+    workloads: impl Stream<Item = Arc<KeptnWorkload>> + Send + 'static,
 ) {
     let stream = Controller::for_shared_stream(apps, ctx.caches.apps.clone())
         .owns_shared_stream(kavs)
+        // An app waiting for its workloads' pods is woken when a workload names its ReplicaSet.
+        .watches_shared_stream(workloads, |wl: Arc<KeptnWorkload>| {
+            let ns = wl.namespace()?;
+            Some(ObjectRef::new(&wl.spec.app).within(&ns))
+        })
         .run(reconcile_app, error_policy("keptnapp"), ctx);
     drain("keptnapp", stream).await;
 }
@@ -124,6 +132,15 @@ async fn reconcile_app(app: Arc<KeptnApp>, ctx: Arc<Context>) -> Result<Action, 
         .namespace()
         .ok_or(Error::MissingField("metadata.namespace"))?;
     let name = app.name_any();
+    let workloads = &ctx.caches.workloads;
+    if app_awaits_pods(&app, &|wl| {
+        workloads
+            .get(&key::<KeptnWorkload>(wl, &ns))
+            .map(|w| w.as_ref().clone())
+    }) {
+        tracing::debug!(namespace = %ns, app = %name, "waiting for the pods of the app's workloads");
+        return Ok(Action::await_change());
+    }
     let context = ctx.caches.contexts.get(&key(&name, &ns));
     let kav_cache = &ctx.caches.kav;
     let existing = |n: &str| {

@@ -495,7 +495,13 @@ async fn reconcile_workload_version(
     let owner_ref = kwv
         .controller_owner_ref(&())
         .ok_or(Error::MissingField("metadata.uid"))?;
-    let owner = CheckOwner::workload(&kwv, owner_ref);
+    // Tasks created in this pass carry the planned status's app context metadata: the pass
+    // that copies it from the app version may be the one that starts the first phase.
+    let planned = KeptnWorkloadVersion {
+        status: Some(plan.status.clone()),
+        ..kwv.as_ref().clone()
+    };
+    let owner = CheckOwner::workload(&planned, owner_ref);
     let created = apply_actions(
         &ctx,
         kwv.as_ref(),

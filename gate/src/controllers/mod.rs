@@ -479,7 +479,13 @@ pub async fn run(
             config_changed.subscribe(),
         )
         .boxed(),
-        discovery::apps(ctx.clone(), apps.subscribe(), kav.subscribe()).boxed(),
+        discovery::apps(
+            ctx.clone(),
+            apps.subscribe(),
+            kav.subscribe(),
+            workloads.subscribe(),
+        )
+        .boxed(),
         discovery::workloads(ctx.clone(), workloads.subscribe(), kwv.subscribe()).boxed(),
         discovery::configs(ctx.clone(), config_changed).boxed(),
         lifecycle::app_versions(
