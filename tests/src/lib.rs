@@ -140,6 +140,7 @@ impl Env {
         api.create(&PostParams::default(), &ns)
             .await
             .expect("namespace created");
+        default_service_account(&self.client, name).await;
     }
 
     pub async fn config(&self, ns: &str, spec: serde_json::Value) {
@@ -153,6 +154,18 @@ impl Env {
             .await
             .expect("config created");
     }
+}
+
+/// Waits for the `default` ServiceAccount of a new namespace: the API server refuses pods that
+/// name a ServiceAccount (`default` unless said otherwise) until its controller has created it.
+pub async fn default_service_account(client: &Client, ns: &str) {
+    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(client.clone(), ns);
+    wait_for(&format!("ServiceAccount {ns}/default"), WAIT, || {
+        let accounts = accounts.clone();
+        async move { accounts.get_opt("default").await.ok()?.map(|_| ()) }
+    })
+    .await;
 }
 
 /// Polls `f` every 100 ms until it yields a value or `timeout` passes (then panics with `what`).

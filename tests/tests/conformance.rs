@@ -6,6 +6,8 @@
 //! - A KeptnWorkloadVersion and a KeptnAppVersion are created once with their final spec:
 //!   `metadata.generation` stays 1, for a Deployment admitted by the workload hook and after its
 //!   upgrade to a new version.
+//! - The metadata a task carries is final when the task is created: a KeptnAppContext written
+//!   after the Deployment was admitted (but before its pods) reaches app and workload tasks.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
@@ -346,6 +348,15 @@ async fn app_context_created_after_the_deployment_reaches_every_task() {
             .map(|t| t.spec.context.metadata.clone())
             .unwrap_or_else(|| panic!("no task of {definition}: {tasks:?}"))
     };
+    let app_task_timeout = tasks
+        .iter()
+        .find(|t| t.spec.task_definition == "app-check")
+        .map(|t| t.spec.timeout.as_str().to_owned());
+    assert_eq!(
+        app_task_timeout.as_deref(),
+        Some("5m0s"),
+        "an app task's copied default"
+    );
     let app_task = metadata_of("app-check");
     assert_eq!(app_task.get("owner").map(String::as_str), Some("shop"));
     assert_eq!(app_task.get("team").map(String::as_str), Some("app"));

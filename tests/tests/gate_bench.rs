@@ -211,6 +211,7 @@ async fn bench_release_latency_and_rss() {
             "annotations": {"keptn.sh/lifecycle-toolkit": "enabled"}}}),
     )
     .await;
+    e2e::default_service_account(&c, NS).await;
     // The tasks' Job pods run until the benchmark relabels them `succeed` (tools/kwok-stages.yaml).
     create(
         &Api::<KeptnTaskDefinition>::namespaced(c.clone(), NS),

@@ -304,6 +304,7 @@ async fn namespace(cluster: &Cluster, name: &str, enabled: bool) -> Kubectl {
             )),
         )
         .await;
+    e2e::default_service_account(&cluster.client(), name).await;
     kubectl
 }
 
