@@ -39,13 +39,14 @@ impl CheckOwner {
         }
     }
 
-    /// The owner identity of a KeptnWorkloadVersion; workload metadata wins on collisions.
-    pub fn workload(kwv: &KeptnWorkloadVersion, owner: OwnerReference) -> Self {
-        let mut metadata = kwv
-            .status
-            .as_ref()
-            .map(|s| s.app_context_metadata.clone())
-            .unwrap_or_default();
+    /// The owner identity of a KeptnWorkloadVersion whose status holds (or is about to hold)
+    /// `app_context_metadata`; workload metadata wins on collisions.
+    pub fn workload(
+        kwv: &KeptnWorkloadVersion,
+        app_context_metadata: &BTreeMap<String, String>,
+        owner: OwnerReference,
+    ) -> Self {
+        let mut metadata = app_context_metadata.clone();
         metadata.extend(kwv.spec.workload.metadata.clone());
         CheckOwner {
             owner,
@@ -186,7 +187,8 @@ mod tests {
             .into(),
             ..Default::default()
         });
-        let owner = CheckOwner::workload(&kwv, owner_ref("KeptnWorkloadVersion"));
+        let app_context = kwv.status.clone().unwrap_or_default().app_context_metadata;
+        let owner = CheckOwner::workload(&kwv, &app_context, owner_ref("KeptnWorkloadVersion"));
         let mut def = KeptnTaskDefinition::new("hello", KeptnTaskDefinitionSpec::default());
         def.metadata.labels = Some([("l".to_owned(), "v".to_owned())].into());
         def.spec.retries = 3;

@@ -1,5 +1,7 @@
 //! KeptnApp → KeptnAppVersion (B §3.2) and KeptnWorkload → KeptnWorkloadVersion (B §3.8). Pure.
 
+use std::sync::Arc;
+
 use kube::Resource;
 use kube::api::ObjectMeta;
 use shared::crd::{
@@ -100,7 +102,10 @@ pub fn awaits_its_pods(workload: &KeptnWorkload) -> bool {
 /// context applied together with the Deployment the same time to arrive, so the metadata every
 /// task carries is final before the first task is created. Workloads not admitted yet do not
 /// hold the app back (an app written by hand lists workloads that come later).
-pub fn app_awaits_pods(app: &KeptnApp, workload: &dyn Fn(&str) -> Option<KeptnWorkload>) -> bool {
+pub fn app_awaits_pods(
+    app: &KeptnApp,
+    workload: &dyn Fn(&str) -> Option<Arc<KeptnWorkload>>,
+) -> bool {
     let app_name = app.metadata.name.as_deref().unwrap_or_default();
     app.spec.workloads.iter().any(|w| {
         workload(&format!("{app_name}-{}", w.name))
@@ -295,7 +300,8 @@ mod tests {
         let mut w = workload("0.4", "");
         w.metadata.name = Some("waiter-waiter".into());
         w.spec.resource_reference.kind = "Deployment".into();
-        let found = |wl: KeptnWorkload| move |n: &str| (n == "waiter-waiter").then(|| wl.clone());
+        let found =
+            |wl: KeptnWorkload| move |n: &str| (n == "waiter-waiter").then(|| Arc::new(wl.clone()));
         assert!(app_awaits_pods(&a, &found(w.clone())));
         assert!(!app_awaits_pods(&a, &|_| None), "not admitted yet");
         let mut other_version = w.clone();

@@ -133,11 +133,7 @@ async fn reconcile_app(app: Arc<KeptnApp>, ctx: Arc<Context>) -> Result<Action, 
         .ok_or(Error::MissingField("metadata.namespace"))?;
     let name = app.name_any();
     let workloads = &ctx.caches.workloads;
-    if app_awaits_pods(&app, &|wl| {
-        workloads
-            .get(&key::<KeptnWorkload>(wl, &ns))
-            .map(|w| w.as_ref().clone())
-    }) {
+    if app_awaits_pods(&app, &|wl| workloads.get(&key::<KeptnWorkload>(wl, &ns))) {
         tracing::debug!(namespace = %ns, app = %name, "waiting for the pods of the app's workloads");
         return Ok(Action::await_change());
     }

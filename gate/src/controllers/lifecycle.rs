@@ -497,11 +497,7 @@ async fn reconcile_workload_version(
         .ok_or(Error::MissingField("metadata.uid"))?;
     // Tasks created in this pass carry the planned status's app context metadata: the pass
     // that copies it from the app version may be the one that starts the first phase.
-    let planned = KeptnWorkloadVersion {
-        status: Some(plan.status.clone()),
-        ..kwv.as_ref().clone()
-    };
-    let owner = CheckOwner::workload(&planned, owner_ref);
+    let owner = CheckOwner::workload(&kwv, &plan.status.app_context_metadata, owner_ref);
     let created = apply_actions(
         &ctx,
         kwv.as_ref(),
