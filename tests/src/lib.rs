@@ -244,6 +244,12 @@ pub async fn gated_deployment(
         .create(&PostParams::default(), &deploy)
         .await
         .expect("deployment created");
+    replica_set(client, ns, name).await
+}
+
+/// The name and uid of the (first) ReplicaSet of the Deployment `name` whose pods carry the
+/// label `app=<name>`, once the deployment controller has made it.
+pub async fn replica_set(client: &Client, ns: &str, name: &str) -> (String, String) {
     let rs_api: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
     let selector = format!("app={name}");
     wait_for("the ReplicaSet", WAIT, || {

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::events::v1::Event;
@@ -447,21 +447,7 @@ async fn workload(client: &Client, ns: &str, name: &str, version: &str, task: &s
             .await
     })
     .await;
-    let rs_api: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
-    let selector = format!("app={name}");
-    let rs = wait_for("the ReplicaSet", WAIT, || {
-        let rs_api = rs_api.clone();
-        let selector = selector.clone();
-        async move {
-            let list = rs_api
-                .list(&ListParams::default().labels(&selector))
-                .await
-                .ok()?;
-            let rs = list.items.into_iter().next()?;
-            Some((rs.name_any(), rs.metadata.uid.clone()?))
-        }
-    })
-    .await;
+    let rs = e2e::replica_set(client, ns, name).await;
     let wl: KeptnWorkload = serde_json::from_value(json!({
         "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnWorkload",
         "metadata": {"name": format!("{name}-{name}"),
