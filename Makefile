@@ -3,7 +3,7 @@ CARGO ?= cargo
 CRD_DIR := deploy/crds
 CLUSTER_DIR ?= target/cluster
 
-.PHONY: all build test fmt-check clippy crds crds-check unit e2e deploy-check demo images clean \
+.PHONY: all build test fmt-check clippy crds crds-check refs-check purity-check unit e2e deploy-check demo images clean \
 	control-plane cluster-up cluster-down
 
 all: build
@@ -13,7 +13,7 @@ build:
 
 ## test: everything CI checks — formatting, lints, CRD drift, all tests (the end-to-end ones on
 ## the real control plane), both demos.
-test: fmt-check clippy crds-check deploy-check unit e2e demo demo-fail
+test: fmt-check clippy crds-check refs-check purity-check deploy-check unit e2e demo demo-fail
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -21,17 +21,24 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
+## purity-check: the lifecycle crate's whole dependency tree holds no async runtime, Kubernetes
+## client or OTLP exporter, so its decisions cannot do I/O.
+purity-check:
+	@impure=$$($(CARGO) tree --locked -p lifecycle -e normal --prefix none | grep -E '^(tokio|kube-client|kube-runtime|hyper|reqwest|opentelemetry)[ -]' | sort -u); \
+	if [ -n "$$impure" ]; then echo "lifecycle depends on: $$impure" >&2; exit 1; fi; \
+	echo "lifecycle: no runtime, client or exporter in its dependency tree"
+
 ## unit: every test but the end-to-end crate (no control plane needed).
 unit:
 	$(CARGO) test --workspace --locked --exclude e2e --exclude gate -q
-	$(CARGO) test --locked -p gate -q -- --skip execution::tests::e2e
+	$(CARGO) test --locked -p gate -q -- --skip controllers::tests::e2e
 
-## e2e: the end-to-end tests (tests/, and the gate's execution e2e tests): each starts its own
+## e2e: the end-to-end tests (tests/, and the gate's controller e2e tests): each starts its own
 ## control plane, runs the real binaries against it and stops it.
 e2e: control-plane
 	$(CARGO) build --workspace --bins --locked
 	$(CARGO) test --locked -p e2e
-	$(CARGO) test --locked -p gate --lib execution::tests::e2e
+	$(CARGO) test --locked -p gate --lib controllers::tests::e2e
 
 ## control-plane: build (once per machine; cached in ~/.cache/portcullis, keyed by tools/go.sum)
 ## kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok and kwokctl.
@@ -54,6 +61,10 @@ crds:
 ## crds-check: fail when deploy/crds is out of date with the types.
 crds-check:
 	$(CARGO) run -q --locked -p shared --bin portcullis-crdgen -- --check $(CRD_DIR)
+
+## refs-check: fail when a specification reference (`A15`, `B §3.9`) in any file has no anchor in docs/.
+refs-check:
+	python3 tools/check-refs.py
 
 ## deploy-check: render deploy/base and every overlay with kubectl kustomize and check their properties.
 deploy-check: control-plane

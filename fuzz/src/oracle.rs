@@ -14,6 +14,7 @@ use base64::Engine as _;
 use futures::future::BoxFuture;
 use http_body_util::BodyExt;
 use serde_json::Value;
+use shared::gate::GATE;
 use tower::ServiceExt;
 use webhook::cluster::{Cluster, ClusterError};
 use webhook::decision::{Needed, Write};
@@ -38,8 +39,6 @@ pub const IDENTITY_KEYS: [&str; 8] = [
     "keptn.sh/post-deployment-evaluations",
     "keptn.sh/metadata",
 ];
-
-const GATE: &str = "keptn-prechecks-gate";
 
 /// Answers fetches from `world`, records writes (failing them all when `fail_writes`).
 #[derive(Default)]
@@ -201,7 +200,7 @@ pub struct Answer {
 /// - only pods are patched (A7: workloads and task definitions never are), only with `add`
 ///   operations on `/spec/schedulingGates` and `/metadata/annotations` (A9), and the patch applies
 ///   to the raw request object; the result keeps every other field, keeps other gates and adds
-///   exactly one `keptn-prechecks-gate` (A8), and changes only identity annotations;
+///   exactly one [`GATE`] (A8), and changes only identity annotations;
 /// - the response is at most `3 × (request + parent metadata in the world) + 4 KiB`: the patch
 ///   copies each identity value at most twice (workload value as single-service app), base64
 ///   grows it by 4/3, and everything else in the response is bounded.

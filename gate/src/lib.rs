@@ -1,27 +1,17 @@
-//! Portcullis gate service: the lifecycle controllers (B §3), the scheduling-gate release
-//! (A11–A14) and leader election.
+//! Portcullis gate service: the controller shell over the [`lifecycle`] crate's decisions —
+//! lifecycle controllers (B §3), scheduling-gate release (A11–A14), KeptnTask and
+//! KeptnEvaluation execution (B §5, §6) — with leader election and observability.
 //!
-//! The decisions are pure functions over plain data ([`phase`], [`checks`], [`lifecycle`],
-//! [`deploy`], [`discovery`], [`versions`], [`build`], [`release`], [`config`], [`events`],
-//! [`traces`], [`dora`]); the kube-facing shell ([`controllers`], [`lease`], [`admin`],
-//! [`telemetry`]) only reads caches and applies them.
+//! Layers, each depending only on those above it: [`error`] and [`api`] (the one error type,
+//! the timed API calls and the status writer), [`observability`] (metrics, DORA gauges,
+//! spans, Events and CloudEvents), [`controllers`] (the caches, the context, the error policy and
+//! the reconcilers), [`lease`] and [`admin`] (the HTTP endpoints), then the binary's `run`.
 
 pub mod admin;
-pub mod build;
-pub mod checks;
-pub mod cloudevents;
-pub mod config;
+pub mod api;
+pub mod cli;
 pub mod controllers;
-pub mod deploy;
-pub mod discovery;
-pub mod dora;
-pub mod events;
-pub mod execution;
+pub mod error;
 pub mod lease;
-pub mod lifecycle;
-pub mod phase;
-pub mod release;
-pub mod retention;
-pub mod telemetry;
-pub mod traces;
-pub mod versions;
+pub mod observability;
+pub mod run;

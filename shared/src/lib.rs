@@ -2,6 +2,10 @@
 //! everything the webhook and the gate service both need.
 
 pub mod checks;
+pub mod cli;
 pub mod crd;
+pub mod gate;
 pub mod logging;
 pub mod resolve;
+#[cfg(feature = "runtime")]
+pub mod shutdown;

@@ -104,6 +104,14 @@ fn col(name: &str, path: &str, priority: i32) -> (String, String, i32) {
     (name.to_owned(), path.to_owned(), priority)
 }
 
+/// The priority-1 column `name` showing `.status.<name in lowerCamelCase>` (the phase statuses of
+/// KeptnAppVersion and KeptnWorkloadVersion).
+fn status_col(name: &str) -> (String, String, i32) {
+    let mut field = name.to_owned();
+    field[..1].make_ascii_lowercase();
+    col(name, &format!(".status.{field}"), 1)
+}
+
 // ---------------------------------------------------------------------------------------------
 // round trips: every optional field set, as a Keptn user (or the operator) writes it
 
@@ -860,20 +868,12 @@ fn printer_columns_match_spec() {
             col("AppName", ".spec.appName", 0),
             col("Version", ".spec.version", 0),
             col("Phase", ".status.currentPhase", 0),
-            col("PreDeploymentStatus", ".status.preDeploymentStatus", 1),
-            col(
-                "PreDeploymentEvaluationStatus",
-                ".status.preDeploymentEvaluationStatus",
-                1
-            ),
-            col("WorkloadOverallStatus", ".status.workloadOverallStatus", 1),
-            col("PostDeploymentStatus", ".status.postDeploymentStatus", 1),
-            col(
-                "PostDeploymentEvaluationStatus",
-                ".status.postDeploymentEvaluationStatus",
-                1
-            ),
-            col("PromotionStatus", ".status.promotionStatus", 1),
+            status_col("PreDeploymentStatus"),
+            status_col("PreDeploymentEvaluationStatus"),
+            status_col("WorkloadOverallStatus"),
+            status_col("PostDeploymentStatus"),
+            status_col("PostDeploymentEvaluationStatus"),
+            status_col("PromotionStatus"),
         ]
     );
     assert_eq!(
@@ -890,19 +890,11 @@ fn printer_columns_match_spec() {
             col("WorkloadName", ".spec.workloadName", 0),
             col("WorkloadVersion", ".spec.version", 0),
             col("Phase", ".status.currentPhase", 0),
-            col("PreDeploymentStatus", ".status.preDeploymentStatus", 1),
-            col(
-                "PreDeploymentEvaluationStatus",
-                ".status.preDeploymentEvaluationStatus",
-                1
-            ),
-            col("DeploymentStatus", ".status.deploymentStatus", 1),
-            col("PostDeploymentStatus", ".status.postDeploymentStatus", 1),
-            col(
-                "PostDeploymentEvaluationStatus",
-                ".status.postDeploymentEvaluationStatus",
-                1
-            ),
+            status_col("PreDeploymentStatus"),
+            status_col("PreDeploymentEvaluationStatus"),
+            status_col("DeploymentStatus"),
+            status_col("PostDeploymentStatus"),
+            status_col("PostDeploymentEvaluationStatus"),
         ]
     );
     // SPEC A20: KeptnTask's columns read spec.context.*.
@@ -1064,9 +1056,7 @@ fn spec_without_required_fields_is_optional_and_defaults_to_empty() {
 #[test]
 fn schema_defaults_match_spec() {
     let d = |plural: &str, path: &str| default_of(&crd(plural), path);
-    assert_eq!(d("keptnapps", "spec.revision"), Some(json!(1)));
-    assert_eq!(d("keptnappversions", "spec.revision"), Some(json!(1)));
-    for field in [
+    let app_version_states: &[&str] = &[
         "preDeploymentStatus",
         "postDeploymentStatus",
         "promotionStatus",
@@ -1080,14 +1070,8 @@ fn schema_defaults_match_spec() {
         "promotionTaskStatus.[].status",
         "preDeploymentEvaluationTaskStatus.[].status",
         "postDeploymentEvaluationTaskStatus.[].status",
-    ] {
-        assert_eq!(
-            d("keptnappversions", &format!("status.{field}")),
-            Some(json!("Pending")),
-            "{field}"
-        );
-    }
-    for field in [
+    ];
+    let workload_version_states: &[&str] = &[
         "preDeploymentStatus",
         "deploymentStatus",
         "preDeploymentEvaluationStatus",
@@ -1098,55 +1082,59 @@ fn schema_defaults_match_spec() {
         "postDeploymentTaskStatus.[].status",
         "preDeploymentEvaluationTaskStatus.[].status",
         "postDeploymentEvaluationTaskStatus.[].status",
+    ];
+    for (plural, fields) in [
+        ("keptnappversions", app_version_states),
+        ("keptnworkloadversions", workload_version_states),
     ] {
-        assert_eq!(
-            d("keptnworkloadversions", &format!("status.{field}")),
-            Some(json!("Pending")),
-            "{field}"
-        );
+        for field in fields {
+            assert_eq!(
+                d(plural, &format!("status.{field}")),
+                Some(json!("Pending")),
+                "{plural} {field}"
+            );
+        }
     }
-    assert_eq!(d("keptntaskdefinitions", "spec.retries"), Some(json!(10)));
-    assert_eq!(d("keptntaskdefinitions", "spec.timeout"), Some(json!("5m")));
-    assert_eq!(
-        d("keptntaskdefinitions", "spec.ttlSecondsAfterFinished"),
-        Some(json!(300))
-    );
-    assert_eq!(
-        d("keptntaskdefinitions", "spec.imagePullSecrets.[].name"),
-        Some(json!(""))
-    );
-    assert_eq!(d("keptntasks", "spec.retries"), Some(json!(10)));
-    assert_eq!(d("keptntasks", "spec.timeout"), Some(json!("5m")));
-    assert_eq!(d("keptntasks", "status.status"), Some(json!("Pending")));
-    assert_eq!(
-        d("keptnevaluationdefinitions", "spec.retries"),
-        Some(json!(10))
-    );
-    assert_eq!(
-        d("keptnevaluationdefinitions", "spec.retryInterval"),
-        Some(json!("5s"))
-    );
-    assert_eq!(d("keptnevaluations", "spec.retries"), Some(json!(10)));
-    assert_eq!(
-        d("keptnevaluations", "spec.retryInterval"),
-        Some(json!("5s"))
-    );
-    assert_eq!(d("keptnevaluations", "status.retryCount"), Some(json!(0)));
-    assert_eq!(
-        d("keptnevaluations", "status.overallStatus"),
-        Some(json!("Pending"))
-    );
-    assert_eq!(
-        d("keptnconfigs", "spec.keptnAppCreationRequestTimeoutSeconds"),
-        Some(json!(30))
-    );
-    assert_eq!(d("keptnconfigs", "spec.blockDeployment"), Some(json!(true)));
-    assert_eq!(
-        d("keptnconfigs", "spec.observabilityTimeout"),
-        Some(json!("5m"))
-    );
-    assert_eq!(d("keptnconfigs", "spec.restApiEnabled"), Some(json!(false)));
-    assert_eq!(d("keptnmetrics", "spec.range.interval"), Some(json!("5m")));
+    for (plural, path, default) in [
+        ("keptnapps", "spec.revision", json!(1)),
+        ("keptnappversions", "spec.revision", json!(1)),
+        ("keptntaskdefinitions", "spec.retries", json!(10)),
+        ("keptntaskdefinitions", "spec.timeout", json!("5m")),
+        (
+            "keptntaskdefinitions",
+            "spec.ttlSecondsAfterFinished",
+            json!(300),
+        ),
+        (
+            "keptntaskdefinitions",
+            "spec.imagePullSecrets.[].name",
+            json!(""),
+        ),
+        ("keptntasks", "spec.retries", json!(10)),
+        ("keptntasks", "spec.timeout", json!("5m")),
+        ("keptntasks", "status.status", json!("Pending")),
+        ("keptnevaluationdefinitions", "spec.retries", json!(10)),
+        (
+            "keptnevaluationdefinitions",
+            "spec.retryInterval",
+            json!("5s"),
+        ),
+        ("keptnevaluations", "spec.retries", json!(10)),
+        ("keptnevaluations", "spec.retryInterval", json!("5s")),
+        ("keptnevaluations", "status.retryCount", json!(0)),
+        ("keptnevaluations", "status.overallStatus", json!("Pending")),
+        (
+            "keptnconfigs",
+            "spec.keptnAppCreationRequestTimeoutSeconds",
+            json!(30),
+        ),
+        ("keptnconfigs", "spec.blockDeployment", json!(true)),
+        ("keptnconfigs", "spec.observabilityTimeout", json!("5m")),
+        ("keptnconfigs", "spec.restApiEnabled", json!(false)),
+        ("keptnmetrics", "spec.range.interval", json!("5m")),
+    ] {
+        assert_eq!(d(plural, path), Some(default), "{plural} {path}");
+    }
 
     // Fields Keptn does not default must not be materialised by the API server.
     for path in [
@@ -1334,14 +1322,19 @@ fn crdgen(args: &[&std::ffi::OsStr]) -> std::process::Output {
         .expect("portcullis-crdgen runs")
 }
 
+/// `portcullis-crdgen --check dir`, which must fail (`why`): what it wrote to stderr.
+fn failed_check(dir: &std::ffi::OsStr, why: &str) -> String {
+    let out = crdgen(&["--check".as_ref(), dir]);
+    assert!(!out.status.success(), "{why}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn crdgen_writes_checks_and_reports_drift() {
     let dir = tempfile::tempdir().expect("temp dir");
     let d = dir.path().as_os_str();
 
-    let out = crdgen(&["--check".as_ref(), d]);
-    assert!(!out.status.success(), "empty dir fails the check");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = failed_check(d, "empty dir fails the check");
     assert_eq!(
         stderr.matches("missing: ").count(),
         13,
@@ -1397,9 +1390,7 @@ fn crdgen_writes_checks_and_reports_drift() {
         .map(|(_, t)| t.replace(".spec.context.appName", ".spec.app"))
         .expect("keptntasks written");
     std::fs::write(&victim, edited).expect("edit");
-    let out = crdgen(&["--check".as_ref(), d]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = failed_check(d, "an edited CRD fails the check");
     assert!(
         stderr.contains("differs: ") && stderr.contains("keptntasks.lifecycle.keptn.sh.yaml"),
         "{stderr}"
@@ -1438,18 +1429,22 @@ fn read_dir(dir: &std::path::Path) -> Vec<(String, String)> {
 fn durations_parse_as_go_does() {
     use std::time::Duration as Std;
     let ok = |s: &str| Duration::new(s).to_std();
-    assert_eq!(ok("5m"), Ok(Std::from_secs(300)));
-    assert_eq!(ok("5s"), Ok(Std::from_secs(5)));
-    assert_eq!(ok("0"), Ok(Std::ZERO));
-    assert_eq!(ok("1h30m"), Ok(Std::from_secs(5400)));
-    assert_eq!(ok("1.5h"), Ok(Std::from_secs(5400)));
-    assert_eq!(ok("2m3.5s"), Ok(Std::from_millis(123_500)));
-    assert_eq!(ok(".5s"), Ok(Std::from_millis(500)));
-    assert_eq!(ok("300ms"), Ok(Std::from_millis(300)));
-    assert_eq!(ok("7us"), Ok(Std::from_micros(7)));
-    assert_eq!(ok("7µs"), Ok(Std::from_micros(7)));
-    assert_eq!(ok("9ns"), Ok(Std::from_nanos(9)));
-    assert_eq!(ok("+10s"), Ok(Std::from_secs(10)));
+    for (written, duration) in [
+        ("5m", Std::from_secs(300)),
+        ("5s", Std::from_secs(5)),
+        ("0", Std::ZERO),
+        ("1h30m", Std::from_secs(5400)),
+        ("1.5h", Std::from_secs(5400)),
+        ("2m3.5s", Std::from_millis(123_500)),
+        (".5s", Std::from_millis(500)),
+        ("300ms", Std::from_millis(300)),
+        ("7us", Std::from_micros(7)),
+        ("7µs", Std::from_micros(7)),
+        ("9ns", Std::from_nanos(9)),
+        ("+10s", Std::from_secs(10)),
+    ] {
+        assert_eq!(ok(written), Ok(duration), "{written}");
+    }
     assert_eq!(
         ok("1.0000000001s"),
         Ok(Std::from_secs(1)),
@@ -1480,19 +1475,23 @@ fn durations_parse_as_go_does() {
 #[test]
 fn copied_durations_are_written_as_go_prints_them() {
     let go = |s: &str| Duration::new(s).go_formatted().0;
-    assert_eq!(go("5m"), "5m0s");
-    assert_eq!(go("30s"), "30s");
-    assert_eq!(go("1h"), "1h0m0s");
-    assert_eq!(go("90s"), "1m30s");
-    assert_eq!(go("2h45m"), "2h45m0s");
-    assert_eq!(go("72h3m0.5s"), "72h3m0.5s");
-    assert_eq!(go("1.5s"), "1.5s");
-    assert_eq!(go("500ms"), "500ms");
-    assert_eq!(go("1500us"), "1.5ms");
-    assert_eq!(go("1.000001ms"), "1.000001ms");
-    assert_eq!(go("7us"), "7µs");
-    assert_eq!(go("100ns"), "100ns");
-    assert_eq!(go("0"), "0s");
+    for (written, printed) in [
+        ("5m", "5m0s"),
+        ("30s", "30s"),
+        ("1h", "1h0m0s"),
+        ("90s", "1m30s"),
+        ("2h45m", "2h45m0s"),
+        ("72h3m0.5s", "72h3m0.5s"),
+        ("1.5s", "1.5s"),
+        ("500ms", "500ms"),
+        ("1500us", "1.5ms"),
+        ("1.000001ms", "1.000001ms"),
+        ("7us", "7µs"),
+        ("100ns", "100ns"),
+        ("0", "0s"),
+    ] {
+        assert_eq!(go(written), printed, "{written}");
+    }
     assert_eq!(go("5m0s"), "5m0s", "already Go's form");
     assert_eq!(go("0abc"), "0abc", "unparseable text is kept as written");
     assert_eq!(

@@ -26,7 +26,7 @@ use shared::crd::{
     KeptnWorkloadVersion,
 };
 
-pub const GATE: &str = "keptn-prechecks-gate";
+pub use shared::gate::GATE;
 pub const WAIT: Duration = Duration::from_secs(60);
 pub const SERVICE: &str = "portcullis-webhook";
 pub const INSTALL_NS: &str = "portcullis-system";
@@ -333,9 +333,9 @@ pub fn gated(p: &Pod) -> bool {
 pub fn released(p: &Pod) -> bool {
     !gated(p)
         && p.annotations()
-            .get("keptn.sh/scheduling-gate-removed")
+            .get(shared::gate::REMOVED_MARKER)
             .map(String::as_str)
-            == Some("true")
+            == Some(shared::gate::REMOVED_VALUE)
 }
 
 pub fn ready(p: &Pod) -> bool {

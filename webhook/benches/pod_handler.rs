@@ -9,8 +9,6 @@ use axum::body::Body;
 use axum::http::Request;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::BodyExt;
-use serde_json::json;
-use shared::resolve::ObjectMetaView;
 use tower::ServiceExt;
 use webhook::cluster::Offline;
 use webhook::decision::Write;
@@ -20,28 +18,16 @@ use webhook::snapshot::{MemorySnapshot, ParentKind};
 use webhook::{fixtures, pods, review};
 
 fn world() -> (MemorySnapshot, Vec<u8>) {
-    let namespace = serde_json::from_value(fixtures::namespace(
-        "shop",
-        json!({"keptn.sh/lifecycle-toolkit": "enabled"}),
-        json!({}),
-    ))
-    .expect("namespace");
-    let rs = serde_json::from_value(json!({
-        "metadata": {"name": "web-7d4b9c8f6d", "namespace": "shop", "uid": "rs-uid-1",
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "d-uid"}]}
-    }))
-    .expect("replica set");
-    let parent = ObjectMetaView {
-        annotations: [
-            ("keptn.sh/workload", "web"),
-            ("keptn.sh/version", "1.4.2"),
-            ("keptn.sh/pre-deployment-tasks", "check-db,notify"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect(),
-        labels: Default::default(),
-    };
+    let namespace = fixtures::ns("shop").enabled().build();
+    let rs = fixtures::replica_set("shop", "web-7d4b9c8f6d")
+        .uid("rs-uid-1")
+        .owned_by("apps/v1", "Deployment", "web", "d-uid")
+        .build();
+    let parent = fixtures::meta()
+        .annotated("keptn.sh/workload", "web")
+        .annotated("keptn.sh/version", "1.4.2")
+        .annotated("keptn.sh/pre-deployment-tasks", "check-db,notify")
+        .build();
     let cold = MemorySnapshot::complete()
         .with_namespace(namespace)
         .with_replica_set(rs)

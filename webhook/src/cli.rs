@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser};
+use shared::cli::LogDefaults;
 
 /// Portcullis admission webhook: gates pods of annotated workloads in enabled namespaces and
 /// creates their KeptnWorkloads and KeptnAppCreationRequests; validates KeptnTaskDefinitions.
@@ -68,59 +69,50 @@ pub struct ClientArgs {
     pub pod_name: Option<String>,
 }
 
-/// Log output.
-#[derive(Debug, Args)]
-pub struct LogArgs {
-    /// Log format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
-    pub log_format: LogFormat,
-    /// Log filter (tracing EnvFilter syntax).
-    #[arg(
-        long,
-        env = "LOG_FILTER",
-        default_value = "info,hyper=warn,h2=warn,rustls=warn,kube=warn"
-    )]
-    pub log_filter: String,
+/// Default `--log-filter` of the webhook.
+#[derive(Debug)]
+pub struct WebhookLog;
+
+impl LogDefaults for WebhookLog {
+    const FILTER: &'static str = "info,hyper=warn,h2=warn,rustls=warn,kube=warn";
 }
+
+/// Log output (`--log-format`, `--log-filter`).
+pub type LogArgs = shared::cli::LogArgs<WebhookLog>;
 
 /// Log formats (shared with the gate service).
 pub use shared::logging::LogFormat;
 
 /// Durations as `<n>ms`, `<n>s` or `<n>m`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = text
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((text, "s"), |i| text.split_at(i));
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration '{text}': expected e.g. 500ms, 5s, 1m"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("invalid duration unit in '{text}': use ms, s or m")),
-    }
-}
+pub use shared::cli::parse_duration;
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory;
+
     use super::*;
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert!(parse_duration("5h").is_err());
-        assert!(parse_duration("x").is_err());
-    }
-
-    #[test]
     fn flags_parse_with_defaults() {
+        Cli::command().debug_assert();
         let cli = Cli::try_parse_from(["portcullis-webhook", "--listen", "127.0.0.1:0"]).unwrap();
         assert_eq!(cli.server.max_body_bytes, 8 * 1024 * 1024);
         assert_eq!(cli.server.request_timeout, Duration::from_secs(10));
+        assert_eq!(cli.server.drain_timeout, Duration::from_secs(20));
+    }
+
+    /// The names and environment variables of the log flags are tested in `shared::cli`; what
+    /// is the binary's own is its default filter.
+    #[test]
+    fn log_filter_defaults_to_the_binarys_own() {
+        let command = Cli::command();
+        let filter = command
+            .get_arguments()
+            .find(|a| a.get_id() == "log_filter")
+            .and_then(|a| a.get_default_values().first().cloned());
+        assert_eq!(
+            filter.as_ref().and_then(|f| f.to_str()),
+            Some("info,hyper=warn,h2=warn,rustls=warn,kube=warn")
+        );
     }
 }

@@ -2,66 +2,62 @@
 //! A22) and workloads (A7).
 
 use json_patch::PatchOperation;
-use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::core::DynamicObject;
 use kube::core::admission::AdmissionRequest;
 use serde_json::{Value, json};
 use shared::crd::{KeptnApp, KeptnAppCreationRequest, KeptnWorkload};
-use shared::resolve::{ObjectMetaView, keys};
+use shared::gate::{GATE, REMOVED_MARKER, REMOVED_VALUE};
+use shared::resolve::keys;
 
 use crate::decision::{Decision, Needed, Verdict, Write};
-use crate::fixtures::{self, PodBuilder, pod};
-use crate::patch::GATE;
+use crate::fixtures::{
+    self, MetaBuilder, NamespaceBuilder, PodBuilder, ReplicaSetBuilder, WorkloadBuilder, meta, ns,
+    pod,
+};
+use crate::namespaces::{ENABLED, ENABLEMENT_KEY};
 use crate::pods::{self, messages};
 use crate::review::parse;
-use crate::snapshot::{Fetched, MemorySnapshot, ParentKind, WithFetched};
+use crate::snapshot::{Fetched, MemorySnapshot, ParentKind, Snapshot, WithFetched};
 use crate::workloads;
 
 const NS: &str = "shop";
 
-fn namespace(annotations: Value, labels: Value) -> Namespace {
-    serde_json::from_value(fixtures::namespace(NS, annotations, labels)).unwrap()
+fn enabled_namespace() -> Namespace {
+    ns(NS).enabled().build()
 }
 
 fn enabled() -> MemorySnapshot {
-    MemorySnapshot::complete().with_namespace(namespace(
-        json!({"keptn.sh/lifecycle-toolkit": "enabled"}),
-        json!({}),
-    ))
+    MemorySnapshot::complete().with_namespace(enabled_namespace())
 }
 
-fn replica_set(name: &str, deployment: Option<&str>) -> ReplicaSet {
-    let owners = deployment.map(|d| {
-        json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": d, "uid": "dep-uid", "controller": true}])
-    });
-    serde_json::from_value(json!({
-        "apiVersion": "apps/v1",
-        "kind": "ReplicaSet",
-        "metadata": {"name": name, "namespace": NS, "uid": "rs-uid-1", "ownerReferences": owners,
-                     "annotations": {"keptn.sh/workload": "rs-own-annotation"}}
-    }))
-    .unwrap()
+/// ReplicaSet `name` (uid `rs-uid-1`) carrying `keptn.sh/workload` itself, which only counts
+/// through a Deployment owner (B §1.3).
+fn replica_set(name: &str) -> ReplicaSetBuilder {
+    fixtures::replica_set(NS, name)
+        .uid("rs-uid-1")
+        .annotated(keys::WORKLOAD, "rs-own-annotation")
 }
 
-fn meta(annotations: &[(&str, &str)], labels: &[(&str, &str)]) -> ObjectMetaView {
-    ObjectMetaView {
-        annotations: annotations
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        labels: labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    }
+/// [`replica_set`] controlled by Deployment `deployment`.
+fn replica_set_of(name: &str, deployment: &str) -> ReplicaSetBuilder {
+    replica_set(name).controlled_by("apps/v1", "Deployment", deployment, "dep-uid")
 }
 
-/// An enabled namespace with Deployment `web` (annotated as given) and its ReplicaSet `web-abc`.
-fn deployment_world(annotations: &[(&str, &str)], labels: &[(&str, &str)]) -> MemorySnapshot {
-    enabled()
-        .with_replica_set(replica_set("web-abc", Some("web")))
-        .with_parent(ParentKind::Deployment, NS, "web", meta(annotations, labels))
+/// `namespace` with Deployment `web` (metadata `parent`) and its ReplicaSet `web-abc`.
+fn web_world(namespace: NamespaceBuilder, parent: MetaBuilder) -> MemorySnapshot {
+    MemorySnapshot::complete()
+        .with_namespace(namespace.build())
+        .with_replica_set(replica_set_of("web-abc", "web").build())
+        .with_parent(ParentKind::Deployment, NS, "web", parent.build())
+}
+
+/// An enabled namespace with Deployment `web` annotated as given and its ReplicaSet `web-abc`.
+fn deployment_world(annotations: &[(&str, &str)]) -> MemorySnapshot {
+    let parent = annotations
+        .iter()
+        .fold(meta(), |m, (k, v)| m.annotated(k, v));
+    web_world(ns(NS).enabled(), parent)
 }
 
 fn deployment_pod() -> PodBuilder {
@@ -78,11 +74,27 @@ fn admit_pod(pod: &Value, snapshot: &MemorySnapshot) -> Decision {
     pods::admit(&request(&fixtures::pod_review(pod, false)), snapshot).expect("decidable")
 }
 
+/// The pod admission of `req` against `base` with `fetched` filling its gaps.
+fn admit_with(
+    req: &AdmissionRequest<DynamicObject>,
+    base: &impl Snapshot,
+    fetched: &Fetched,
+) -> Result<Decision, Needed> {
+    pods::admit(req, &WithFetched { base, fetched })
+}
+
 fn patch_of(decision: &Decision) -> &[PatchOperation] {
     match &decision.verdict {
         Verdict::Allow { patch, .. } => patch,
         Verdict::Deny(d) => panic!("denied: {}", d.message),
     }
+}
+
+fn patch_paths(decision: &Decision) -> Vec<String> {
+    patch_of(decision)
+        .iter()
+        .map(|op| op.path().to_string())
+        .collect()
 }
 
 fn apply(pod: &Value, decision: &Decision) -> Value {
@@ -120,6 +132,17 @@ fn created_workload(decision: &Decision) -> &KeptnWorkload {
         .expect("a KeptnWorkload create")
 }
 
+fn updated_workload(decision: &Decision) -> &KeptnWorkload {
+    decision
+        .writes
+        .iter()
+        .find_map(|w| match w {
+            Write::UpdateWorkload(w) => Some(&**w),
+            _ => None,
+        })
+        .expect("a KeptnWorkload update")
+}
+
 fn created_request(decision: &Decision) -> Option<&KeptnAppCreationRequest> {
     decision.writes.iter().find_map(|w| match w {
         Write::CreateAppCreationRequest(r) => Some(&**r),
@@ -135,7 +158,7 @@ fn annotations(pod: &Value) -> &serde_json::Map<String, Value> {
 
 #[test]
 fn deployment_pod_gated_from_annotated_parent() {
-    let world = deployment_world(&[(keys::WORKLOAD, "web"), (keys::VERSION, "1.0")], &[]);
+    let world = deployment_world(&[(keys::WORKLOAD, "web"), (keys::VERSION, "1.0")]);
     let pod = deployment_pod().build();
     let decision = admit_pod(&pod, &world);
     let out = apply(&pod, &decision);
@@ -173,28 +196,23 @@ fn deployment_pod_gated_from_annotated_parent() {
 
 #[test]
 fn pod_without_annotations_gets_the_map_in_one_operation() {
-    let world = deployment_world(&[(keys::WORKLOAD, "web"), (keys::VERSION, "1.0")], &[]);
+    let world = deployment_world(&[(keys::WORKLOAD, "web"), (keys::VERSION, "1.0")]);
     let pod = deployment_pod().build();
     assert!(pod["metadata"].get("annotations").is_none());
     let decision = admit_pod(&pod, &world);
-    let paths: Vec<String> = patch_of(&decision)
-        .iter()
-        .map(|op| op.path().to_string())
-        .collect();
-    assert_eq!(paths, ["/spec/schedulingGates", "/metadata/annotations"]);
+    assert_eq!(
+        patch_paths(&decision),
+        ["/spec/schedulingGates", "/metadata/annotations"]
+    );
 }
 
 #[test]
 fn pod_with_annotations_gets_escaped_keys() {
-    let world = deployment_world(&[(keys::WORKLOAD, "web"), (keys::VERSION, "1.0")], &[]);
+    let world = deployment_world(&[(keys::WORKLOAD, "web"), (keys::VERSION, "1.0")]);
     let pod = deployment_pod().annotated("team", "a").build();
     let decision = admit_pod(&pod, &world);
-    let paths: Vec<String> = patch_of(&decision)
-        .iter()
-        .map(|op| op.path().to_string())
-        .collect();
     assert_eq!(
-        paths,
+        patch_paths(&decision),
         [
             "/spec/schedulingGates",
             "/metadata/annotations/keptn.sh~1app",
@@ -207,38 +225,22 @@ fn pod_with_annotations_gets_escaped_keys() {
 
 #[test]
 fn namespace_enabled_by_label_a4() {
-    let world = MemorySnapshot::complete()
-        .with_namespace(namespace(
-            json!({}),
-            json!({"keptn.sh/lifecycle-toolkit": "enabled"}),
-        ))
-        .with_replica_set(replica_set("web-abc", Some("web")))
-        .with_parent(
-            ParentKind::Deployment,
-            NS,
-            "web",
-            meta(&[(keys::WORKLOAD, "web")], &[]),
-        );
+    let world = web_world(
+        ns(NS).labelled(ENABLEMENT_KEY, ENABLED),
+        meta().annotated(keys::WORKLOAD, "web"),
+    );
     let decision = admit_pod(&deployment_pod().build(), &world);
     assert_eq!(patch_of(&decision).len(), 2);
 }
 
 #[test]
 fn namespace_not_enabled_untouched() {
-    for (annotations, labels) in [
-        (json!({}), json!({})),
-        (json!({"keptn.sh/lifecycle-toolkit": "disabled"}), json!({})),
-        (json!({"keptn.sh/lifecycle-toolkit": "Enabled"}), json!({})),
+    for namespace in [
+        ns(NS),
+        ns(NS).annotated(ENABLEMENT_KEY, "disabled"),
+        ns(NS).annotated(ENABLEMENT_KEY, "Enabled"),
     ] {
-        let world = MemorySnapshot::complete()
-            .with_namespace(namespace(annotations, labels))
-            .with_replica_set(replica_set("web-abc", Some("web")))
-            .with_parent(
-                ParentKind::Deployment,
-                NS,
-                "web",
-                meta(&[(keys::WORKLOAD, "web")], &[]),
-            );
+        let world = web_world(namespace, meta().annotated(keys::WORKLOAD, "web"));
         untouched(
             &admit_pod(&deployment_pod().build(), &world),
             messages::NOT_ENABLED,
@@ -254,10 +256,7 @@ fn namespace_not_enabled_untouched() {
 #[test]
 fn pod_annotated_itself_needs_no_parent() {
     // The ReplicaSet is not cached and would be Unknown: resolution must not ask for it.
-    let world = MemorySnapshot::default().with_namespace(namespace(
-        json!({"keptn.sh/lifecycle-toolkit": "enabled"}),
-        json!({}),
-    ));
+    let world = MemorySnapshot::default().with_namespace(enabled_namespace());
     let pod = deployment_pod()
         .annotated(keys::WORKLOAD, "cart")
         .annotated(keys::VERSION, "2.1")
@@ -316,7 +315,10 @@ fn statefulset_and_daemonset_pods_use_their_parent() {
             parent_kind,
             NS,
             "agent",
-            meta(&[(keys::WORKLOAD, "agent"), (keys::VERSION, "7")], &[]),
+            meta()
+                .annotated(keys::WORKLOAD, "agent")
+                .annotated(keys::VERSION, "7")
+                .build(),
         );
         let pod = pod(NS)
             .container("agent", "agent:7")
@@ -336,7 +338,7 @@ fn statefulset_and_daemonset_pods_use_their_parent() {
 
 #[test]
 fn version_derived_from_containers_is_stamped_and_stable() {
-    let world = deployment_world(&[(keys::WORKLOAD, "web")], &[]);
+    let world = deployment_world(&[(keys::WORKLOAD, "web")]);
     let pod = deployment_pod().env("MODE", "prod").build();
     let first = admit_pod(&pod, &world);
     let version = annotations(&apply(&pod, &first))["keptn.sh/version"]
@@ -404,7 +406,7 @@ fn last_supported_owner_wins() {
 
 #[test]
 fn bound_and_mirror_pods_never_gated_a8() {
-    let world = deployment_world(&[(keys::WORKLOAD, "web")], &[]);
+    let world = deployment_world(&[(keys::WORKLOAD, "web")]);
     let bound = deployment_pod()
         .spec_field("nodeName", json!("node-1"))
         .build();
@@ -417,20 +419,18 @@ fn bound_and_mirror_pods_never_gated_a8() {
 
 #[test]
 fn gate_removed_marker_untouched() {
-    let world = deployment_world(&[(keys::WORKLOAD, "web")], &[]);
-    let pod = deployment_pod()
-        .annotated(keys::SCHEDULING_GATE_REMOVED, "true")
-        .build();
-    untouched(&admit_pod(&pod, &world), messages::GATE_REMOVED);
-    let labelled = deployment_pod()
-        .labelled(keys::SCHEDULING_GATE_REMOVED, "true")
-        .build();
-    untouched(&admit_pod(&labelled, &world), messages::GATE_REMOVED);
+    let world = deployment_world(&[(keys::WORKLOAD, "web")]);
+    for pod in [
+        deployment_pod().annotated(REMOVED_MARKER, REMOVED_VALUE),
+        deployment_pod().labelled(REMOVED_MARKER, REMOVED_VALUE),
+    ] {
+        untouched(&admit_pod(&pod.build(), &world), messages::GATE_REMOVED);
+    }
 }
 
 #[test]
 fn not_annotated_anywhere_untouched() {
-    let world = deployment_world(&[("team", "a")], &[]);
+    let world = deployment_world(&[("team", "a")]);
     untouched(
         &admit_pod(&deployment_pod().build(), &world),
         messages::NOT_ANNOTATED,
@@ -440,7 +440,7 @@ fn not_annotated_anywhere_untouched() {
 #[test]
 fn bare_replica_set_metadata_ignored() {
     // The ReplicaSet carries keptn.sh/workload itself but has no Deployment owner (B §1.3).
-    let world = enabled().with_replica_set(replica_set("web-abc", None));
+    let world = enabled().with_replica_set(replica_set("web-abc").build());
     untouched(
         &admit_pod(&deployment_pod().build(), &world),
         messages::NOT_ANNOTATED,
@@ -449,10 +449,14 @@ fn bare_replica_set_metadata_ignored() {
 
 #[test]
 fn update_and_delete_untouched() {
-    let world = deployment_world(&[(keys::WORKLOAD, "web")], &[]);
+    let world = deployment_world(&[(keys::WORKLOAD, "web")]);
     let pod = deployment_pod().build();
     for op in ["UPDATE", "DELETE"] {
-        let review = fixtures::review("", "v1", "Pod", "pods", op, Some(&pod), Some(&pod), false);
+        let review = fixtures::pod_admission()
+            .operation(op)
+            .object(&pod)
+            .old_object(&pod)
+            .build();
         let decision = pods::admit(&request(&review), &world).unwrap();
         untouched(&decision, messages::NOT_CREATE);
     }
@@ -462,7 +466,7 @@ fn update_and_delete_untouched() {
 
 #[test]
 fn other_gates_kept_and_gate_appended() {
-    let world = deployment_world(&[(keys::WORKLOAD, "web")], &[]);
+    let world = deployment_world(&[(keys::WORKLOAD, "web")]);
     let pod = deployment_pod().gates(&["example.com/quota"]).build();
     let out = apply(&pod, &admit_pod(&pod, &world));
     assert_eq!(
@@ -474,8 +478,8 @@ fn other_gates_kept_and_gate_appended() {
 #[test]
 fn reinvocation_changes_nothing() {
     for world in [
-        deployment_world(&[(keys::WORKLOAD, "web")], &[]),
-        deployment_world(&[(keys::WORKLOAD, "web"), (keys::APP, "shop")], &[]),
+        deployment_world(&[(keys::WORKLOAD, "web")]),
+        deployment_world(&[(keys::WORKLOAD, "web"), (keys::APP, "shop")]),
     ] {
         let pod = deployment_pod().gates(&["other"]).build();
         let first = admit_pod(&pod, &world);
@@ -487,7 +491,7 @@ fn reinvocation_changes_nothing() {
 
 #[test]
 fn preset_gate_without_identity_is_stamped_not_duplicated() {
-    let world = deployment_world(&[(keys::WORKLOAD, "web")], &[]);
+    let world = deployment_world(&[(keys::WORKLOAD, "web")]);
     let pod = deployment_pod().gates(&[GATE]).build();
     let decision = admit_pod(&pod, &world);
     let out = apply(&pod, &decision);
@@ -504,19 +508,11 @@ fn missing_namespace_and_replica_set_are_asked_for_once_each() {
     let req = request(&fixtures::pod_review(&pod, false));
     assert_eq!(pods::admit(&req, &base), Err(Needed::Namespace(NS.into())));
     let mut fetched = Fetched::default();
-    fetched.namespaces.insert(
-        NS.into(),
-        Some(std::sync::Arc::new(namespace(
-            json!({"keptn.sh/lifecycle-toolkit": "enabled"}),
-            json!({}),
-        ))),
-    );
-    let with = WithFetched {
-        base: &base,
-        fetched: &fetched,
-    };
+    fetched
+        .namespaces
+        .insert(NS.into(), Some(std::sync::Arc::new(enabled_namespace())));
     assert_eq!(
-        pods::admit(&req, &with),
+        admit_with(&req, &base, &fetched),
         Err(Needed::ReplicaSet {
             namespace: NS.into(),
             name: "web-abc".into()
@@ -524,14 +520,12 @@ fn missing_namespace_and_replica_set_are_asked_for_once_each() {
     );
     fetched.replica_sets.insert(
         (NS.into(), "web-abc".into()),
-        Some(std::sync::Arc::new(replica_set("web-abc", Some("web")))),
+        Some(std::sync::Arc::new(
+            replica_set_of("web-abc", "web").build(),
+        )),
     );
-    let with = WithFetched {
-        base: &base,
-        fetched: &fetched,
-    };
     assert_eq!(
-        pods::admit(&req, &with),
+        admit_with(&req, &base, &fetched),
         Err(Needed::Parent {
             kind: ParentKind::Deployment,
             namespace: NS.into(),
@@ -540,13 +534,9 @@ fn missing_namespace_and_replica_set_are_asked_for_once_each() {
     );
     fetched.parents.insert(
         (ParentKind::Deployment, NS.into(), "web".into()),
-        Some(meta(&[(keys::WORKLOAD, "web")], &[])),
+        Some(meta().annotated(keys::WORKLOAD, "web").build()),
     );
-    let with = WithFetched {
-        base: &base,
-        fetched: &fetched,
-    };
-    let decision = pods::admit(&req, &with).unwrap();
+    let decision = admit_with(&req, &base, &fetched).unwrap();
     assert_eq!(patch_of(&decision).len(), 2);
 }
 
@@ -559,14 +549,7 @@ fn replica_set_not_found_means_not_annotated() {
     fetched
         .replica_sets
         .insert((NS.into(), "web-abc".into()), None);
-    let decision = pods::admit(
-        &req,
-        &WithFetched {
-            base: &base,
-            fetched: &fetched,
-        },
-    )
-    .unwrap();
+    let decision = admit_with(&req, &base, &fetched).unwrap();
     untouched(&decision, messages::NOT_ANNOTATED);
 }
 
@@ -579,7 +562,7 @@ fn desired_workload(decision: &Decision) -> KeptnWorkload {
 
 #[test]
 fn second_pod_of_a_rollout_writes_nothing_a10() {
-    let world = deployment_world(&[(keys::WORKLOAD, "web"), (keys::VERSION, "1")], &[]);
+    let world = deployment_world(&[(keys::WORKLOAD, "web"), (keys::VERSION, "1")]);
     let pod = deployment_pod().build();
     let first = admit_pod(&pod, &world);
     let kacr = created_request(&first).unwrap().clone();
@@ -593,7 +576,7 @@ fn second_pod_of_a_rollout_writes_nothing_a10() {
 
 #[test]
 fn app_in_sync_replaces_the_creation_request_a10() {
-    let world = deployment_world(&[(keys::WORKLOAD, "web"), (keys::VERSION, "1")], &[]);
+    let world = deployment_world(&[(keys::WORKLOAD, "web"), (keys::VERSION, "1")]);
     let pod = deployment_pod().build();
     let first = admit_pod(&pod, &world);
     let app = |labels: Value, version: &str| -> KeptnApp {
@@ -622,27 +605,17 @@ fn app_in_sync_replaces_the_creation_request_a10() {
 
 #[test]
 fn changed_metadata_updates_the_workload_b18() {
-    let world = deployment_world(&[(keys::WORKLOAD, "web"), (keys::VERSION, "1")], &[]);
+    let world = deployment_world(&[(keys::WORKLOAD, "web"), (keys::VERSION, "1")]);
     let pod = deployment_pod().build();
     let first = admit_pod(&pod, &world);
-    let world = deployment_world(
-        &[
-            (keys::WORKLOAD, "web"),
-            (keys::VERSION, "2"),
-            (keys::POST_DEPLOYMENT_TASKS, "smoke"),
-        ],
-        &[],
-    )
+    let world = deployment_world(&[
+        (keys::WORKLOAD, "web"),
+        (keys::VERSION, "2"),
+        (keys::POST_DEPLOYMENT_TASKS, "smoke"),
+    ])
     .with_workload(desired_workload(&first));
     let decision = admit_pod(&pod, &world);
-    let updated = decision
-        .writes
-        .iter()
-        .find_map(|w| match w {
-            Write::UpdateWorkload(w) => Some(w),
-            _ => None,
-        })
-        .expect("an update");
+    let updated = updated_workload(&decision);
     assert_eq!(updated.spec.version, "2");
     assert_eq!(updated.spec.post_deployment_tasks, ["smoke"]);
     assert_eq!(
@@ -657,16 +630,9 @@ fn changed_metadata_updates_the_workload_b18() {
 #[test]
 fn non_pod_on_the_pod_path_denied() {
     let d = fixtures::workload("Deployment", NS, "web", &deployment_pod().build());
-    let review = fixtures::review(
-        "apps",
-        "v1",
-        "Deployment",
-        "deployments",
-        "CREATE",
-        Some(&d),
-        None,
-        false,
-    );
+    let review = fixtures::workload_admission("Deployment")
+        .object(&d)
+        .build();
     let decision = pods::admit(&request(&review), &enabled()).unwrap();
     let denial = denied(&decision);
     assert_eq!(denial.code, 400);
@@ -679,7 +645,7 @@ fn non_pod_on_the_pod_path_denied() {
 
 #[test]
 fn pod_without_object_denied() {
-    let review = fixtures::review("", "v1", "Pod", "pods", "CREATE", None, None, false);
+    let review = fixtures::pod_admission().build();
     let decision = pods::admit(&request(&review), &enabled()).unwrap();
     assert!(denied(&decision).message.contains("no object"));
 }
@@ -696,7 +662,7 @@ fn malformed_containers_denied_not_panicking() {
 
 #[test]
 fn unknown_container_on_pod_denied_on_parent_ignored() {
-    let world = deployment_world(&[(keys::WORKLOAD, "web"), (keys::CONTAINER, "nope")], &[]);
+    let world = deployment_world(&[(keys::WORKLOAD, "web"), (keys::CONTAINER, "nope")]);
     let decision = admit_pod(&deployment_pod().build(), &world);
     match &decision.verdict {
         Verdict::Allow { patch, message } => {
@@ -726,25 +692,32 @@ fn unusable_name_denied() {
 
 // ---------------------------------------------------------------- workloads (A7)
 
-fn deployment(annotations: Value, template: PodBuilder) -> Value {
-    let mut d = fixtures::workload("Deployment", NS, "web", &template.build());
-    d["metadata"]["annotations"] = annotations;
-    d
+/// Deployment `web` with `template` as its pod template.
+fn deployment(template: PodBuilder) -> WorkloadBuilder {
+    fixtures::deployment(NS, "web", template)
+}
+
+/// Deployment `web` running one container `web` of `image`.
+fn web_deployment(image: &str) -> WorkloadBuilder {
+    deployment(pod(NS).container("web", image))
 }
 
 fn admit_workload(kind: &str, object: &Value, op: &str, world: &MemorySnapshot) -> Decision {
-    let resource = format!("{}s", kind.to_lowercase());
-    let old = (op == "UPDATE").then_some(object);
-    let review = fixtures::review("apps", "v1", kind, &resource, op, Some(object), old, false);
-    workloads::admit(&request(&review), world).expect("decidable")
+    let mut review = fixtures::workload_admission(kind)
+        .operation(op)
+        .object(object);
+    if op == "UPDATE" {
+        review = review.old_object(object);
+    }
+    workloads::admit(&request(&review.build()), world).expect("decidable")
 }
 
 #[test]
 fn annotated_deployment_create_writes_workload_and_request() {
-    let d = deployment(
-        json!({"keptn.sh/workload": "web", "keptn.sh/version": "1.0"}),
-        pod(NS).container("web", "nginx:1.25"),
-    );
+    let d = web_deployment("nginx:1.25")
+        .annotated(keys::WORKLOAD, "web")
+        .annotated(keys::VERSION, "1.0")
+        .build();
     let decision = admit_workload("Deployment", &d, "CREATE", &enabled());
     match &decision.verdict {
         Verdict::Allow { patch, .. } => assert!(patch.is_empty(), "the workload is not mutated"),
@@ -765,9 +738,11 @@ fn annotated_deployment_create_writes_workload_and_request() {
 #[test]
 fn deployment_and_pod_agree_on_the_derived_version() {
     let template = pod(NS).container("web", "nginx").env("A", "1");
-    let d = deployment(json!({"keptn.sh/workload": "web"}), template.clone());
+    let d = deployment(template.clone())
+        .annotated(keys::WORKLOAD, "web")
+        .build();
     let from_workload = admit_workload("Deployment", &d, "CREATE", &enabled());
-    let world = deployment_world(&[(keys::WORKLOAD, "web")], &[]);
+    let world = deployment_world(&[(keys::WORKLOAD, "web")]);
     let from_pod = admit_pod(&template.owned_by_replica_set("web-abc").build(), &world);
     assert_eq!(
         created_workload(&from_workload).spec.version,
@@ -777,11 +752,11 @@ fn deployment_and_pod_agree_on_the_derived_version() {
 
 #[test]
 fn workload_update_keeps_the_pods_reference() {
-    let d = deployment(
-        json!({"keptn.sh/workload": "web", "keptn.sh/version": "1"}),
-        pod(NS).container("web", "nginx:1"),
-    );
-    let world = deployment_world(&[(keys::WORKLOAD, "web"), (keys::VERSION, "1")], &[]);
+    let d = web_deployment("nginx:1")
+        .annotated(keys::WORKLOAD, "web")
+        .annotated(keys::VERSION, "1")
+        .build();
+    let world = deployment_world(&[(keys::WORKLOAD, "web"), (keys::VERSION, "1")]);
     let from_pod = admit_pod(&deployment_pod().build(), &world);
     let world = enabled().with_workload(desired_workload(&from_pod));
     // Replicas changed only: nothing to write.
@@ -796,19 +771,12 @@ fn workload_update_keeps_the_pods_reference() {
     );
     // A new version: the spec changes and names the Deployment until the new ReplicaSet's first
     // pod names its owner (the old ReplicaSet's reference would be wrong for the new version).
-    let d2 = deployment(
-        json!({"keptn.sh/workload": "web", "keptn.sh/version": "2"}),
-        pod(NS).container("web", "nginx:2"),
-    );
+    let d2 = web_deployment("nginx:2")
+        .annotated(keys::WORKLOAD, "web")
+        .annotated(keys::VERSION, "2")
+        .build();
     let changed = admit_workload("Deployment", &d2, "UPDATE", &world);
-    let updated = changed
-        .writes
-        .iter()
-        .find_map(|w| match w {
-            Write::UpdateWorkload(w) => Some(w),
-            _ => None,
-        })
-        .expect("update");
+    let updated = updated_workload(&changed);
     assert_eq!(updated.spec.version, "2");
     assert_eq!(updated.spec.resource_reference.kind, "Deployment");
     assert_eq!(updated.spec.resource_reference.name, "web");
@@ -817,11 +785,10 @@ fn workload_update_keeps_the_pods_reference() {
 #[test]
 fn statefulset_and_daemonset_admitted() {
     for kind in ["StatefulSet", "DaemonSet"] {
-        let mut object = deployment(
-            json!({"keptn.sh/workload": "agent"}),
-            pod(NS).container("agent", "agent:1"),
-        );
-        object["kind"] = json!(kind);
+        let object = deployment(pod(NS).container("agent", "agent:1"))
+            .annotated(keys::WORKLOAD, "agent")
+            .kind(kind)
+            .build();
         let decision = admit_workload(kind, &object, "CREATE", &enabled());
         assert_eq!(
             created_workload(&decision).spec.resource_reference.kind,
@@ -832,10 +799,10 @@ fn statefulset_and_daemonset_admitted() {
 
 #[test]
 fn unresolvable_workload_rejected_naming_the_key() {
-    let d = deployment(
-        json!({"keptn.sh/workload": "web", "keptn.sh/container": "sidecar"}),
-        pod(NS).container("web", "nginx:1"),
-    );
+    let d = web_deployment("nginx:1")
+        .annotated(keys::WORKLOAD, "web")
+        .annotated(keys::CONTAINER, "sidecar")
+        .build();
     let decision = admit_workload("Deployment", &d, "CREATE", &enabled());
     let denial = denied(&decision);
     assert_eq!(denial.code, 400);
@@ -851,15 +818,14 @@ fn unresolvable_workload_rejected_naming_the_key() {
 
 #[test]
 fn workload_not_annotated_or_not_enabled_untouched() {
-    let plain = deployment(json!({}), pod(NS).container("web", "nginx:1"));
+    let plain = web_deployment("nginx:1").build();
     untouched(
         &admit_workload("Deployment", &plain, "CREATE", &enabled()),
         workloads::messages::NOT_ANNOTATED,
     );
-    let annotated = deployment(
-        json!({"keptn.sh/workload": "web"}),
-        pod(NS).container("web", "nginx:1"),
-    );
+    let annotated = web_deployment("nginx:1")
+        .annotated(keys::WORKLOAD, "web")
+        .build();
     untouched(
         &admit_workload(
             "Deployment",
@@ -941,95 +907,75 @@ fn pod_matrix() {
                 for gates in gate_cases {
                     cases += 1;
                     let label = format!("{ns:?}/{owner:?}/{keys_at:?}/{gates:?}");
-                    let (ann, lab) = match ns {
-                        Ns::Annotated => {
-                            (json!({"keptn.sh/lifecycle-toolkit": "enabled"}), json!({}))
-                        }
-                        Ns::Labelled => {
-                            (json!({}), json!({"keptn.sh/lifecycle-toolkit": "enabled"}))
-                        }
-                        Ns::Plain => (json!({}), json!({})),
-                        Ns::WrongValue => {
-                            (json!({"keptn.sh/lifecycle-toolkit": "true"}), json!({}))
-                        }
+                    let namespace = match ns {
+                        Ns::Annotated => fixtures::ns(NS).enabled(),
+                        Ns::Labelled => fixtures::ns(NS).labelled(ENABLEMENT_KEY, ENABLED),
+                        Ns::Plain => fixtures::ns(NS),
+                        Ns::WrongValue => fixtures::ns(NS).annotated(ENABLEMENT_KEY, "true"),
                     };
                     let parent_meta = match keys_at {
-                        Keys::ParentAnnotations => {
-                            meta(&[(keys::WORKLOAD, "svc"), (keys::VERSION, "2.0")], &[])
-                        }
-                        Keys::ParentK8sLabels => meta(
-                            &[],
-                            &[
-                                ("app.kubernetes.io/name", "svc"),
-                                ("app.kubernetes.io/version", "2.0"),
-                            ],
-                        ),
-                        _ => meta(&[("unrelated", "x")], &[]),
+                        Keys::ParentAnnotations => meta()
+                            .annotated(keys::WORKLOAD, "svc")
+                            .annotated(keys::VERSION, "2.0"),
+                        Keys::ParentK8sLabels => meta()
+                            .labelled("app.kubernetes.io/name", "svc")
+                            .labelled("app.kubernetes.io/version", "2.0"),
+                        _ => meta().annotated("unrelated", "x"),
                     };
-                    let mut world = MemorySnapshot::complete().with_namespace(namespace(ann, lab));
-                    let mut builder = pod(NS).container("svc", "svc:2.0");
-                    builder = match owner {
-                        OwnerCase::ReplicaSetOfDeployment => {
-                            world = world
-                                .with_replica_set(replica_set("svc-abc", Some("svc")))
-                                .with_parent(
-                                    ParentKind::Deployment,
-                                    NS,
-                                    "svc",
-                                    parent_meta.clone(),
-                                );
-                            builder.owned_by("apps/v1", "ReplicaSet", "svc-abc", "rs-uid")
-                        }
-                        OwnerCase::BareReplicaSet => {
-                            world = world.with_replica_set(replica_set("svc-abc", None));
-                            builder.owned_by("apps/v1", "ReplicaSet", "svc-abc", "rs-uid")
-                        }
-                        OwnerCase::ReplicaSetOfRollout => {
-                            let rs: ReplicaSet = serde_json::from_value(json!({
-                                "metadata": {"name": "svc-abc", "namespace": NS, "ownerReferences": [
-                                    {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "svc", "uid": "r"}]}
-                            }))
-                            .unwrap();
-                            world = world.with_replica_set(rs).with_parent(
-                                ParentKind::Deployment,
-                                NS,
+                    // What the world holds for the owner (its ReplicaSet, the parent whose
+                    // metadata is looked up) and the pod's owner reference (none: a bare pod).
+                    let of_rs = Some(("apps/v1", "ReplicaSet", "svc-abc", "rs-uid"));
+                    let (rs, parent, reference) = match owner {
+                        OwnerCase::ReplicaSetOfDeployment => (
+                            Some(replica_set_of("svc-abc", "svc")),
+                            Some(ParentKind::Deployment),
+                            of_rs,
+                        ),
+                        OwnerCase::BareReplicaSet => (Some(replica_set("svc-abc")), None, of_rs),
+                        OwnerCase::ReplicaSetOfRollout => (
+                            Some(fixtures::replica_set(NS, "svc-abc").owned_by(
+                                "argoproj.io/v1alpha1",
+                                "Rollout",
                                 "svc",
-                                parent_meta.clone(),
-                            );
-                            builder.owned_by("apps/v1", "ReplicaSet", "svc-abc", "rs-uid")
-                        }
-                        OwnerCase::StatefulSet => {
-                            world = world.with_parent(
-                                ParentKind::StatefulSet,
-                                NS,
-                                "svc",
-                                parent_meta.clone(),
-                            );
-                            builder.owned_by("apps/v1", "StatefulSet", "svc", "sts-uid")
-                        }
-                        OwnerCase::DaemonSet => {
-                            world = world.with_parent(
-                                ParentKind::DaemonSet,
-                                NS,
-                                "svc",
-                                parent_meta.clone(),
-                            );
-                            builder.owned_by("apps/v1", "DaemonSet", "svc", "ds-uid")
-                        }
-                        OwnerCase::DirectDeployment => {
-                            world = world.with_parent(
-                                ParentKind::Deployment,
-                                NS,
-                                "svc",
-                                parent_meta.clone(),
-                            );
-                            builder.owned_by("apps/v1", "Deployment", "svc", "d-uid")
-                        }
-                        OwnerCase::Job => builder.owned_by("batch/v1", "Job", "svc", "j-uid"),
+                                "r",
+                            )),
+                            Some(ParentKind::Deployment),
+                            of_rs,
+                        ),
+                        OwnerCase::StatefulSet => (
+                            None,
+                            Some(ParentKind::StatefulSet),
+                            Some(("apps/v1", "StatefulSet", "svc", "sts-uid")),
+                        ),
+                        OwnerCase::DaemonSet => (
+                            None,
+                            Some(ParentKind::DaemonSet),
+                            Some(("apps/v1", "DaemonSet", "svc", "ds-uid")),
+                        ),
+                        OwnerCase::DirectDeployment => (
+                            None,
+                            Some(ParentKind::Deployment),
+                            Some(("apps/v1", "Deployment", "svc", "d-uid")),
+                        ),
+                        OwnerCase::Job => (None, None, Some(("batch/v1", "Job", "svc", "j-uid"))),
                         OwnerCase::CronJob => {
-                            builder.owned_by("batch/v1", "CronJob", "svc", "c-uid")
+                            (None, None, Some(("batch/v1", "CronJob", "svc", "c-uid")))
                         }
-                        OwnerCase::Bare => builder.named("svc"),
+                        OwnerCase::Bare => (None, None, None),
+                    };
+                    let mut world = MemorySnapshot::complete().with_namespace(namespace.build());
+                    if let Some(rs) = rs {
+                        world = world.with_replica_set(rs.build());
+                    }
+                    if let Some(kind) = parent {
+                        world = world.with_parent(kind, NS, "svc", parent_meta.build());
+                    }
+                    let mut builder = pod(NS).container("svc", "svc:2.0");
+                    builder = match reference {
+                        Some((api_version, kind, name, uid)) => {
+                            builder.owned_by(api_version, kind, name, uid)
+                        }
+                        None => builder.named("svc"),
                     };
                     builder = match keys_at {
                         Keys::PodAnnotations => builder

@@ -37,6 +37,7 @@ pub mod workloads;
 pub mod caches;
 pub mod cli;
 pub mod cluster;
+#[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod metrics;
 pub mod run;

@@ -8,7 +8,7 @@ use webhook::cli::Cli;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    shared::logging::init(cli.log.log_format, &cli.log.log_filter)?;
+    cli.log.init()?;
     // One provider for the server and the Kubernetes client, installed before either exists.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     if rustls::crypto::CryptoProvider::install_default((*provider).clone()).is_err() {

@@ -7,9 +7,7 @@ use std::collections::BTreeMap;
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, PatchOperation};
 use serde_json::{Value, json};
-
-/// The scheduling gate Portcullis (and Keptn) puts on pods.
-pub const GATE: &str = "keptn-prechecks-gate";
+use shared::gate::{GATE, is_gated};
 
 fn add(path: PointerBuf, value: Value) -> PatchOperation {
     PatchOperation::Add(AddOperation { path, value })
@@ -25,9 +23,11 @@ pub fn has_gate(spec: Option<&Value>) -> bool {
     spec.and_then(|s| s.get("schedulingGates"))
         .and_then(Value::as_array)
         .is_some_and(|gates| {
-            gates
-                .iter()
-                .any(|g| g.get("name").and_then(Value::as_str) == Some(GATE))
+            is_gated(
+                gates
+                    .iter()
+                    .map(|g| g.get("name").and_then(Value::as_str).unwrap_or_default()),
+            )
         })
 }
 

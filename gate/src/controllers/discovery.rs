@@ -12,16 +12,21 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use shared::crd::{
-    KeptnApp, KeptnAppCreationRequest, KeptnAppVersion, KeptnConfig, KeptnWorkload,
-    KeptnWorkloadVersion,
+    KeptnApp, KeptnAppCreationRequest, KeptnAppStatus, KeptnAppVersion, KeptnConfig, KeptnWorkload,
+    KeptnWorkloadStatus, KeptnWorkloadVersion,
 };
 
-use super::{Context, Error, create_if_absent, drain, error_policy, key, timed, write_status};
-use crate::config::RuntimeConfig;
-use crate::discovery::{Discovery, DiscoveryInput, MANAGED_BY, MANAGED_BY_KEPTN, plan_discovery};
-use crate::events::Subject;
-use crate::phase::supersede;
-use crate::versions::{
+use super::{Context, Start, drain, error_policy, instrumented, key, serve};
+use crate::api::{create_if_absent, timed, write_status};
+use crate::error::Error;
+use crate::observability::Traces;
+use lifecycle::config::RuntimeConfig;
+use lifecycle::discovery::{
+    Discovery, DiscoveryInput, MANAGED_BY, MANAGED_BY_KEPTN, plan_discovery,
+};
+use lifecycle::events::Subject;
+use lifecycle::phase::supersede;
+use lifecycle::versions::{
     WorkloadPlan, app_awaits_pods, plan_app, plan_workload, workload_version_name,
 };
 
@@ -37,26 +42,25 @@ pub(super) async fn creation_requests(
         rx.changed().await.ok()?;
         Some(((), rx))
     });
-    let stream = Controller::for_shared_stream(kacrs, ctx.caches.creation_requests.clone())
+    let controller = Controller::for_shared_stream(kacrs, ctx.caches.creation_requests.clone())
         .watches_shared_stream(workloads, |w: Arc<KeptnWorkload>| {
             w.namespace()
                 .map(|ns| ObjectRef::<KeptnAppCreationRequest>::new(&w.spec.app).within(&ns))
         })
-        .reconcile_all_on(changes)
-        .run(
-            reconcile_creation_request,
-            error_policy("keptnappcreationrequest"),
-            ctx,
-        );
-    drain("keptnappcreationrequest", stream).await;
+        .reconcile_all_on(changes);
+    serve(
+        "keptnappcreationrequest",
+        controller,
+        reconcile_creation_request,
+        ctx,
+    )
+    .await;
 }
 
 async fn reconcile_creation_request(
     kacr: Arc<KeptnAppCreationRequest>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    ctx.synced().await;
-    ctx.count("keptnappcreationrequest");
     let ns = kacr
         .namespace()
         .ok_or(Error::MissingField("metadata.namespace"))?;
@@ -114,20 +118,17 @@ pub(super) async fn apps(
     kavs: impl Stream<Item = Arc<KeptnAppVersion>> + Send + 'static,
     workloads: impl Stream<Item = Arc<KeptnWorkload>> + Send + 'static,
 ) {
-    let stream = Controller::for_shared_stream(apps, ctx.caches.apps.clone())
+    let controller = Controller::for_shared_stream(apps, ctx.caches.apps.clone())
         .owns_shared_stream(kavs)
         // An app waiting for its workloads' pods is woken when a workload names its ReplicaSet.
         .watches_shared_stream(workloads, |wl: Arc<KeptnWorkload>| {
             let ns = wl.namespace()?;
             Some(ObjectRef::new(&wl.spec.app).within(&ns))
-        })
-        .run(reconcile_app, error_policy("keptnapp"), ctx);
-    drain("keptnapp", stream).await;
+        });
+    serve("keptnapp", controller, reconcile_app, ctx).await;
 }
 
 async fn reconcile_app(app: Arc<KeptnApp>, ctx: Arc<Context>) -> Result<Action, Error> {
-    ctx.synced().await;
-    ctx.count("keptnapp");
     let ns = app
         .namespace()
         .ok_or(Error::MissingField("metadata.namespace"))?;
@@ -164,17 +165,19 @@ async fn reconcile_app(app: Arc<KeptnApp>, ctx: Arc<Context>) -> Result<Action, 
             "could not create KeptnAppVersion",
         );
         ctx.publish(
-            &ctx.recorders.app,
+            &ctx.observability.recorders.app,
             &note,
             app.object_ref(&()),
-            super::app_annotations(&app),
+            lifecycle::events::app_annotations(&app),
         );
         return Err(e);
     }
     if let Some(version) = &plan.current_version {
         let apps: Api<KeptnApp> = Api::namespaced(ctx.client.clone(), &ns);
-        let patch = serde_json::json!({ "status": { "currentVersion": version } });
-        timed(apps.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))).await?;
+        let status = KeptnAppStatus {
+            current_version: version.clone(),
+        };
+        write_status(&apps, app.as_ref(), app.status.as_ref(), &status).await?;
     }
     for old in &plan.deprecate {
         let Some(kav) = kav_cache.get(&key(old, &ns)) else {
@@ -182,7 +185,7 @@ async fn reconcile_app(app: Arc<KeptnApp>, ctx: Arc<Context>) -> Result<Action, 
         };
         let mut status = kav.status.clone().unwrap_or_default();
         supersede(&mut status);
-        if let Err(e) = write_status(&kav_api, kav.as_ref(), &status).await {
+        if let Err(e) = write_status(&kav_api, kav.as_ref(), kav.status.as_ref(), &status).await {
             let note = subject.warning(
                 "DeprecateAppVersion",
                 "Failed",
@@ -190,10 +193,10 @@ async fn reconcile_app(app: Arc<KeptnApp>, ctx: Arc<Context>) -> Result<Action, 
                 "could not deprecate KeptnAppVersion",
             );
             ctx.publish(
-                &ctx.recorders.app,
+                &ctx.observability.recorders.app,
                 &note,
                 app.object_ref(&()),
-                super::app_annotations(&app),
+                lifecycle::events::app_annotations(&app),
             );
             return Err(e);
         }
@@ -208,19 +211,15 @@ pub(super) async fn workloads(
     workloads: impl Stream<Item = Arc<KeptnWorkload>> + Send + 'static,
     kwvs: impl Stream<Item = Arc<KeptnWorkloadVersion>> + Send + 'static,
 ) {
-    let stream = Controller::for_shared_stream(workloads, ctx.caches.workloads.clone())
-        .owns_shared_stream(kwvs)
-        .run(reconcile_workload, error_policy("keptnworkload"), ctx);
-    drain("keptnworkload", stream).await;
+    let controller = Controller::for_shared_stream(workloads, ctx.caches.workloads.clone())
+        .owns_shared_stream(kwvs);
+    serve("keptnworkload", controller, reconcile_workload, ctx).await;
 }
 
 async fn reconcile_workload(wl: Arc<KeptnWorkload>, ctx: Arc<Context>) -> Result<Action, Error> {
-    ctx.synced().await;
-    ctx.count("keptnworkload");
     let ns = wl
         .namespace()
         .ok_or(Error::MissingField("metadata.namespace"))?;
-    let name = wl.name_any();
     let kwv_name = workload_version_name(&wl);
     let existing = ctx.caches.kwv.get(&key(&kwv_name, &ns));
     let api: Api<KeptnWorkloadVersion> = Api::namespaced(ctx.client.clone(), &ns);
@@ -239,10 +238,10 @@ async fn reconcile_workload(wl: Arc<KeptnWorkload>, ctx: Arc<Context>) -> Result
                     "could not create KeptnWorkloadVersion",
                 );
                 ctx.publish(
-                    &ctx.recorders.workload,
+                    &ctx.observability.recorders.workload,
                     &note,
                     wl.object_ref(&()),
-                    super::workload_annotations(&wl),
+                    lifecycle::events::workload_annotations(&wl),
                 );
                 tracing::warn!(error = %e, kwv = %kwv_name, "could not create KeptnWorkloadVersion");
                 return Ok(Action::requeue(Duration::from_secs(10)));
@@ -274,9 +273,10 @@ async fn reconcile_workload(wl: Arc<KeptnWorkload>, ctx: Arc<Context>) -> Result
         .unwrap_or_default();
     if current != wl.spec.version {
         let workloads: Api<KeptnWorkload> = Api::namespaced(ctx.client.clone(), &ns);
-        let patch = serde_json::json!({ "status": { "currentVersion": wl.spec.version } });
-        timed(workloads.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)))
-            .await?;
+        let status = KeptnWorkloadStatus {
+            current_version: wl.spec.version.clone(),
+        };
+        write_status(&workloads, wl.as_ref(), wl.status.as_ref(), &status).await?;
     }
     Ok(Action::await_change())
 }
@@ -285,16 +285,18 @@ async fn reconcile_workload(wl: Arc<KeptnWorkload>, ctx: Arc<Context>) -> Result
 pub(super) async fn configs(ctx: Arc<Context>, changed: tokio::sync::watch::Sender<()>) {
     let api: Api<KeptnConfig> = Api::all(ctx.client.clone());
     let changed = Arc::new(changed);
-    let stream = Controller::new(api, watcher::Config::default().any_semantic()).run(
-        move |cfg: Arc<KeptnConfig>, ctx: Arc<Context>| {
-            let changed = changed.clone();
-            async move {
-                ctx.count("keptnconfig");
-                apply_config(&ctx.config, &cfg);
-                changed.send_replace(());
-                Ok::<_, Error>(Action::await_change())
-            }
-        },
+    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    let reconcile = move |cfg: Arc<KeptnConfig>, ctx: Arc<Context>| {
+        let changed = changed.clone();
+        async move {
+            apply_config(&ctx.config, &ctx.observability.traces, &cfg);
+            changed.send_replace(());
+            Ok::<_, Error>(Action::await_change())
+        }
+    };
+    // Reads no cache: a changed KeptnConfig applies at once, also while the caches sync.
+    let stream = controller.run(
+        instrumented("keptnconfig", reconcile, Start::Immediately),
         error_policy("keptnconfig"),
         ctx,
     );
@@ -302,13 +304,13 @@ pub(super) async fn configs(ctx: Arc<Context>, changed: tokio::sync::watch::Send
 }
 
 /// Copies a KeptnConfig into the runtime options.
-pub fn apply_config(target: &std::sync::RwLock<RuntimeConfig>, cfg: &KeptnConfig) {
+pub fn apply_config(target: &std::sync::RwLock<RuntimeConfig>, traces: &Traces, cfg: &KeptnConfig) {
     tracing::info!("reconciling Keptn Config: {}", cfg.name_any());
     let (next, problem) = RuntimeConfig::from_spec(&cfg.spec);
     if let Some(problem) = problem {
         tracing::warn!(config = %cfg.name_any(), "{problem}");
     }
-    crate::telemetry::global().configure(&next.otel_collector_url);
+    traces.configure(&next.otel_collector_url);
     match target.write() {
         Ok(mut c) => *c = next,
         Err(poisoned) => *poisoned.into_inner() = next,

@@ -4,77 +4,55 @@
 //! Every decision reads the caches only; nothing kept in memory is authoritative, so a
 //! restarted (or newly elected) process continues from the cluster state.
 
+mod checks;
 mod discovery;
 pub use discovery::apply_config;
-mod lifecycle;
 mod pods;
 mod retention;
+#[cfg(test)]
+mod tests;
 mod ungated;
+mod versions;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{Future, FutureExt, Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{DaemonSet, ReplicaSet, StatefulSet};
-use kube::api::{Patch, PatchParams, PostParams};
-use kube::runtime::controller::Action;
+use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use shared::crd::{
     KeptnApp, KeptnAppContext, KeptnAppCreationRequest, KeptnAppVersion, KeptnEvaluation,
     KeptnEvaluationDefinition, KeptnTask, KeptnTaskDefinition, KeptnWorkload, KeptnWorkloadVersion,
 };
 
-use crate::admin::{ControllerLabels, ErrorLabels, Metrics};
-use crate::config::RuntimeConfig;
-use crate::events::Note;
+use crate::error::Error;
+use crate::observability::metrics::{ControllerLabels, ErrorLabels};
+use crate::observability::{EventPublisher, Observability};
+use lifecycle::config::RuntimeConfig;
+use lifecycle::events::Note;
+use lifecycle::execution::RunnerImages;
 
 pub use pods::GatedPod;
 
-/// Timeout of every API write.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// First requeue after a failed reconcile (B §3.13: phases requeue after 5 s).
+const ERROR_RETRY: Duration = Duration::from_secs(5);
+/// First requeue after a write lost a race: the next try reads fresh state.
+const CONFLICT_RETRY: Duration = Duration::from_millis(200);
+/// Longest backoff of a failing object: well below a finished task Job's default TTL (300 s), so a
+/// task whose status write keeps failing finds its Job again instead of running a second one.
+const MAX_RETRY: Duration = Duration::from_secs(60);
 /// Buffer of each shared watch stream.
 const SHARED_BUFFER: usize = 1024;
-
-/// What a reconcile can fail with.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-    #[error("{0} changed meanwhile; retrying with fresh state")]
-    Conflict(String),
-    #[error("{kind} {name} exists but belongs to another owner")]
-    NameTaken { kind: &'static str, name: String },
-    #[error("object has no {0}")]
-    MissingField(&'static str),
-    #[error("API write timed out after {0:?}")]
-    Timeout(Duration),
-    #[error("invalid patch: {0}")]
-    Patch(#[from] serde_json::Error),
-}
-
-impl Error {
-    /// Bounded metric label.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Error::Kube(_) => "kube",
-            Error::Conflict(_) => "conflict",
-            Error::NameTaken { .. } => "name_taken",
-            Error::MissingField(_) => "missing_field",
-            Error::Timeout(_) => "timeout",
-            Error::Patch(_) => "patch",
-        }
-    }
-}
 
 /// Flags the controllers need.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// The Keptn namespace: fallback for definitions (B §5.2, §6.2).
+    /// The Keptn namespace: fallback for definitions (B §5.3, §6.2).
     pub keptn_namespace: String,
     pub promotion_enabled: bool,
     /// `reportingInstance` of events.
@@ -82,8 +60,10 @@ pub struct Settings {
     /// Interval of the stale-gate sweeper (A14).
     pub sweep_interval: Duration,
     /// Finished, superseded versions kept per app and per workload; 0 keeps all
-    /// ([`crate::retention`]).
+    /// ([`lifecycle::retention`]).
     pub retained_versions: usize,
+    /// Images of the function runtimes (B §0.2).
+    pub images: RunnerImages,
 }
 
 /// The read caches, one per kind.
@@ -111,26 +91,13 @@ pub struct Context {
     pub caches: Caches,
     pub settings: Settings,
     pub config: Arc<RwLock<RuntimeConfig>>,
-    pub metrics: Arc<Metrics>,
+    /// Metrics, spans, Events and CloudEvents.
+    pub observability: Observability,
     /// Pods already told why they are held (one Warning per pod and reason per process).
     pub held: Mutex<HashSet<(String, String)>>,
-    recorders: Recorders,
+    backoff: Backoff,
     ready: tokio::sync::watch::Receiver<bool>,
 }
-
-/// `reportingController` of the events each controller publishes (B §0.4).
-struct Recorders {
-    app_version: Recorder,
-    workload_version: Recorder,
-    app: Recorder,
-    workload: Recorder,
-    evaluation: Recorder,
-    gate: Recorder,
-}
-
-/// Publishes the Events (and CloudEvents) of one reporting controller; the same publisher as
-/// the task and evaluation controllers'.
-type Recorder = crate::execution::shell::EventPublisher;
 
 impl Context {
     /// A snapshot of the KeptnConfig options.
@@ -147,175 +114,187 @@ impl Context {
         let _ = rx.wait_for(|r| *r).await;
     }
 
-    fn count(&self, controller: &'static str) {
-        self.metrics
-            .reconciles
-            .get_or_create(&ControllerLabels { controller })
-            .inc();
-    }
-
     /// Publishes an event in the background (B §7.1: events are sent asynchronously), with
     /// the object-specific annotations of its regarding object, and as a CloudEvent (B §7.2).
     fn publish(
         &self,
-        recorder: &Recorder,
+        recorder: &EventPublisher,
         note: &Note,
         regarding: k8s_openapi::api::core::v1::ObjectReference,
         annotations: BTreeMap<String, String>,
     ) {
-        recorder.send(note.into(), regarding, annotations);
+        recorder.note(note, regarding, annotations);
     }
 }
 
-/// The `traceparent` annotation of an object (usually empty).
-fn traceparent(meta: &kube::api::ObjectMeta) -> String {
-    meta.annotations
-        .as_ref()
-        .and_then(|a| a.get("traceparent").cloned())
-        .unwrap_or_default()
-}
-
-fn pairs<const N: usize>(
-    meta: &kube::api::ObjectMeta,
-    kv: [(&str, &str); N],
-) -> BTreeMap<String, String> {
-    let mut m: BTreeMap<String, String> = kv
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    m.insert("traceparent".into(), traceparent(meta));
-    m
-}
-
-/// Event annotations of a KeptnAppVersion (B §7.1).
-fn kav_annotations(k: &KeptnAppVersion) -> BTreeMap<String, String> {
-    let name = k.metadata.name.clone().unwrap_or_default();
-    pairs(
-        &k.metadata,
-        [
-            ("appName", &k.spec.app_name),
-            ("appVersion", &k.spec.app.version),
-            ("appVersionName", &name),
-        ],
-    )
-}
-
-/// Event annotations of a KeptnWorkloadVersion (B §7.1).
-fn kwv_annotations(k: &KeptnWorkloadVersion) -> BTreeMap<String, String> {
-    let name = k.metadata.name.clone().unwrap_or_default();
-    pairs(
-        &k.metadata,
-        [
-            ("appName", &k.spec.workload.app),
-            ("workloadName", &k.spec.workload_name),
-            ("workloadVersion", &k.spec.workload.version),
-            ("workloadVersionName", &name),
-        ],
-    )
-}
-
-/// Event annotations of a KeptnEvaluation (B §7.1).
-fn evaluation_annotations(e: &KeptnEvaluation) -> BTreeMap<String, String> {
-    let name = e.metadata.name.clone().unwrap_or_default();
-    pairs(
-        &e.metadata,
-        [
-            ("appName", &e.spec.app_name),
-            ("appVersion", &e.spec.app_version),
-            ("workloadName", &e.spec.workload),
-            ("workloadVersion", &e.spec.workload_version),
-            ("evaluationName", &name),
-            ("evaluationDefinitionName", &e.spec.evaluation_definition),
-        ],
-    )
-}
-
-/// Event annotations of a KeptnApp (B §7.1).
-fn app_annotations(a: &KeptnApp) -> BTreeMap<String, String> {
-    let revision = a.spec.revision.to_string();
-    let name = a.metadata.name.clone().unwrap_or_default();
-    pairs(
-        &a.metadata,
-        [
-            ("appName", &name),
-            ("appVersion", &a.spec.version),
-            ("appRevision", &revision),
-        ],
-    )
-}
-
-/// Event annotations of a KeptnWorkload (B §7.1).
-fn workload_annotations(w: &KeptnWorkload) -> BTreeMap<String, String> {
-    let name = w.metadata.name.clone().unwrap_or_default();
-    pairs(
-        &w.metadata,
-        [
-            ("appName", &w.spec.app),
-            ("workloadName", &name),
-            ("workloadVersion", &w.spec.version),
-        ],
-    )
-}
-
-/// Runs a write with [`WRITE_TIMEOUT`].
-async fn timed<T>(fut: impl Future<Output = Result<T, kube::Error>>) -> Result<T, Error> {
-    match tokio::time::timeout(WRITE_TIMEOUT, fut).await {
-        Ok(r) => Ok(r?),
-        Err(_) => Err(Error::Timeout(WRITE_TIMEOUT)),
-    }
-}
-
-/// `true` when created, `false` when it already existed (create-if-absent, A15).
-async fn create_if_absent<K>(api: &Api<K>, obj: &K) -> Result<bool, Error>
+/// The one error policy: counts the failure by controller and error variant, then requeues
+/// with a per-object exponential backoff (conflicts start short: the next try reads fresh state).
+fn error_policy<K>(controller: &'static str) -> impl Fn(Arc<K>, &Error, Arc<Context>) -> Action
 where
-    K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+    K: Resource<DynamicType = ()>,
 {
-    match timed(api.create(&PostParams::default(), obj)).await {
-        Ok(_) => Ok(true),
-        Err(Error::Kube(kube::Error::Api(s))) if s.code == 409 => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-/// Writes a whole status as a JSON merge patch guarded by the resourceVersion the plan was
-/// computed from, so a plan made from a stale object never overwrites a newer status.
-async fn write_status<K>(api: &Api<K>, obj: &K, status: &impl Serialize) -> Result<(), Error>
-where
-    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
-{
-    let name = obj
-        .meta()
-        .name
-        .clone()
-        .ok_or(Error::MissingField("metadata.name"))?;
-    let patch = serde_json::json!({
-        "metadata": { "resourceVersion": obj.meta().resource_version },
-        "status": status,
-    });
-    match timed(api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))).await {
-        Ok(_) => Ok(()),
-        Err(Error::Kube(kube::Error::Api(s))) if s.code == 409 => Err(Error::Conflict(name)),
-        Err(e) => Err(e),
-    }
-}
-
-/// The error policy of every controller: count by variant, requeue soon for conflicts.
-fn error_policy<K>(controller: &'static str) -> impl Fn(Arc<K>, &Error, Arc<Context>) -> Action {
-    move |_obj, error, ctx| {
-        ctx.metrics
+    move |obj, error, ctx| {
+        ctx.observability
+            .metrics
             .failures
             .get_or_create(&ErrorLabels {
                 controller,
                 error: error.label(),
             })
             .inc();
-        match error {
-            Error::Conflict(_) => Action::requeue(Duration::from_millis(200)),
-            _ => {
-                tracing::warn!(controller, error = %error, "reconcile failed");
-                Action::requeue(Duration::from_secs(5))
-            }
+        let failures = ctx.backoff.failed(controller, obj.as_ref());
+        let base = match error {
+            Error::Conflict(_) => CONFLICT_RETRY,
+            _ => ERROR_RETRY,
+        };
+        let delay = backoff(base, failures);
+        if !matches!(error, Error::Conflict(_)) {
+            tracing::warn!(
+                controller,
+                namespace = obj.meta().namespace.as_deref().unwrap_or_default(),
+                name = obj.meta().name.as_deref().unwrap_or_default(),
+                error = %error,
+                kind = error.label(),
+                retry_in = ?delay,
+                "reconcile failed"
+            );
         }
+        Action::requeue(delay)
+    }
+}
+
+/// `base` doubled per consecutive failure after the first, at most [`MAX_RETRY`].
+fn backoff(base: Duration, failures: u32) -> Duration {
+    let factor = 1u32 << failures.saturating_sub(1).min(10);
+    base.saturating_mul(factor).min(MAX_RETRY)
+}
+
+/// Consecutive failures per controller and object, cleared by a successful reconcile. An object
+/// deleted while failing is never reconciled again: its entry is dropped once it has not failed
+/// for twice the longest backoff.
+#[derive(Default)]
+pub struct Backoff(Mutex<HashMap<BackoffKey, (u32, Instant)>>);
+
+/// Controller and object uid (or namespace/name).
+type BackoffKey = (&'static str, String);
+
+impl Backoff {
+    fn key<K: Resource>(controller: &'static str, obj: &K) -> BackoffKey {
+        let meta = obj.meta();
+        let id = meta.uid.clone().unwrap_or_else(|| {
+            format!(
+                "{}/{}",
+                meta.namespace.as_deref().unwrap_or_default(),
+                meta.name.as_deref().unwrap_or_default()
+            )
+        });
+        (controller, id)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<BackoffKey, (u32, Instant)>> {
+        match self.0.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Records a failure; returns how many in a row there were, this one included.
+    fn failed<K: Resource>(&self, controller: &'static str, obj: &K) -> u32 {
+        let now = Instant::now();
+        let mut map = self.lock();
+        map.retain(|_, (_, last)| now.duration_since(*last) < 2 * MAX_RETRY);
+        let entry = map.entry(Self::key(controller, obj)).or_insert((0, now));
+        entry.0 = entry.0.saturating_add(1);
+        entry.1 = now;
+        entry.0
+    }
+
+    fn succeeded<K: Resource>(&self, controller: &'static str, obj: &K) {
+        let mut map = self.lock();
+        if !map.is_empty() {
+            map.remove(&Self::key(controller, obj));
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// Runs `controller` with `reconcile` under the one error policy until its streams end;
+/// reconciles start once every cache has its initial list, so no decision sees a partial view.
+async fn serve<K, F, Fut>(
+    name: &'static str,
+    controller: Controller<K>,
+    reconcile: F,
+    ctx: Arc<Context>,
+) where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    F: Fn(Arc<K>, Arc<Context>) -> Fut + Send + Sync + Clone + 'static,
+    Fut: Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    let stream = controller.run(
+        instrumented(name, reconcile, Start::AfterSync),
+        error_policy(name),
+        ctx,
+    );
+    drain(name, stream).await;
+}
+
+/// When a controller's reconciles may start.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// Once every cache has its initial list.
+    AfterSync,
+    /// At once: the controller reads no cache (the KeptnConfig controller).
+    Immediately,
+}
+
+/// Wraps a reconciler with what every controller records: the reconcile count and duration
+/// (`portcullis_gate_reconciles`, `portcullis_gate_reconcile_duration_seconds`) and the end of
+/// an object's backoff once it reconciles again.
+fn instrumented<K, F, Fut>(
+    controller: &'static str,
+    reconcile: F,
+    start: Start,
+) -> impl Fn(Arc<K>, Arc<Context>) -> futures::future::BoxFuture<'static, Result<Action, Error>>
+where
+    K: Resource<DynamicType = ()> + Send + Sync + 'static,
+    F: Fn(Arc<K>, Arc<Context>) -> Fut + Send + Sync + Clone + 'static,
+    Fut: Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    move |obj, ctx| {
+        let reconcile = reconcile.clone();
+        async move {
+            if start == Start::AfterSync {
+                ctx.synced().await;
+            }
+            let labels = ControllerLabels { controller };
+            ctx.observability
+                .metrics
+                .reconciles
+                .get_or_create(&labels)
+                .inc();
+            let started = std::time::Instant::now();
+            let result = reconcile(obj.clone(), ctx.clone()).await;
+            ctx.observability
+                .metrics
+                .reconcile_duration
+                .get_or_create(&labels)
+                .observe(started.elapsed().as_secs_f64());
+            if result.is_ok() {
+                ctx.backoff.succeeded(controller, obj.as_ref());
+            }
+            result
+        }
+        .boxed()
     }
 }
 
@@ -395,7 +374,7 @@ pub async fn run(
     settings: Settings,
     config: Arc<RwLock<RuntimeConfig>>,
     config_changed: tokio::sync::watch::Sender<()>,
-    metrics: Arc<Metrics>,
+    observability: Observability,
     ready: Arc<std::sync::atomic::AtomicBool>,
 ) {
     use std::sync::atomic::Ordering;
@@ -438,35 +417,18 @@ pub async fn run(
         daemonsets: daemonsets.store.clone(),
         pods: pods.store.clone(),
     };
-    metrics.set_snapshot_source(dora_snapshot(caches.clone()));
-    // Finished checks' spans read their owners here, not from the API server (A1).
-    crate::telemetry::global().read_owners_from(crate::telemetry::OwnerCaches {
-        kav: caches.kav.clone(),
-        kwv: caches.kwv.clone(),
-    });
-    let cloud_events = crate::cloudevents::CloudEventSender::new(config.clone())
-        .counting_failures(metrics.cloud_events_failures.clone());
-    let recorder = |controller: &'static str| {
-        Recorder::new(&client, controller, settings.identity.clone())
-            .with_cloud_events(cloud_events.clone())
-    };
-    let recorders = Recorders {
-        app_version: recorder("keptnappversion-controller"),
-        workload_version: recorder("keptnworkloadversion-controller"),
-        app: recorder("keptnapp-controller"),
-        workload: recorder("keptnworkload-controller"),
-        evaluation: recorder("keptnevaluation-controller"),
-        gate: recorder("portcullis-gate"),
-    };
+    observability
+        .metrics
+        .set_snapshot_source(dora_snapshot(caches.clone()));
     let (ready_tx, ready_rx) = tokio::sync::watch::channel(false);
     let ctx = Arc::new(Context {
         client: client.clone(),
         caches: caches.clone(),
-        settings: settings.clone(),
+        settings,
         config,
-        metrics,
+        observability,
         held: Mutex::new(HashSet::new()),
-        recorders,
+        backoff: Backoff::default(),
         ready: ready_rx,
     });
 
@@ -488,7 +450,7 @@ pub async fn run(
         .boxed(),
         discovery::workloads(ctx.clone(), workloads.subscribe(), kwv.subscribe()).boxed(),
         discovery::configs(ctx.clone(), config_changed).boxed(),
-        lifecycle::app_versions(
+        versions::app_versions(
             ctx.clone(),
             kav.subscribe(),
             kwv.subscribe(),
@@ -498,9 +460,9 @@ pub async fn run(
             eval_defs.subscribe(),
         )
         .boxed(),
-        lifecycle::workload_versions(
+        versions::workload_versions(
             ctx.clone(),
-            lifecycle::WorkloadVersionTriggers {
+            versions::WorkloadVersionTriggers {
                 kwv: kwv.subscribe().boxed(),
                 kav: kav.subscribe().boxed(),
                 tasks: tasks.subscribe().boxed(),
@@ -523,26 +485,9 @@ pub async fn run(
         pods::sweeper(ctx.clone()).boxed(),
         retention::run(ctx.clone(), || kav.subscribe(), || kwv.subscribe()),
         ungated::reporter(ctx.clone()).boxed(),
-        crate::execution::run_shared(
-            Arc::new(crate::execution::CheckContext {
-                client: client.clone(),
-                recorders: crate::execution::CheckRecorders::new(
-                    &client,
-                    Some(settings.identity.clone()),
-                )
-                .with_cloud_events(cloud_events),
-                install_namespace: settings.keptn_namespace.clone(),
-                images: crate::execution::RunnerImages::from_env(),
-                metrics: ctx.metrics.checks.clone(),
-            }),
-            tasks.subscribe(),
-            caches.tasks.clone(),
-            evaluations.subscribe(),
-            caches.evaluations.clone(),
-            task_defs.subscribe(),
-            caches.task_definitions.clone(),
-        )
-        .boxed(),
+        checks::tasks(ctx.clone(), tasks.subscribe()).boxed(),
+        checks::evaluations(ctx.clone(), evaluations.subscribe()).boxed(),
+        checks::task_definitions(ctx.clone(), task_defs.subscribe()).boxed(),
     ]);
 
     let caches_running = futures::future::join_all(vec![
@@ -603,8 +548,10 @@ pub async fn run(
 }
 
 /// What the scrape-time gauges of B §7.3 read: the current cache contents.
-fn dora_snapshot(caches: Caches) -> impl Fn() -> crate::dora::Snapshot + Send + Sync + 'static {
-    move || crate::dora::Snapshot {
+fn dora_snapshot(
+    caches: Caches,
+) -> impl Fn() -> crate::observability::dora::Snapshot + Send + Sync + 'static {
+    move || crate::observability::dora::Snapshot {
         app_versions: caches.kav.state(),
         workload_versions: caches.kwv.state(),
         tasks: caches.tasks.state(),

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ObjectMeta, Patch, PatchParams};
@@ -19,11 +19,14 @@ use serde::{Deserialize, Serialize};
 use shared::crd::{KeptnAppVersion, KeptnState, KeptnWorkloadVersion};
 use shared::resolve::{ObjectMetaView, ResourceNames};
 
-use super::{Context, Error, drain, error_policy, key, timed};
-use crate::admin::AgeLabels;
-use crate::events::{Note, NoteTarget};
-use crate::lifecycle::find_app_version;
-use crate::release::{AGE_BUCKETS, Decision, GATE, age_bucket, decide, is_stale, release_patch};
+use super::{Context, key, serve};
+use crate::api::timed;
+use crate::error::Error;
+use crate::observability::metrics::AgeLabels;
+use lifecycle::events::{Note, NoteTarget};
+use lifecycle::planner::find_app_version;
+use lifecycle::release::{AGE_BUCKETS, Decision, age_bucket, decide, is_stale, release_operations};
+use shared::gate::{GATE, is_gated};
 
 /// A pod as the gate controller caches it.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -80,7 +83,7 @@ impl Resource for GatedPod {
 impl GatedPod {
     /// Whether the pod still carries our gate.
     pub fn gated(&self) -> bool {
-        self.gates().iter().any(|g| g == GATE)
+        is_gated(self.gates())
     }
 
     fn gates(&self) -> Vec<String> {
@@ -162,7 +165,10 @@ pub(super) async fn gate(
     kavs: impl Stream<Item = Arc<KeptnAppVersion>> + Send + 'static,
 ) {
     let (s1, s2) = (ctx.caches.pods.clone(), ctx.caches.pods.clone());
-    let stream = Controller::for_shared_stream(pods, ctx.caches.pods.clone())
+    // Only gated pods are this controller's business: the others are neither reconciled nor
+    // counted.
+    let gated = pods.filter(|p| futures::future::ready(p.gated()));
+    let controller = Controller::for_shared_stream(gated, ctx.caches.pods.clone())
         .watches_shared_stream(kwvs, move |kwv: Arc<KeptnWorkloadVersion>| {
             // Only a decision other than "wait" concerns the pods (the config may make Warning
             // count; it is a cheap check, so be generous: blocking=false).
@@ -206,17 +212,14 @@ pub(super) async fn gate(
             .iter()
             .map(|p| ObjectRef::from_obj(p.as_ref()))
             .collect::<Vec<_>>()
-        })
-        .run(reconcile_pod, error_policy("schedulinggate"), ctx);
-    drain("schedulinggate", stream).await;
+        });
+    serve("schedulinggate", controller, reconcile_pod, ctx).await;
 }
 
 async fn reconcile_pod(pod: Arc<GatedPod>, ctx: Arc<Context>) -> Result<Action, Error> {
     if !pod.gated() {
         return Ok(Action::await_change());
     }
-    ctx.synced().await;
-    ctx.count("schedulinggate");
     let started = tokio::time::Instant::now();
     let kwv = workload_version_of(&ctx, &pod);
     let kav = kwv.as_deref().and_then(|k| app_version_of(&ctx, k));
@@ -242,7 +245,7 @@ async fn reconcile_pod(pod: Arc<GatedPod>, ctx: Arc<Context>) -> Result<Action, 
                     target: NoteTarget::Subject,
                 };
                 ctx.publish(
-                    &ctx.recorders.gate,
+                    &ctx.observability.recorders.gate,
                     &note,
                     pod.object_ref(&()),
                     BTreeMap::new(),
@@ -252,8 +255,9 @@ async fn reconcile_pod(pod: Arc<GatedPod>, ctx: Arc<Context>) -> Result<Action, 
         }
         Decision::Release => {
             release(&ctx, &pod).await?;
-            ctx.metrics.releases.inc();
-            ctx.metrics
+            ctx.observability.metrics.releases.inc();
+            ctx.observability
+                .metrics
                 .release_duration
                 .observe(started.elapsed().as_secs_f64());
             Ok(Action::await_change())
@@ -272,14 +276,14 @@ async fn release(ctx: &Context, pod: &GatedPod) -> Result<(), Error> {
     let mut gates = pod.gates();
     let mut has_annotations = pod.metadata.annotations.is_some();
     for _attempt in 0..3 {
-        let Some(ops) = release_patch(&gates, has_annotations) else {
+        let Some(patch) = release_operations(&gates, has_annotations) else {
             return Ok(());
         };
-        let patch: json_patch::Patch = serde_json::from_value(ops)?;
         match timed(api.patch(&name, &PatchParams::default(), &Patch::Json::<()>(patch))).await {
             Ok(_) => {
                 tracing::info!(namespace = %ns, pod = %name, "scheduling gate removed");
-                ctx.metrics
+                ctx.observability
+                    .metrics
                     .observe_hold(pod.metadata.creation_timestamp.as_ref(), Timestamp::now());
                 return Ok(());
             }
@@ -327,7 +331,7 @@ pub(super) async fn sweeper(ctx: Arc<Context>) {
             live.insert(uid.clone());
             let kwv = workload_version_of(&ctx, pod);
             if is_stale(age, timeout, kwv.as_deref()) && reported.insert(uid) {
-                ctx.metrics.stale_reports.inc();
+                ctx.observability.metrics.stale_reports.inc();
                 let what = match &pod.workload_version {
                     Some(n) if kwv.is_some() => {
                         format!("KeptnWorkloadVersion {n} is not making progress")
@@ -349,7 +353,7 @@ pub(super) async fn sweeper(ctx: Arc<Context>) {
                     phase: "SchedulingGate".into(),
                 };
                 ctx.publish(
-                    &ctx.recorders.gate,
+                    &ctx.observability.recorders.gate,
                     &note,
                     pod.object_ref(&()),
                     BTreeMap::new(),
@@ -358,7 +362,8 @@ pub(super) async fn sweeper(ctx: Arc<Context>) {
         }
         reported.retain(|uid| live.contains(uid));
         for (age, n) in counts {
-            ctx.metrics
+            ctx.observability
+                .metrics
                 .gated_pods
                 .get_or_create(&AgeLabels { age })
                 .set(n);

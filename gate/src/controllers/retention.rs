@@ -1,5 +1,5 @@
 //! Deletes old KeptnAppVersions and KeptnWorkloadVersions beyond `--retained-versions`
-//! ([`crate::retention`] decides which). A pass runs shortly after versions change and every
+//! ([`lifecycle::retention`] decides which). A pass runs shortly after versions change and every
 //! [`PASS_INTERVAL`]; it plans on the caches, re-reads each app or workload that has versions to
 //! lose right before deleting them (a rollback meanwhile cancels them), and deletes with a uid
 //! precondition, so an object re-created under the same name is never deleted. Their KeptnTasks
@@ -17,8 +17,9 @@ use kube::{Api, ResourceExt};
 use shared::crd::{KeptnApp, KeptnAppVersion, KeptnState, KeptnWorkload, KeptnWorkloadVersion};
 use shared::resolve::{kav_name, kwv_name};
 
-use super::{Context, timed};
-use crate::retention::{Owner, Version, still_doomed, to_delete};
+use super::Context;
+use crate::api::timed;
+use lifecycle::retention::{Owner, Version, still_doomed, to_delete};
 
 /// Longest time between two passes when nothing changes.
 const PASS_INTERVAL: Duration = Duration::from_secs(60);

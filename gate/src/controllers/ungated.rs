@@ -15,11 +15,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 
 use super::Context;
-use crate::events::{Note, NoteTarget};
-use crate::release::GATE;
+use lifecycle::events::{Note, NoteTarget};
+use shared::gate::{GATE, is_gated, is_marked_removed};
 
-/// Set on a pod when the gate removes its scheduling gate.
-const REMOVED: &str = "keptn.sh/scheduling-gate-removed";
 /// Namespace enablement key (A4), as annotation or label.
 const ENABLED: &str = "keptn.sh/lifecycle-toolkit";
 
@@ -59,15 +57,13 @@ pub fn should_report(namespace_enabled: bool, pod: &PodFacts<'_>) -> bool {
     let mirror = pod
         .annotations
         .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"));
-    let marked = pod
-        .annotations
-        .and_then(|a| a.get(REMOVED))
-        .is_some_and(|v| v == "true");
+    // The webhook's own reading of the marker: it skips such pods on purpose.
+    let marked = is_marked_removed(pod.annotations, pod.labels);
     namespace_enabled
         && annotated
         && !marked
         && !mirror
-        && !pod.gates.contains(&GATE)
+        && !is_gated(pod.gates.iter().copied())
         && !pod.owner_kinds.contains(&"Job")
         && !pod.terminating
 }
@@ -139,7 +135,7 @@ pub(super) async fn reporter(ctx: Arc<Context>) {
             continue;
         }
         reported.insert(uid);
-        ctx.metrics.ungated_pods.inc();
+        ctx.observability.metrics.ungated_pods.inc();
         tracing::warn!(namespace = %ns, pod = %pod.name_any(), "pod of an enabled workload runs without the scheduling gate");
         let note = Note {
             warning: true,
@@ -152,7 +148,7 @@ pub(super) async fn reporter(ctx: Arc<Context>) {
             phase: "SchedulingGate".into(),
         };
         ctx.publish(
-            &ctx.recorders.gate,
+            &ctx.observability.recorders.gate,
             &note,
             pod.object_ref(&()),
             BTreeMap::new(),
@@ -163,6 +159,7 @@ pub(super) async fn reporter(ctx: Arc<Context>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::gate::REMOVED_MARKER as REMOVED;
 
     fn map(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
         kv.iter()

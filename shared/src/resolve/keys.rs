@@ -24,7 +24,8 @@ pub const PRE_DEPLOYMENT_EVALUATIONS: &str = "keptn.sh/pre-deployment-evaluation
 pub const POST_DEPLOYMENT_EVALUATIONS: &str = "keptn.sh/post-deployment-evaluations";
 /// Comma-separated `key=value` pairs handed to tasks as context metadata.
 pub const METADATA: &str = "keptn.sh/metadata";
-/// Marker set when the scheduling gate was removed; such pods are never gated again.
-pub const SCHEDULING_GATE_REMOVED: &str = "keptn.sh/scheduling-gate-removed";
+/// Marker set when the scheduling gate was removed; such pods are never gated again. Stated in
+/// the gate contract, [`crate::gate::REMOVED_MARKER`]; listed here with the other keys.
+pub use crate::gate::REMOVED_MARKER as SCHEDULING_GATE_REMOVED;
 /// Annotation on the KeptnAppCreationRequest (and KeptnApp) marking a single-service app.
 pub const APP_TYPE: &str = "keptn.sh/app-type";

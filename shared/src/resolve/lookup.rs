@@ -36,10 +36,10 @@ pub fn lookup_app(meta: &ObjectMetaView) -> Option<&str> {
     lookup(meta, keys::APP, Some(keys::K8S_PART_OF))
 }
 
-/// Whether the scheduling gate was already removed from this pod (`keptn.sh/scheduling-gate-removed`
+/// Whether the scheduling gate was already removed from this pod ([`crate::gate::REMOVED_MARKER`]
 /// as annotation or label, any non-empty value): such a pod is admitted without any patch (B §1.2 6a).
 pub fn gate_already_removed(meta: &ObjectMetaView) -> bool {
-    lookup(meta, keys::SCHEDULING_GATE_REMOVED, None).is_some()
+    crate::gate::is_marked_removed(Some(&meta.annotations), Some(&meta.labels))
 }
 
 #[cfg(test)]
@@ -138,7 +138,7 @@ mod tests {
 
     #[test]
     fn gate_removed_marker_annotation_or_label_non_empty() {
-        let k = keys::SCHEDULING_GATE_REMOVED;
+        let k = crate::gate::REMOVED_MARKER;
         assert!(gate_already_removed(&meta(&[(k, "true")], &[])));
         assert!(gate_already_removed(&meta(&[], &[(k, "yes")])));
         assert!(gate_already_removed(&meta(&[(k, "")], &[(k, "true")])));

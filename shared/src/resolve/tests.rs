@@ -23,6 +23,7 @@ impl MetaBuilder for ObjectMetaView {
     }
 }
 
+/// Fixture builder: `container(name, image).env(k, v)`.
 fn container(name: &str, image: &str) -> ContainerView {
     ContainerView {
         name: name.into(),
@@ -31,11 +32,34 @@ fn container(name: &str, image: &str) -> ContainerView {
     }
 }
 
+trait ContainerBuilder {
+    fn env(self, name: &str, value: &str) -> Self;
+}
+
+impl ContainerBuilder for ContainerView {
+    fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push(EnvVarView {
+            name: name.into(),
+            value: value.into(),
+        });
+        self
+    }
+}
+
 fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
+}
+
+/// The A8 stamp of an identity: `keptn.sh/app`, `keptn.sh/workload` and `keptn.sh/version`.
+fn stamp(app: &str, workload: &str, version: &str) -> BTreeMap<String, String> {
+    annotations(&[
+        (keys::APP, app),
+        (keys::WORKLOAD, workload),
+        (keys::VERSION, version),
+    ])
 }
 
 fn resolved(
@@ -89,14 +113,7 @@ fn pod_path_single_service_waiter() {
         }
     );
     // B §1.9: single-service writes keptn.sh/app = raw workload value; A8 stamps the rest.
-    assert_eq!(
-        id.pod_annotations,
-        annotations(&[
-            (keys::APP, "waiter"),
-            (keys::WORKLOAD, "waiter"),
-            (keys::VERSION, "0.4"),
-        ])
-    );
+    assert_eq!(id.pod_annotations, stamp("waiter", "waiter", "0.4"));
     assert_eq!(AppType::SingleService.as_str(), "single-service");
 }
 
@@ -143,11 +160,7 @@ fn pod_path_explicit_app_multi_service() {
     // A8: the stamp turns label values into annotations.
     assert_eq!(
         id.pod_annotations,
-        annotations(&[
-            (keys::APP, "podtato-head"),
-            (keys::WORKLOAD, "podtato-head-entry"),
-            (keys::VERSION, "0.1.0"),
-        ])
+        stamp("podtato-head", "podtato-head-entry", "0.1.0")
     );
 }
 
@@ -216,14 +229,7 @@ fn pod_path_version_registry_port_without_tag_sanitised_in_name() {
 #[test]
 fn pod_path_version_hash_without_container_key() {
     let pod = meta().annotated(keys::WORKLOAD, "w");
-    let cs = [ContainerView {
-        name: "a".into(),
-        image: "img:1.0".into(),
-        env: vec![EnvVarView {
-            name: "K".into(),
-            value: "V".into(),
-        }],
-    }];
+    let cs = [container("a", "img:1.0").env("K", "V")];
     let id = resolved(&pod, &cs, None);
     // FNV-1a 32 of "aimg:1.0KV", decimal; the single container's tag is not used.
     assert_eq!(id.version_value, fnv1a32_decimal("aimg:1.0KV"));
@@ -292,18 +298,14 @@ fn parent_path_copies_non_empty_keys() {
     assert_eq!(id.metadata, annotations(&[("k", "v")]));
     // Raw values are copied (untrimmed lists, unparsed metadata); empty ones and
     // keptn.sh/container are not.
-    assert_eq!(
-        id.pod_annotations,
-        annotations(&[
-            (keys::WORKLOAD, "w"),
-            (keys::VERSION, "1.0"),
-            (keys::APP, "shop"),
-            (keys::PRE_DEPLOYMENT_TASKS, "a, b"),
-            (keys::POST_DEPLOYMENT_TASKS, "c"),
-            (keys::POST_DEPLOYMENT_EVALUATIONS, "e"),
-            (keys::METADATA, "k=v,bad"),
-        ])
-    );
+    let mut copied = stamp("shop", "w", "1.0");
+    copied.extend(annotations(&[
+        (keys::PRE_DEPLOYMENT_TASKS, "a, b"),
+        (keys::POST_DEPLOYMENT_TASKS, "c"),
+        (keys::POST_DEPLOYMENT_EVALUATIONS, "e"),
+        (keys::METADATA, "k=v,bad"),
+    ]));
+    assert_eq!(id.pod_annotations, copied);
 }
 
 #[test]
@@ -355,14 +357,7 @@ fn parent_path_single_service() {
     let id = resolved(&meta(), &[], Some(&parent));
     assert_eq!(id.app_type(), AppType::SingleService);
     assert_eq!(id.names.workload_version_name, "waiter-waiter-0.4");
-    assert_eq!(
-        id.pod_annotations,
-        annotations(&[
-            (keys::APP, "waiter"),
-            (keys::WORKLOAD, "waiter"),
-            (keys::VERSION, "0.4"),
-        ])
-    );
+    assert_eq!(id.pod_annotations, stamp("waiter", "waiter", "0.4"));
 }
 
 #[test]
