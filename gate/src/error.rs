@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use lifecycle::execution::CheckError;
+use operator::api::ApiError;
 
 /// What a reconcile can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -41,5 +42,17 @@ impl Error {
     /// Whether the API server answered `reason` (e.g. 409 for a conflict).
     pub fn is_status(&self, code: u16) -> bool {
         matches!(self, Error::Kube(kube::Error::Api(s)) if s.code == code)
+    }
+}
+
+impl From<ApiError> for Error {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::Kube(e) => Error::Kube(e),
+            ApiError::Conflict(name) => Error::Conflict(name),
+            ApiError::MissingField(field) => Error::MissingField(field),
+            ApiError::Timeout(after) => Error::Timeout(after),
+            ApiError::Patch(e) => Error::Patch(e),
+        }
     }
 }

@@ -4,7 +4,6 @@
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use anyhow::Context as _;
 use kube::api::ListParams;
@@ -13,14 +12,13 @@ use lifecycle::config::RuntimeConfig;
 use lifecycle::execution::RunnerImages;
 use shared::crd::KeptnConfig;
 
-use crate::admin;
+use operator::admin;
+use operator::leadership::{self, Held};
+use operator::lease::{self, LeaseConfig};
+
 use crate::cli::{Cli, ClientArgs};
 use crate::controllers::{self, Settings};
-use crate::lease::{self, LeaseConfig};
 use crate::observability::{Metrics, Observability, Traces};
-
-/// How long the lease task gets to hand the Lease back after SIGTERM.
-const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs the gate until SIGTERM or Ctrl-C (`Ok`), or until the controllers stop or leadership
 /// is lost (`Err`: a standby replica takes over while this one restarts). Queued spans are
@@ -50,13 +48,21 @@ async fn serve(cli: Cli, traces: Arc<Traces>) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", cli.admin.admin_address))?;
     tracing::info!(address = %listener.local_addr()?, "admin server listening");
-    tokio::spawn(admin::serve(listener, metrics.clone(), ready.clone()));
+    let encode = {
+        let metrics = metrics.clone();
+        Arc::new(move || metrics.encode())
+    };
+    tokio::spawn(admin::serve(listener, encode, ready.clone()));
     let keptn_address = cli.admin.keptn_metrics_address();
     let keptn_listener = admin::bind(keptn_address)
         .await
         .with_context(|| format!("binding the Keptn metrics port {keptn_address}"))?;
     tracing::info!(address = %keptn_listener.local_addr()?, "Keptn metrics listening");
-    tokio::spawn(admin::serve_keptn_metrics(keptn_listener, metrics.clone()));
+    let encode_keptn = {
+        let metrics = metrics.clone();
+        Arc::new(move || metrics.encode_keptn())
+    };
+    tokio::spawn(admin::serve_metrics(keptn_listener, encode_keptn));
 
     let identity = cli.election.identity();
     let leadership = if cli.election.leader_elect {
@@ -76,21 +82,14 @@ async fn serve(cli: Cli, traces: Arc<Traces>) -> anyhow::Result<()> {
         None
     };
     // Renewals start at once: the fencing deadline runs from the acquisition.
-    let (release, mut holder) = match leadership {
-        Some(leadership) => {
-            let (release, task) = hold(leadership);
-            (Some(release), Some(task))
-        }
-        None => (None, None),
-    };
+    let mut held = leadership.map(Held::start);
     metrics.leader.set(1);
 
     let config = Arc::new(RwLock::new(RuntimeConfig::default()));
     if let Err(e) = initial_config(&client, &config, &traces).await {
         // Hand the Lease back so that a standby need not wait for it to expire.
-        if let (Some(release), Some(task)) = (release, holder) {
-            let _ = release.send(());
-            let _ = tokio::time::timeout(RELEASE_TIMEOUT, task).await;
+        if let Some(held) = held {
+            held.release().await;
         }
         return Err(e);
     }
@@ -119,55 +118,16 @@ async fn serve(cli: Cli, traces: Arc<Traces>) -> anyhow::Result<()> {
         observability,
         ready,
     );
-    let lease_lost = async {
-        match holder.as_mut() {
-            Some(task) => task.await,
-            None => std::future::pending().await,
-        }
-    };
-    let lost = tokio::select! {
+    tokio::select! {
         _ = controllers => anyhow::bail!("controllers stopped"),
-        lost = lease_lost => lost,
+        lost = leadership::lost(held.as_mut()) => anyhow::bail!(lost),
         _ = shared::shutdown::signal() => {
-            if let Some(release) = release {
-                let _ = release.send(());
+            if let Some(held) = held {
+                held.release().await;
             }
-            if let Some(task) = holder {
-                let _ = tokio::time::timeout(RELEASE_TIMEOUT, task).await;
-            }
-            return Ok(());
+            Ok(())
         }
-    };
-    match lost {
-        Err(e) => anyhow::bail!("lease task died: {e}"),
-        Ok(Err(e)) => anyhow::bail!("leadership lost: {e}"),
-        Ok(Ok(())) => anyhow::bail!("lease task ended"),
     }
-}
-
-/// The lease task: renews the Lease until leadership is lost (`Err`) or the sender is used, then
-/// hands the Lease back (`Ok`).
-fn hold(
-    mut leadership: lease::Leadership,
-) -> (
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), lease::LeaseError>>,
-) {
-    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let lost = tokio::select! {
-            lost = leadership.hold() => Some(lost),
-            _ = release_rx => None,
-        };
-        match lost {
-            Some(lost) => Err(lost),
-            None => {
-                leadership.release().await;
-                Ok(())
-            }
-        }
-    });
-    (release_tx, task)
 }
 
 /// Ends the process's run: logs an error, and gives the exit code (failure on any error, so

@@ -258,6 +258,32 @@ pub(crate) mod tests {
         }
     }
 
+    impl MapWorld {
+        /// With KeptnTaskDefinition `name`.
+        pub fn with_task_definition(mut self, name: &str) -> Self {
+            self.task_defs.insert(name.into());
+            self
+        }
+
+        /// With KeptnEvaluationDefinition `name`.
+        pub fn with_evaluation_definition(mut self, name: &str) -> Self {
+            self.evaluation_defs.insert(name.into());
+            self
+        }
+
+        /// With KeptnTask `name` as observed.
+        pub fn with_task(mut self, name: &str, check: ObservedCheck) -> Self {
+            self.tasks.insert(name.into(), check);
+            self
+        }
+
+        /// With KeptnEvaluation `name` as observed.
+        pub fn with_evaluation(mut self, name: &str, check: ObservedCheck) -> Self {
+            self.evaluations.insert(name.into(), check);
+            self
+        }
+    }
+
     pub(crate) fn observed(uid: &str, state: KeptnState) -> ObservedCheck {
         ObservedCheck {
             owner_uid: uid.into(),
@@ -272,6 +298,15 @@ pub(crate) mod tests {
             name: "w-w-1".into(),
             version: "1".into(),
         }
+    }
+
+    /// The name of candidate `attempt` for a check of `definition` owned by `uid-1`, e.g.
+    /// `pre-hello-12345`.
+    fn ours(prefix: &str, definition: &str, attempt: u32) -> String {
+        format!(
+            "{prefix}-{definition}-{}",
+            check_suffix("uid-1", definition, attempt)
+        )
     }
 
     fn run(
@@ -333,10 +368,9 @@ pub(crate) mod tests {
 
     #[test]
     fn new_item_is_created_with_deterministic_name() {
-        let mut w = MapWorld::default();
-        w.task_defs.insert("hello".into());
+        let w = MapWorld::default().with_task_definition("hello");
         let r = run(&w, Stage::PreDeployTasks, &["hello"], &[], true);
-        let want = format!("pre-hello-{}", check_suffix("uid-1", "hello", 0));
+        let want = ours("pre", "hello", 0);
         assert_eq!(r.items.len(), 1);
         assert_eq!(r.items[0].name, want);
         assert_eq!(r.items[0].status, KeptnState::Pending);
@@ -354,11 +388,10 @@ pub(crate) mod tests {
 
     #[test]
     fn existing_task_found_after_restart_is_adopted_not_recreated() {
-        let mut w = MapWorld::default();
-        w.task_defs.insert("hello".into());
-        let name = format!("pre-hello-{}", check_suffix("uid-1", "hello", 0));
-        w.tasks
-            .insert(name.clone(), observed("uid-1", KeptnState::Progressing));
+        let name = ours("pre", "hello", 0);
+        let w = MapWorld::default()
+            .with_task_definition("hello")
+            .with_task(&name, observed("uid-1", KeptnState::Progressing));
         let r = run(&w, Stage::PreDeployTasks, &["hello"], &[], true);
         assert!(r.creates.is_empty());
         assert_eq!(r.items[0].name, name);
@@ -367,13 +400,12 @@ pub(crate) mod tests {
 
     #[test]
     fn foreign_object_with_our_name_moves_to_next_candidate() {
-        let mut w = MapWorld::default();
-        w.task_defs.insert("hello".into());
-        let first = format!("pre-hello-{}", check_suffix("uid-1", "hello", 0));
-        w.tasks
-            .insert(first.clone(), observed("other", KeptnState::Succeeded));
+        let w = MapWorld::default().with_task_definition("hello").with_task(
+            &ours("pre", "hello", 0),
+            observed("other", KeptnState::Succeeded),
+        );
         let r = run(&w, Stage::PreDeployTasks, &["hello"], &[], true);
-        let second = format!("pre-hello-{}", check_suffix("uid-1", "hello", 1));
+        let second = ours("pre", "hello", 1);
         assert_eq!(r.items[0].name, second);
         assert_eq!(
             r.state,
@@ -403,12 +435,11 @@ pub(crate) mod tests {
 
     #[test]
     fn task_progress_is_read_from_the_task() {
-        let mut w = MapWorld::default();
-        w.task_defs.insert("a".into());
-        let name = format!("post-a-{}", check_suffix("uid-1", "a", 0));
+        let name = ours("post", "a", 0);
         let prev = vec![item("a", &name, KeptnState::Progressing)];
-        w.tasks
-            .insert(name, observed("uid-1", KeptnState::Succeeded));
+        let w = MapWorld::default()
+            .with_task_definition("a")
+            .with_task(&name, observed("uid-1", KeptnState::Succeeded));
         let r = run(&w, Stage::PostDeployTasks, &["a"], &prev, true);
         assert_eq!(r.state, KeptnState::Succeeded);
         assert!(r.items[0].end_time.is_some());
@@ -417,12 +448,12 @@ pub(crate) mod tests {
 
     #[test]
     fn failed_evaluation_emits_event_on_the_evaluation() {
-        let mut w = MapWorld::default();
-        w.evaluation_defs.insert("e".into());
-        let name = format!("pre-eval-e-{}", check_suffix("uid-1", "e", 0));
+        let name = ours("pre-eval", "e", 0);
         let mut o = observed("uid-1", KeptnState::Failed);
         o.failure_lines = vec!["evaluation of 'm' failed with value: '5' and reason: 'x'".into()];
-        w.evaluations.insert(name.clone(), o);
+        let w = MapWorld::default()
+            .with_evaluation_definition("e")
+            .with_evaluation(&name, o);
         let r = run(&w, Stage::PreDeployEvaluations, &["e"], &[], true);
         assert_eq!(r.state, KeptnState::Failed);
         let ev = r

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use shared::crd::{
     ItemStatus, KeptnApp, KeptnAppContextSpec, KeptnAppSpec, KeptnAppStatus, KeptnAppVersion,
     KeptnAppVersionSpec, KeptnAppVersionStatus, KeptnEvaluation, KeptnEvaluationDefinition,
-    KeptnState, KeptnTask, KeptnTaskDefinition, KeptnWorkload, KeptnWorkloadRef,
-    KeptnWorkloadSpec, KeptnWorkloadStatus, KeptnWorkloadVersion, KeptnWorkloadVersionSpec,
+    KeptnState, KeptnTask, KeptnTaskDefinition, KeptnWorkload, KeptnWorkloadRef, KeptnWorkloadSpec,
+    KeptnWorkloadStatus, KeptnWorkloadVersion, KeptnWorkloadVersionSpec,
     KeptnWorkloadVersionStatus, ResourceReference,
 };
 
@@ -43,14 +43,7 @@ pub fn task(patch: Value) -> KeptnTask {
             "checkType": "pre",
             "retries": 3,
             "timeout": "2m",
-            "context": {
-                "workloadName": "waiter-waiter",
-                "appName": "waiter",
-                "appVersion": "",
-                "workloadVersion": "0.4",
-                "taskType": "pre",
-                "objectType": "Workload",
-            },
+            "context": workload_context("waiter-waiter", "waiter", "0.4"),
         },
     });
     merge(&mut base, patch);
@@ -160,6 +153,14 @@ fn string_map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
+fn resource_reference(kind: &str, name: &str, uid: &str) -> ResourceReference {
+    ResourceReference {
+        uid: uid.into(),
+        kind: kind.into(),
+        name: name.into(),
+    }
+}
+
 fn workload_refs(workloads: &[(&str, &str)]) -> Vec<KeptnWorkloadRef> {
     workloads
         .iter()
@@ -179,11 +180,7 @@ fn workload_spec() -> KeptnWorkloadSpec {
         post_deployment_tasks: vec![],
         pre_deployment_evaluations: vec![],
         post_deployment_evaluations: vec![],
-        resource_reference: ResourceReference {
-            uid: "u".into(),
-            kind: "ReplicaSet".into(),
-            name: "rs".into(),
-        },
+        resource_reference: resource_reference("ReplicaSet", "rs", "u"),
         metadata: Default::default(),
     }
 }
@@ -306,11 +303,7 @@ impl WorkloadBuilder {
 
     /// `spec.resourceReference`.
     pub fn resource(mut self, kind: &str, name: &str, uid: &str) -> Self {
-        self.0.spec.resource_reference = ResourceReference {
-            uid: uid.into(),
-            kind: kind.into(),
-            name: name.into(),
-        };
+        self.0.spec.resource_reference = resource_reference(kind, name, uid);
         self
     }
 
@@ -407,11 +400,7 @@ impl WorkloadVersionBuilder {
 
     /// `spec.resourceReference`.
     pub fn resource(mut self, kind: &str, name: &str, uid: &str) -> Self {
-        self.0.spec.workload.resource_reference = ResourceReference {
-            uid: uid.into(),
-            kind: kind.into(),
-            name: name.into(),
-        };
+        self.0.spec.workload.resource_reference = resource_reference(kind, name, uid);
         self
     }
 

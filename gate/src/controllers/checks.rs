@@ -36,8 +36,8 @@ use serde_json::Value;
 use shared::crd::{KeptnEvaluation, KeptnEvaluationDefinition, KeptnTask, KeptnTaskDefinition};
 
 use super::{Context, key, serve};
-use crate::api::{timed, write_status};
 use crate::error::Error;
+use operator::api::{ApiError, timed, write_status};
 
 /// A referenced ConfigMap that does not exist yet is looked for again after this long (nothing
 /// watches ConfigMaps).
@@ -317,7 +317,7 @@ async fn fetch_metric(client: &Client, namespace: &str, name: &str) -> MetricFet
         Api::namespaced_with(client.clone(), namespace, &keptn_metric_resource());
     match timed(api.get_opt(name)).await {
         Err(error) => MetricFetch::Error(match error {
-            Error::Kube(e) => e.to_string(),
+            ApiError::Kube(e) => e.to_string(),
             other => other.to_string(),
         }),
         Ok(found) => match found {
@@ -428,7 +428,7 @@ async fn reconcile_evaluation(
         } => {
             match write_status(&api, evaluation.as_ref(), current, &status).await {
                 Ok(()) => {}
-                Err(conflict @ Error::Conflict(_)) => return Err(conflict),
+                Err(conflict @ ApiError::Conflict(_)) => return Err(conflict.into()),
                 Err(error) => {
                     let event = status_write_failed_event(&evaluation);
                     ctx.observability.recorders.evaluation.publish(
@@ -436,7 +436,7 @@ async fn reconcile_evaluation(
                         reference.clone(),
                         evaluation_event_annotations(&evaluation),
                     );
-                    return Err(error);
+                    return Err(error.into());
                 }
             }
             if finished {
@@ -500,7 +500,7 @@ async fn reconcile_task_definition(
                                 reference.clone(),
                                 BTreeMap::new(),
                             );
-                            return Err(e);
+                            return Err(e.into());
                         }
                     }
                 }
@@ -515,7 +515,7 @@ async fn reconcile_task_definition(
                                 reference.clone(),
                                 BTreeMap::new(),
                             );
-                            return Err(e);
+                            return Err(e.into());
                         }
                     }
                 }

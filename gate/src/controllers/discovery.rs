@@ -17,7 +17,6 @@ use shared::crd::{
 };
 
 use super::{Context, Start, drain, error_policy, instrumented, key, serve};
-use crate::api::{create_if_absent, timed, write_status};
 use crate::error::Error;
 use crate::observability::Traces;
 use lifecycle::config::RuntimeConfig;
@@ -29,6 +28,8 @@ use lifecycle::phase::supersede;
 use lifecycle::versions::{
     WorkloadPlan, app_awaits_pods, plan_app, plan_workload, workload_version_name,
 };
+use operator::api::ApiError;
+use operator::api::{create_if_absent, timed, write_status};
 
 /// KeptnAppCreationRequests; woken by KeptnWorkloads of their app and by KeptnConfig changes
 /// (the discovery window may have changed).
@@ -170,7 +171,7 @@ async fn reconcile_app(app: Arc<KeptnApp>, ctx: Arc<Context>) -> Result<Action, 
             app.object_ref(&()),
             lifecycle::events::app_annotations(&app),
         );
-        return Err(e);
+        return Err(e.into());
     }
     if let Some(version) = &plan.current_version {
         let apps: Api<KeptnApp> = Api::namespaced(ctx.client.clone(), &ns);
@@ -198,7 +199,7 @@ async fn reconcile_app(app: Arc<KeptnApp>, ctx: Arc<Context>) -> Result<Action, 
                 app.object_ref(&()),
                 lifecycle::events::app_annotations(&app),
             );
-            return Err(e);
+            return Err(e.into());
         }
         tracing::info!(namespace = %ns, kav = %old, "deprecated superseded KeptnAppVersion");
     }
@@ -253,10 +254,10 @@ async fn reconcile_workload(wl: Arc<KeptnWorkload>, ctx: Arc<Context>) -> Result
                 next.spec = *spec;
                 match timed(api.replace(&kwv_name, &PostParams::default(), &next)).await {
                     Ok(_) => {}
-                    Err(Error::Kube(kube::Error::Api(s))) if s.code == 409 => {
+                    Err(ApiError::Kube(kube::Error::Api(s))) if s.code == 409 => {
                         return Err(Error::Conflict(kwv_name));
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(e.into()),
                 }
             }
         }

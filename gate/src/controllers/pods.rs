@@ -20,12 +20,13 @@ use shared::crd::{KeptnAppVersion, KeptnState, KeptnWorkloadVersion};
 use shared::resolve::{ObjectMetaView, ResourceNames};
 
 use super::{Context, key, serve};
-use crate::api::timed;
 use crate::error::Error;
 use crate::observability::metrics::AgeLabels;
 use lifecycle::events::{Note, NoteTarget};
 use lifecycle::planner::find_app_version;
 use lifecycle::release::{AGE_BUCKETS, Decision, age_bucket, decide, is_stale, release_operations};
+use operator::api::ApiError;
+use operator::api::timed;
 use shared::gate::{GATE, is_gated};
 
 /// A pod as the gate controller caches it.
@@ -287,8 +288,8 @@ async fn release(ctx: &Context, pod: &GatedPod) -> Result<(), Error> {
                     .observe_hold(pod.metadata.creation_timestamp.as_ref(), Timestamp::now());
                 return Ok(());
             }
-            Err(Error::Kube(kube::Error::Api(s))) if s.code == 404 => return Ok(()),
-            Err(Error::Kube(kube::Error::Api(s))) if s.code == 409 || s.code == 422 => {
+            Err(ApiError::Kube(kube::Error::Api(s))) if s.code == 404 => return Ok(()),
+            Err(ApiError::Kube(kube::Error::Api(s))) if s.code == 409 || s.code == 422 => {
                 let Some(fresh) = timed(api.get_opt(&name)).await? else {
                     return Ok(());
                 };
@@ -300,7 +301,7 @@ async fn release(ctx: &Context, pod: &GatedPod) -> Result<(), Error> {
                     .unwrap_or_default();
                 has_annotations = fresh.metadata.annotations.is_some();
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
     Err(Error::Conflict(format!("pod {ns}/{name}")))

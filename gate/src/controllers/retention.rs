@@ -18,8 +18,8 @@ use shared::crd::{KeptnApp, KeptnAppVersion, KeptnState, KeptnWorkload, KeptnWor
 use shared::resolve::{kav_name, kwv_name};
 
 use super::Context;
-use crate::api::timed;
 use lifecycle::retention::{Owner, Version, still_doomed, to_delete};
+use operator::api::timed;
 
 /// Longest time between two passes when nothing changes.
 const PASS_INTERVAL: Duration = Duration::from_secs(60);
@@ -328,7 +328,9 @@ where
             state = ?v.state,
             "deleted old version (retention)"
         ),
-        Err(super::Error::Kube(kube::Error::Api(s))) if s.code == 404 || s.code == 409 => {
+        Err(operator::api::ApiError::Kube(kube::Error::Api(s)))
+            if s.code == 404 || s.code == 409 =>
+        {
             tracing::debug!(kind, namespace, name = %v.name, code = s.code, "old version already gone or replaced");
         }
         Err(error) => tracing::warn!(

@@ -18,7 +18,6 @@ use shared::crd::{
 };
 
 use super::{Context, key, serve};
-use crate::api::{create_if_absent, timed, write_status};
 use crate::error::Error;
 use crate::observability::EventPublisher;
 use lifecycle::build::{self, CheckOwner};
@@ -30,6 +29,7 @@ use lifecycle::planner::{
     Action as Planned, AppVersionInput, Plan, WorkloadVersionInput, plan_app_version,
     plan_workload_version,
 };
+use operator::api::{create_if_absent, timed, write_status};
 
 /// The caches seen from one namespace, with the Keptn namespace as definition fallback.
 struct CacheWorld<'a> {

@@ -11,7 +11,7 @@ use lifecycle::events::Note;
 use lifecycle::execution::CheckEvent;
 
 use super::cloudevents::CloudEventSender;
-use crate::api::timed;
+use operator::api::timed;
 
 /// Publishes events.k8s.io/v1 Events for one reporting controller, with B §7.1's annotations
 /// (kube's recorder cannot set annotations), and each also as a CloudEvent (B §7.2) when given a

@@ -49,6 +49,14 @@ fn app_input<'a>(
     }
 }
 
+/// A world where the first pre-deployment task of `definition` owned by `owner` failed.
+fn failed_pre_task(definition: &str, owner: &str) -> MapWorld {
+    let name = format!("pre-{definition}-{}", check_suffix(owner, definition, 0));
+    MapWorld::default()
+        .with_task_definition(definition)
+        .with_task(&name, observed(owner, Failed))
+}
+
 fn reasons<S>(plan: &Plan<S>) -> Vec<String> {
     plan.notes().map(|n| n.reason.clone()).collect()
 }
@@ -119,8 +127,7 @@ fn kav_completes_when_workloads_succeed_and_promotion_disabled() {
 
 #[test]
 fn kav_promotion_phase_behind_flag() {
-    let mut world = MapWorld::default();
-    world.task_defs.insert("promote".into());
+    let world = MapWorld::default().with_task_definition("promote");
     let kwvs = |_: &str| Some(Succeeded);
     let ctx = KeptnAppContextSpec {
         promotion_tasks: vec!["promote".into()],
@@ -157,10 +164,7 @@ fn kav_failed_workload_fails_app_deploy_with_cascade() {
 
 #[test]
 fn kav_failed_pre_task_blocking_vs_non_blocking() {
-    let mut world = MapWorld::default();
-    world.task_defs.insert("check".into());
-    let name = format!("pre-check-{}", check_suffix("kav-uid", "check", 0));
-    world.tasks.insert(name, observed("kav-uid", Failed));
+    let world = failed_pre_task("check", "kav-uid");
     let kwvs = |_: &str| None;
     let ctx = KeptnAppContextSpec {
         pre_deployment_tasks: vec!["check".into()],
@@ -211,6 +215,16 @@ fn ready_kav() -> KeptnAppVersion {
             ..Default::default()
         })
         .build()
+}
+
+/// [`ready_kav`] whose app pre-deployment evaluations are in `state`.
+fn kav_with_pre_evaluations(state: KeptnState) -> KeptnAppVersion {
+    let mut app = ready_kav();
+    app.status
+        .as_mut()
+        .unwrap()
+        .pre_deployment_evaluation_status = state;
+    app
 }
 
 fn wl_input<'a>(
@@ -311,21 +325,12 @@ fn kwv_app_version_matching_rows() {
 fn kwv_waits_while_app_pre_evaluation_not_succeeded() {
     let world = MapWorld::default();
     let k = kwv(&[]).build();
-    let mut app = ready_kav();
-    app.status
-        .as_mut()
-        .unwrap()
-        .pre_deployment_evaluation_status = Progressing;
-    let kavs = [&app];
-    let plan = plan_kwv(&k, &world, &kavs, Observation::Running(true), true, t0());
+    let app = kav_with_pre_evaluations(Progressing);
+    let plan = plan_kwv(&k, &world, &[&app], Observation::Running(true), true, t0());
     assert_eq!(plan.status, KeptnWorkloadVersionStatus::default());
     assert!(plan.actions.is_empty());
-    app.status
-        .as_mut()
-        .unwrap()
-        .pre_deployment_evaluation_status = Failed;
-    let kavs = [&app];
-    let plan = plan_kwv(&k, &world, &kavs, Observation::Running(true), true, t0());
+    let app = kav_with_pre_evaluations(Failed);
+    let plan = plan_kwv(&k, &world, &[&app], Observation::Running(true), true, t0());
     assert_eq!(reasons(&plan), ["AppPreDeployEvaluationsFailed"]);
 }
 
@@ -334,11 +339,7 @@ fn kwv_waits_while_app_pre_evaluation_not_succeeded() {
 fn a16_non_blocking_warning_app_evaluation_proceeds() {
     let world = MapWorld::default();
     let k = kwv(&[]).build();
-    let mut app = ready_kav();
-    app.status
-        .as_mut()
-        .unwrap()
-        .pre_deployment_evaluation_status = Warning;
+    let app = kav_with_pre_evaluations(Warning);
     let kavs = [&app];
     let nb = plan_kwv(&k, &world, &kavs, Observation::Running(false), false, t0());
     assert_eq!(nb.status.current_phase, "WorkloadDeploy");
@@ -439,8 +440,7 @@ fn kwv_deploy_placeholder_and_unsupported_and_missing() {
 
 #[test]
 fn kwv_pre_task_pending_creates_task_with_deterministic_name() {
-    let mut world = MapWorld::default();
-    world.task_defs.insert("migrate".into());
+    let world = MapWorld::default().with_task_definition("migrate");
     let app = ready_kav();
     let kavs = [&app];
     let k = kwv(&["migrate"]).build();
@@ -459,10 +459,7 @@ fn kwv_pre_task_pending_creates_task_with_deterministic_name() {
 
 #[test]
 fn kwv_failed_pre_task_cascades_and_blocks() {
-    let mut world = MapWorld::default();
-    world.task_defs.insert("migrate".into());
-    let name = format!("pre-migrate-{}", check_suffix("kwv-uid", "migrate", 0));
-    world.tasks.insert(name, observed("kwv-uid", Failed));
+    let world = failed_pre_task("migrate", "kwv-uid");
     let app = ready_kav();
     let kavs = [&app];
     let k = kwv(&["migrate"]).build();
@@ -567,8 +564,7 @@ fn nothing_is_stamped_or_finished_while_tracing_is_off() {
 
 #[test]
 fn tasks_get_a_traceparent_only_while_tracing_is_on() {
-    let mut world = MapWorld::default();
-    world.task_defs.insert("migrate".into());
+    let world = MapWorld::default().with_task_definition("migrate");
     let app = ready_kav();
     let kavs = [&app];
     // A phaseTraceIDs entry left from a time when tracing was on (B §8.20).

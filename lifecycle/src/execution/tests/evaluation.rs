@@ -2,22 +2,19 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::{Value, json};
-use shared::crd::{KeptnEvaluationStatus, KeptnState, Objective};
+use shared::crd::{
+    KeptnEvaluation, KeptnEvaluationDefinition, KeptnEvaluationStatus, KeptnState, Objective,
+};
 
-use super::{evaluation, evaluation_definition};
+use super::{ENDED, STARTED, evaluation, evaluation_definition, now};
 use crate::execution::evaluation::{MISSING_DEFINITION_RETRY, objectives_to_fetch, resolve_metric};
 use crate::execution::{
     EvaluationAction, MetricFetch, MetricSource, attempt_evaluation, check_value, metric_namespaces,
 };
 
 const INSTALL: &str = "keptn-system";
-
-fn now() -> Timestamp {
-    "2026-11-23T01:00:00Z".parse().unwrap()
-}
 
 /// Metrics by (namespace, name) that records what was asked.
 #[derive(Default)]
@@ -63,6 +60,62 @@ fn objective(name: &str, namespace: &str, target: &str) -> Value {
         r["namespace"] = json!(namespace);
     }
     json!({"keptnMetricRef": r, "evaluationTarget": target})
+}
+
+/// Objectives `cpu < 80` and `ready > 0`, metrics in the evaluation's namespace.
+fn cpu_and_ready() -> KeptnEvaluationDefinition {
+    evaluation_definition(json!([
+        objective("cpu", "", "<80"),
+        objective("ready", "", ">0")
+    ]))
+}
+
+/// The objective `cpu < 80`.
+fn cpu_below_80() -> KeptnEvaluationDefinition {
+    evaluation_definition(json!([objective("cpu", "", "<80")]))
+}
+
+/// The default evaluation with a status: `evaluated(1, "Progressing").started().build()`.
+struct Evaluated(Value);
+
+/// After `retry_count` attempts, `overallStatus` as given, no results yet.
+fn evaluated(retry_count: u32, overall_status: &str) -> Evaluated {
+    Evaluated(json!({
+        "retryCount": retry_count, "overallStatus": overall_status, "evaluationStatus": {},
+    }))
+}
+
+impl Evaluated {
+    /// `evaluationStatus`: the result of each objective.
+    fn results(mut self, results: Value) -> Self {
+        self.0["evaluationStatus"] = results;
+        self
+    }
+
+    /// `startTime` [`STARTED`].
+    fn started(mut self) -> Self {
+        self.0["startTime"] = json!(STARTED);
+        self
+    }
+
+    /// `endTime` [`ENDED`].
+    fn ended(mut self) -> Self {
+        self.0["endTime"] = json!(ENDED);
+        self
+    }
+
+    fn build(self) -> KeptnEvaluation {
+        evaluation(json!({"status": self.0}))
+    }
+}
+
+/// One attempt at `ev` with the Keptn namespace [`INSTALL`], [`now`].
+fn evaluate(
+    ev: &KeptnEvaluation,
+    def: Option<&KeptnEvaluationDefinition>,
+    metrics: &Metrics,
+) -> EvaluationAction {
+    attempt_evaluation(ev, def, metrics, INSTALL, now())
 }
 
 fn attempted(action: EvaluationAction) -> (KeptnEvaluationStatus, bool, Option<Duration>) {
@@ -178,20 +231,11 @@ fn b6_2_metric_lookup_order() {
 
 #[test]
 fn b6_2_all_objectives_met_succeeds_and_finishes() {
-    let def = evaluation_definition(json!([
-        objective("cpu", "", "<80"),
-        objective("ready", "", ">0")
-    ]));
+    let def = cpu_and_ready();
     let m = Metrics::default()
         .with("app", "cpu", "42")
         .with("app", "ready", "3");
-    let (status, finished, requeue) = attempted(attempt_evaluation(
-        &evaluation(json!({})),
-        Some(&def),
-        &m,
-        INSTALL,
-        now(),
-    ));
+    let (status, finished, requeue) = attempted(evaluate(&evaluation(json!({})), Some(&def), &m));
     assert_eq!(status.overall_status, KeptnState::Succeeded);
     assert_eq!(status.retry_count, 1);
     assert_eq!(status.start_time, Some(Time(now())));
@@ -209,19 +253,12 @@ fn b6_2_all_objectives_met_succeeds_and_finishes() {
 
 #[test]
 fn b6_2_failed_attempt_is_progressing_and_requeued_after_retry_interval() {
-    let def = evaluation_definition(json!([
-        objective("cpu", "", "<80"),
-        objective("ready", "", ">0")
-    ]));
+    let def = cpu_and_ready();
     let m = Metrics::default()
         .with("app", "cpu", "95")
         .with("app", "ready", "3");
-    let ev = evaluation(
-        json!({"status": {"retryCount": 1, "overallStatus": "Progressing",
-        "evaluationStatus": {}, "startTime": "2026-11-23T00:59:00Z"}}),
-    );
-    let (status, finished, requeue) =
-        attempted(attempt_evaluation(&ev, Some(&def), &m, INSTALL, now()));
+    let ev = evaluated(1, "Progressing").started().build();
+    let (status, finished, requeue) = attempted(evaluate(&ev, Some(&def), &m));
     assert_eq!(status.overall_status, KeptnState::Progressing);
     assert_eq!(status.retry_count, 2);
     assert_eq!(status.end_time, None);
@@ -237,23 +274,19 @@ fn b6_2_failed_attempt_is_progressing_and_requeued_after_retry_interval() {
 
 #[test]
 fn b6_2_objective_that_succeeded_earlier_is_kept_and_not_read_again() {
-    let def = evaluation_definition(json!([
-        objective("cpu", "", "<80"),
-        objective("ready", "", ">0")
-    ]));
-    let ev = evaluation(
-        json!({"status": {"retryCount": 1, "overallStatus": "Progressing",
-        "evaluationStatus": {
+    let def = cpu_and_ready();
+    let ev = evaluated(1, "Progressing")
+        .results(json!({
             "cpu": {"value": "42", "status": "Succeeded", "message": "value '42' met objective '<80'"},
             "ready": {"value": "0", "status": "Failed", "message": "value '0' did not meet objective '>0'"},
             "gone": {"value": "1", "status": "Failed", "message": "removed from the definition"},
-        }}}),
-    );
+        }))
+        .build();
     // cpu now breaks its objective, but it already passed: kept.
     let m = Metrics::default()
         .with("app", "cpu", "99")
         .with("app", "ready", "2");
-    let (status, finished, _) = attempted(attempt_evaluation(&ev, Some(&def), &m, INSTALL, now()));
+    let (status, finished, _) = attempted(evaluate(&ev, Some(&def), &m));
     assert_eq!(status.overall_status, KeptnState::Succeeded);
     assert!(finished);
     assert_eq!(status.evaluation_status["cpu"].value, "42");
@@ -301,13 +334,7 @@ fn b6_2_metric_problems_fail_the_objective_with_keptn_messages() {
             MetricFetch::Error("the server is on fire".into()),
         )
         .with("app", "badtarget", "0");
-    let (status, _, _) = attempted(attempt_evaluation(
-        &evaluation(json!({})),
-        Some(&def),
-        &m,
-        INSTALL,
-        now(),
-    ));
+    let (status, _, _) = attempted(evaluate(&evaluation(json!({})), Some(&def), &m));
     let msg = |k: &str| status.evaluation_status[k].message.clone();
     assert_eq!(msg("novalue"), "empty value for: novalue");
     assert_eq!(msg("noraw"), "empty rawValue for: noraw");
@@ -329,16 +356,13 @@ fn b6_2_metric_problems_fail_the_objective_with_keptn_messages() {
 
 #[test]
 fn b6_2_retries_exhausted_fails_with_timeout_event() {
-    let def = evaluation_definition(json!([objective("cpu", "", "<80")]));
-    let ev = evaluation(
-        json!({"status": {"retryCount": 3, "overallStatus": "Progressing",
-        "evaluationStatus": {"cpu": {"value": "95", "status": "Failed", "message": "m"}},
-        "startTime": "2026-11-23T00:59:00Z"}}),
-    );
+    let def = cpu_below_80();
+    let ev = evaluated(3, "Progressing")
+        .results(json!({"cpu": {"value": "95", "status": "Failed", "message": "m"}}))
+        .started()
+        .build();
     let m = Metrics::default().with("app", "cpu", "1");
-    let EvaluationAction::Exhausted { status, event } =
-        attempt_evaluation(&ev, Some(&def), &m, INSTALL, now())
-    else {
+    let EvaluationAction::Exhausted { status, event } = evaluate(&ev, Some(&def), &m) else {
         panic!("expected Exhausted");
     };
     assert_eq!(status.overall_status, KeptnState::Failed);
@@ -358,7 +382,7 @@ fn b6_2_zero_retries_fails_without_an_attempt() {
     let ev = evaluation(
         json!({"spec": {"evaluationDefinition": "ready", "workloadVersion": "", "retries": 0}}),
     );
-    let action = attempt_evaluation(&ev, None, &Metrics::default(), INSTALL, now());
+    let action = evaluate(&ev, None, &Metrics::default());
     assert!(
         matches!(action, EvaluationAction::Exhausted { .. }),
         "{action:?}"
@@ -368,18 +392,17 @@ fn b6_2_zero_retries_fails_without_an_attempt() {
 #[test]
 fn b6_2_last_attempt_then_exhausted_sequence() {
     // retries: 3 -> attempts 1, 2, 3 fail, the next reconcile fails the evaluation.
-    let def = evaluation_definition(json!([objective("cpu", "", "<80")]));
+    let def = cpu_below_80();
     let m = Metrics::default().with("app", "cpu", "95");
     let mut ev = evaluation(json!({}));
     for attempt in 1..=3 {
-        let (status, finished, _) =
-            attempted(attempt_evaluation(&ev, Some(&def), &m, INSTALL, now()));
+        let (status, finished, _) = attempted(evaluate(&ev, Some(&def), &m));
         assert_eq!(status.retry_count, attempt);
         assert!(!finished);
         ev.status = Some(status);
     }
     assert!(matches!(
-        attempt_evaluation(&ev, Some(&def), &m, INSTALL, now()),
+        evaluate(&ev, Some(&def), &m),
         EvaluationAction::Exhausted { .. }
     ));
 }
@@ -387,8 +410,7 @@ fn b6_2_last_attempt_then_exhausted_sequence() {
 #[test]
 fn b3_13_missing_definition_is_not_an_attempt() {
     let ev = evaluation(json!({}));
-    let EvaluationAction::MissingDefinition { status } =
-        attempt_evaluation(&ev, None, &Metrics::default(), INSTALL, now())
+    let EvaluationAction::MissingDefinition { status } = evaluate(&ev, None, &Metrics::default())
     else {
         panic!("expected MissingDefinition");
     };
@@ -397,35 +419,23 @@ fn b3_13_missing_definition_is_not_an_attempt() {
     assert_eq!(status.start_time, Some(Time(now())));
     assert_eq!(MISSING_DEFINITION_RETRY, Duration::from_secs(10));
     // With startTime already set there is nothing to write.
-    let ev = evaluation(
-        json!({"status": {"retryCount": 0, "overallStatus": "Pending",
-        "evaluationStatus": {}, "startTime": "2026-11-23T00:59:00Z"}}),
-    );
+    let ev = evaluated(0, "Pending").started().build();
     assert_eq!(
-        attempt_evaluation(&ev, None, &Metrics::default(), INSTALL, now()),
+        evaluate(&ev, None, &Metrics::default()),
         EvaluationAction::MissingDefinition { status: None }
     );
 }
 
 #[test]
 fn b6_2_finished_evaluation_is_final() {
-    let def = evaluation_definition(json!([objective("cpu", "", "<80")]));
+    let def = cpu_below_80();
     let m = Metrics::default().with("app", "cpu", "95");
     // Succeeded on its last attempt (retryCount == retries): stays Succeeded (Keptn would fail it).
-    let ev = evaluation(
-        json!({"status": {"retryCount": 3, "overallStatus": "Succeeded",
-        "evaluationStatus": {}, "startTime": "2026-11-23T00:59:00Z", "endTime": "2026-11-23T00:59:30Z"}}),
-    );
-    assert_eq!(
-        attempt_evaluation(&ev, Some(&def), &m, INSTALL, now()),
-        EvaluationAction::Done
-    );
+    let ev = evaluated(3, "Succeeded").started().ended().build();
+    assert_eq!(evaluate(&ev, Some(&def), &m), EvaluationAction::Done);
     // Succeeded without endTime: the end is recorded once.
-    let ev = evaluation(
-        json!({"status": {"retryCount": 1, "overallStatus": "Succeeded", "evaluationStatus": {}}}),
-    );
-    let (status, finished, requeue) =
-        attempted(attempt_evaluation(&ev, Some(&def), &m, INSTALL, now()));
+    let ev = evaluated(1, "Succeeded").build();
+    let (status, finished, requeue) = attempted(evaluate(&ev, Some(&def), &m));
     assert_eq!(status.overall_status, KeptnState::Succeeded);
     assert_eq!(status.end_time, Some(Time(now())));
     assert!(finished);
@@ -440,13 +450,7 @@ fn b6_2_same_metric_name_in_two_namespaces_collides_on_one_key() {
         objective("m", "b", "<5")
     ]));
     let m = Metrics::default().with("a", "m", "1").with("b", "m", "9");
-    let (status, finished, _) = attempted(attempt_evaluation(
-        &evaluation(json!({})),
-        Some(&def),
-        &m,
-        INSTALL,
-        now(),
-    ));
+    let (status, finished, _) = attempted(evaluate(&evaluation(json!({})), Some(&def), &m));
     assert_eq!(status.evaluation_status.len(), 1);
     assert_eq!(
         status.evaluation_status["m"].value, "9",
@@ -458,15 +462,9 @@ fn b6_2_same_metric_name_in_two_namespaces_collides_on_one_key() {
 
 #[test]
 fn b3_6_failure_lines_from_an_attempt() {
-    let def = evaluation_definition(json!([objective("cpu", "", "<80")]));
+    let def = cpu_below_80();
     let m = Metrics::default().with("app", "cpu", "95");
-    let (status, _, _) = attempted(attempt_evaluation(
-        &evaluation(json!({})),
-        Some(&def),
-        &m,
-        INSTALL,
-        now(),
-    ));
+    let (status, _, _) = attempted(evaluate(&evaluation(json!({})), Some(&def), &m));
     assert_eq!(
         shared::checks::evaluation_failure_lines(&status),
         vec![
@@ -478,12 +476,12 @@ fn b3_6_failure_lines_from_an_attempt() {
 #[test]
 fn b6_2_unparsable_retry_interval_falls_back_to_the_default() {
     // The CRD pattern accepts anything starting with "0"; Go's parser does not.
-    let def = evaluation_definition(json!([objective("cpu", "", "<80")]));
+    let def = cpu_below_80();
     let m = Metrics::default().with("app", "cpu", "95");
     let ev = evaluation(
         json!({"spec": {"evaluationDefinition": "ready", "workloadVersion": "0.4",
         "retries": 3, "retryInterval": "0x"}}),
     );
-    let (_, _, requeue) = attempted(attempt_evaluation(&ev, Some(&def), &m, INSTALL, now()));
+    let (_, _, requeue) = attempted(evaluate(&ev, Some(&def), &m));
     assert_eq!(requeue, Some(Duration::from_secs(5)));
 }

@@ -1,19 +1,39 @@
 use k8s_openapi::api::batch::v1::Job;
 use serde_json::{Value, json};
 use shared::checks::check_suffix;
+use shared::crd::{KeptnTask, KeptnTaskDefinition};
 
-use super::{TASK_UID, definition, images, task};
+use super::{TASK_UID, app_context, definition, images, task, workload_context};
 use crate::execution::{CheckError, build_job, job_name_for, job_suffix, keptn_context_json};
 
 fn job_json(job: &Job) -> Value {
     serde_json::to_value(job).unwrap()
 }
 
+/// The Job of `t` (suffix 10000) under `def`, whose `functionRef` names `parent`.
+fn build(
+    t: &KeptnTask,
+    def: &KeptnTaskDefinition,
+    parent: Option<&KeptnTaskDefinition>,
+) -> Result<Job, CheckError> {
+    build_job(t, def, parent, &images(), 10000)
+}
+
+/// The Job of `t` under `def` (no parent), as JSON.
+fn job_of(t: &KeptnTask, def: &KeptnTaskDefinition) -> Value {
+    job_json(&build(t, def, None).unwrap())
+}
+
+/// Definition `hello` with `spec`, without status.
+fn hello(spec: Value) -> KeptnTaskDefinition {
+    definition("hello", spec, None)
+}
+
 fn env_of(job: &Value) -> Value {
     job["spec"]["template"]["spec"]["containers"][0]["env"].clone()
 }
 
-fn deno_inline() -> shared::crd::KeptnTaskDefinition {
+fn deno_inline() -> KeptnTaskDefinition {
     definition(
         "hello",
         json!({"deno": {"inline": {"code": "console.log('hi')"}}}),
@@ -116,12 +136,9 @@ fn b5_5_deno_inline_job_field_by_field() {
 fn b5_4_app_task_annotations_have_no_workload_key_and_app_version() {
     let app_task = task(json!({"spec": {
         "taskDefinition": "hello",
-        "context": {
-            "workloadName": "", "appName": "waiter", "appVersion": "1.2", "workloadVersion": "",
-            "taskType": "pre", "objectType": "App",
-        },
+        "context": app_context("waiter", "1.2"),
     }}));
-    let job = job_json(&build_job(&app_task, &deno_inline(), None, &images(), 10000).unwrap());
+    let job = job_of(&app_task, &deno_inline());
     assert_eq!(
         job["metadata"]["annotations"],
         json!({
@@ -136,7 +153,7 @@ fn b5_4_app_task_annotations_have_no_workload_key_and_app_version() {
 #[test]
 fn b5_4_keptn_annotations_win_over_task_annotations_and_stay_off_the_pod() {
     let t = task(json!({"metadata": {"annotations": {"keptn.sh/app": "spoofed", "x": "y"}}}));
-    let job = job_json(&build_job(&t, &deno_inline(), None, &images(), 10000).unwrap());
+    let job = job_of(&t, &deno_inline());
     assert_eq!(job["metadata"]["annotations"]["keptn.sh/app"], "waiter");
     assert_eq!(job["metadata"]["annotations"]["x"], "y");
     assert_eq!(
@@ -148,25 +165,21 @@ fn b5_4_keptn_annotations_win_over_task_annotations_and_stay_off_the_pod() {
 #[test]
 fn b5_4_task_without_labels_or_annotations_gives_none_on_the_pod() {
     let t = task(json!({"metadata": {"labels": null, "annotations": null}}));
-    let job = job_json(&build_job(&t, &deno_inline(), None, &images(), 10000).unwrap());
+    let job = job_of(&t, &deno_inline());
     assert!(job["metadata"].get("labels").is_none());
     assert_eq!(job["spec"]["template"]["metadata"], json!({}));
 }
 
 #[test]
 fn b5_4_pod_spec_passes_service_account_token_and_pull_secrets() {
-    let def = definition(
-        "hello",
-        json!({
-            "deno": {"httpRef": {"url": "https://example.com/f.ts"}},
-            "serviceAccount": {"name": "runner"},
-            "automountServiceAccountToken": {"type": false},
-            "imagePullSecrets": [{"name": "regcred"}, {"name": "other"}],
-            "ttlSecondsAfterFinished": 60,
-        }),
-        None,
-    );
-    let job = job_json(&build_job(&task(json!({})), &def, None, &images(), 10000).unwrap());
+    let def = hello(json!({
+        "deno": {"httpRef": {"url": "https://example.com/f.ts"}},
+        "serviceAccount": {"name": "runner"},
+        "automountServiceAccountToken": {"type": false},
+        "imagePullSecrets": [{"name": "regcred"}, {"name": "other"}],
+        "ttlSecondsAfterFinished": 60,
+    }));
+    let job = job_of(&task(json!({})), &def);
     let pod = &job["spec"]["template"]["spec"];
     assert_eq!(pod["serviceAccountName"], "runner");
     assert_eq!(pod["automountServiceAccountToken"], false);
@@ -177,8 +190,7 @@ fn b5_4_pod_spec_passes_service_account_token_and_pull_secrets() {
     assert_eq!(pod["restartPolicy"], "OnFailure");
     assert_eq!(job["spec"]["ttlSecondsAfterFinished"], 60);
     // Without the optional fields they are absent.
-    let job =
-        job_json(&build_job(&task(json!({})), &deno_inline(), None, &images(), 10000).unwrap());
+    let job = job_of(&task(json!({})), &deno_inline());
     let pod = &job["spec"]["template"]["spec"];
     for key in [
         "serviceAccountName",
@@ -202,10 +214,9 @@ fn b3_13_backoff_limit_and_deadline_from_task() {
     for (name, timeout, retries, want_deadline) in rows {
         let t = task(
             json!({"spec": {"taskDefinition": "hello", "retries": retries, "timeout": timeout,
-            "context": {"workloadName": "w", "appName": "a", "appVersion": "", "workloadVersion": "1",
-                        "taskType": "pre", "objectType": "Workload"}}}),
+            "context": workload_context("w", "a", "1")}}),
         );
-        let job = job_json(&build_job(&t, &deno_inline(), None, &images(), 10000).unwrap());
+        let job = job_of(&t, &deno_inline());
         assert_eq!(job["spec"]["backoffLimit"], retries, "{name}");
         assert_eq!(
             job["spec"]["activeDeadlineSeconds"], want_deadline,
@@ -218,7 +229,7 @@ fn b3_13_backoff_limit_and_deadline_from_task() {
 fn b3_13_unparsable_timeout_is_a_clear_error() {
     for timeout in ["5x", "m", "-1s"] {
         let t = task(json!({"spec": {"taskDefinition": "hello", "timeout": timeout}}));
-        let err = build_job(&t, &deno_inline(), None, &images(), 10000).unwrap_err();
+        let err = build(&t, &deno_inline(), None).unwrap_err();
         assert_eq!(err.kind(), "duration", "{timeout}: {err}");
         assert!(
             err.to_string().starts_with("invalid spec.timeout: "),
@@ -229,15 +240,11 @@ fn b3_13_unparsable_timeout_is_a_clear_error() {
 
 #[test]
 fn b5_5_python_http_ref_job() {
-    let def = definition(
-        "hello",
-        json!({"python": {
-            "httpRef": {"url": "https://example.com/check.py"},
-            "cmdParameters": "-h",
-        }}),
-        None,
-    );
-    let job = job_json(&build_job(&task(json!({})), &def, None, &images(), 10000).unwrap());
+    let def = hello(json!({"python": {
+        "httpRef": {"url": "https://example.com/check.py"},
+        "cmdParameters": "-h",
+    }}));
+    let job = job_of(&task(json!({})), &def);
     let c = &job["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(c["image"], "ghcr.io/keptn/python-runtime:v1.0.8");
     assert_eq!(
@@ -259,7 +266,7 @@ fn b5_5_python_inline_mounts_at_function_py() {
         json!({"python": {"inline": {"code": "print(1)"}}}),
         Some(json!({"function": {"configMap": "keptnfn-hello"}})),
     );
-    let job = job_json(&build_job(&task(json!({})), &def, None, &images(), 10000).unwrap());
+    let job = job_of(&task(json!({})), &def);
     let c = &job["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(c["image"], "ghcr.io/keptn/python-runtime:v1.0.8");
     assert_eq!(c["volumeMounts"][0]["mountPath"], "/var/data/function.py");
@@ -272,23 +279,16 @@ fn b5_5_python_inline_mounts_at_function_py() {
 #[test]
 fn b5_5_runtime_choice_deno_when_non_empty_else_python() {
     // An empty deno next to a python runtime: python runs.
-    let def = definition(
-        "hello",
-        json!({"deno": {}, "python": {"httpRef": {"url": "u"}}}),
-        None,
-    );
-    let job = job_json(&build_job(&task(json!({})), &def, None, &images(), 10000).unwrap());
+    let def = hello(json!({"deno": {}, "python": {"httpRef": {"url": "u"}}}));
+    let job = job_of(&task(json!({})), &def);
     assert_eq!(
         job["spec"]["template"]["spec"]["containers"][0]["image"],
         "ghcr.io/keptn/python-runtime:v1.0.8"
     );
     // Both non-empty: deno.
-    let def = definition(
-        "hello",
-        json!({"deno": {"httpRef": {"url": "d"}}, "python": {"httpRef": {"url": "p"}}}),
-        None,
-    );
-    let job = job_json(&build_job(&task(json!({})), &def, None, &images(), 10000).unwrap());
+    let def =
+        hello(json!({"deno": {"httpRef": {"url": "d"}}, "python": {"httpRef": {"url": "p"}}}));
+    let job = job_of(&task(json!({})), &def);
     assert_eq!(
         job["spec"]["template"]["spec"]["containers"][0]["image"],
         "ghcr.io/keptn/deno-runtime:v3.0.1"
@@ -322,7 +322,7 @@ fn b5_5_source_resolution() {
     ];
     for (name, spec, status, want) in rows {
         let def = definition("hello", spec, status);
-        let got = build_job(&task(json!({})), &def, None, &images(), 10000);
+        let got = build(&task(json!({})), &def, None);
         match want {
             Ok(script) => {
                 let job = job_json(&got.unwrap());
@@ -341,24 +341,20 @@ fn b5_5_source_resolution() {
 
 #[test]
 fn b5_5_no_runtime_at_all_is_an_error() {
-    let def = definition("hello", json!({}), None);
-    let err = build_job(&task(json!({})), &def, None, &images(), 10000).unwrap_err();
+    let def = hello(json!({}));
+    let err = build(&task(json!({})), &def, None).unwrap_err();
     assert!(matches!(err, CheckError::NoRuntime { .. }), "{err}");
 }
 
 #[test]
 fn b5_5_parameters_definition_keys_win_and_data_is_sorted_json() {
-    let def = definition(
-        "hello",
-        json!({"deno": {
-            "httpRef": {"url": "u"},
-            "parameters": {"map": {"zeta": "def", "shared": "from-definition"}},
-        }}),
-        None,
-    );
+    let def = hello(json!({"deno": {
+        "httpRef": {"url": "u"},
+        "parameters": {"map": {"zeta": "def", "shared": "from-definition"}},
+    }}));
     let t = task(json!({"spec": {"taskDefinition": "hello",
         "parameters": {"map": {"shared": "from-task", "alpha": "task"}}}}));
-    let job = job_json(&build_job(&t, &def, None, &images(), 10000).unwrap());
+    let job = job_of(&t, &def);
     assert_eq!(
         env_of(&job)[0],
         json!({"name": "DATA", "value": r#"{"alpha":"task","shared":"from-definition","zeta":"def"}"#})
@@ -388,14 +384,12 @@ fn b5_5_secure_parameters_task_secret_overrides_definition() {
         if let Some(s) = def_secret {
             deno["secureParameters"] = json!({"secret": s});
         }
-        let def = definition("hello", json!({"deno": deno}), None);
+        let def = hello(json!({"deno": deno}));
         let mut spec = json!({"taskDefinition": "hello"});
         if let Some(s) = task_secret {
             spec["secureParameters"] = json!({"secret": s});
         }
-        let job = job_json(
-            &build_job(&task(json!({"spec": spec})), &def, None, &images(), 10000).unwrap(),
-        );
+        let job = job_of(&task(json!({"spec": spec})), &def);
         let env = env_of(&job);
         let names: Vec<&str> = env
             .as_array()
@@ -423,17 +417,13 @@ fn b5_5_secure_parameters_task_secret_overrides_definition() {
 
 #[test]
 fn b5_5_env_order_with_everything() {
-    let def = definition(
-        "hello",
-        json!({"python": {
-            "httpRef": {"url": "u"},
-            "parameters": {"map": {"k": "v"}},
-            "secureParameters": {"secret": "s"},
-            "cmdParameters": "--x",
-        }}),
-        None,
-    );
-    let job = job_json(&build_job(&task(json!({})), &def, None, &images(), 10000).unwrap());
+    let def = hello(json!({"python": {
+        "httpRef": {"url": "u"},
+        "parameters": {"map": {"k": "v"}},
+        "secureParameters": {"secret": "s"},
+        "cmdParameters": "--x",
+    }}));
+    let job = job_of(&task(json!({})), &def);
     let names: Vec<String> = env_of(&job)
         .as_array()
         .unwrap()
@@ -462,10 +452,7 @@ fn b5_5_keptn_context_key_order_exact() {
     );
 }
 
-fn parent_and_child() -> (
-    shared::crd::KeptnTaskDefinition,
-    shared::crd::KeptnTaskDefinition,
-) {
+fn parent_and_child() -> (KeptnTaskDefinition, KeptnTaskDefinition) {
     let parent = definition(
         "base",
         json!({"python": {
@@ -491,8 +478,7 @@ fn parent_and_child() -> (
 #[test]
 fn b5_5_function_ref_runs_parent_code_and_runtime_with_child_values() {
     let (parent, child) = parent_and_child();
-    let job =
-        job_json(&build_job(&task(json!({})), &child, Some(&parent), &images(), 10000).unwrap());
+    let job = job_json(&build(&task(json!({})), &child, Some(&parent)).unwrap());
     let pod = &job["spec"]["template"]["spec"];
     let c = &pod["containers"][0];
     // Image and mount path of the parent's (python) runtime, code from the parent's ConfigMap.
@@ -518,7 +504,7 @@ fn b5_5_parameter_precedence_child_then_parent_then_task() {
         json!({"spec": {"taskDefinition": "hello", "secureParameters": {"secret": "task-secret"},
         "parameters": {"map": {"shared": "task", "only-parent": "task", "only-task": "t"}}}}),
     );
-    let job = job_json(&build_job(&t, &child, Some(&parent), &images(), 10000).unwrap());
+    let job = job_json(&build(&t, &child, Some(&parent)).unwrap());
     let env = env_of(&job);
     assert_eq!(
         env[0],
@@ -534,13 +520,10 @@ fn b5_5_function_ref_child_secret_and_url_parent() {
         json!({"deno": {"httpRef": {"url": "https://parent/f.ts"}}}),
         None,
     );
-    let child = definition(
-        "hello",
+    let child = hello(
         json!({"python": {"functionRef": {"name": "base"}, "secureParameters": {"secret": "child-secret"}}}),
-        None,
     );
-    let job =
-        job_json(&build_job(&task(json!({})), &child, Some(&parent), &images(), 10000).unwrap());
+    let job = job_json(&build(&task(json!({})), &child, Some(&parent)).unwrap());
     let c = &job["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(c["image"], "ghcr.io/keptn/deno-runtime:v3.0.1");
     assert_eq!(
@@ -557,7 +540,7 @@ fn b5_5_function_ref_child_secret_and_url_parent() {
 #[test]
 fn b5_5_function_ref_errors() {
     let (_, child) = parent_and_child();
-    let err = build_job(&task(json!({})), &child, None, &images(), 10000).unwrap_err();
+    let err = build(&task(json!({})), &child, None).unwrap_err();
     assert_eq!(err.to_string(), "could not find KeptnTaskDefinition: base");
     // A parent without code of its own (its functionRef is not followed): no source, naming it.
     let grandparent_only = definition(
@@ -565,14 +548,7 @@ fn b5_5_function_ref_errors() {
         json!({"deno": {"functionRef": {"name": "root"}}}),
         None,
     );
-    let err = build_job(
-        &task(json!({})),
-        &child,
-        Some(&grandparent_only),
-        &images(),
-        10000,
-    )
-    .unwrap_err();
+    let err = build(&task(json!({})), &child, Some(&grandparent_only)).unwrap_err();
     assert_eq!(
         err.to_string(),
         "no ConfigMap specified or HTTP source specified in TaskDefinition / Namespace: app, Name: base"
@@ -582,41 +558,29 @@ fn b5_5_function_ref_errors() {
         json!({"container": {"name": "c", "image": "busybox"}}),
         None,
     );
-    let err = build_job(
-        &task(json!({})),
-        &child,
-        Some(&container_parent),
-        &images(),
-        10000,
-    )
-    .unwrap_err();
+    let err = build(&task(json!({})), &child, Some(&container_parent)).unwrap_err();
     assert!(matches!(err, CheckError::ParentNotFunction { .. }), "{err}");
 }
 
 #[test]
 fn b5_6_container_with_volume_mounts_and_no_limits_gets_1gi_memory_emptydir() {
-    let def = definition(
-        "hello",
-        json!({"container": {
-            "name": "curl",
-            "image": "curlimages/curl:8.5.0",
-            "command": ["sh", "-c"],
-            "args": ["curl -s https://example.com"],
-            "env": [{"name": "A", "value": "1"}],
-            "volumeMounts": [
-                {"name": "scratch", "mountPath": "/scratch"},
-                {"name": "other", "mountPath": "/other"},
-            ],
-        }}),
-        None,
-    );
+    let def = hello(json!({"container": {
+        "name": "curl",
+        "image": "curlimages/curl:8.5.0",
+        "command": ["sh", "-c"],
+        "args": ["curl -s https://example.com"],
+        "env": [{"name": "A", "value": "1"}],
+        "volumeMounts": [
+            {"name": "scratch", "mountPath": "/scratch"},
+            {"name": "other", "mountPath": "/other"},
+        ],
+    }}));
     let t = task(
         json!({"spec": {"taskDefinition": "hello", "secureParameters": {"secret": "ignored"},
         "parameters": {"map": {"ignored": "yes"}},
-        "context": {"workloadName": "waiter-waiter", "appName": "waiter", "appVersion": "",
-            "workloadVersion": "0.4", "taskType": "pre", "objectType": "Workload"}}}),
+        "context": workload_context("waiter-waiter", "waiter", "0.4")}}),
     );
-    let job = job_json(&build_job(&t, &def, None, &images(), 10000).unwrap());
+    let job = job_of(&t, &def);
     let pod = &job["spec"]["template"]["spec"];
     assert_eq!(
         pod["containers"],
@@ -640,21 +604,17 @@ fn b5_6_container_with_volume_mounts_and_no_limits_gets_1gi_memory_emptydir() {
 
 #[test]
 fn b5_6_container_memory_limit_sizes_the_volume_and_context_is_overwritten() {
-    let def = definition(
-        "hello",
-        json!({"container": {
-            "name": "c",
-            "image": "busybox",
-            "env": [
-                {"name": "KEPTN_CONTEXT", "valueFrom": {"configMapKeyRef": {"name": "x", "key": "y"}}},
-                {"name": "B", "value": "2"},
-            ],
-            "resources": {"limits": {"memory": "256Mi", "cpu": "1"}},
-            "volumeMounts": [{"name": "data", "mountPath": "/data"}],
-        }}),
-        None,
-    );
-    let job = job_json(&build_job(&task(json!({})), &def, None, &images(), 10000).unwrap());
+    let def = hello(json!({"container": {
+        "name": "c",
+        "image": "busybox",
+        "env": [
+            {"name": "KEPTN_CONTEXT", "valueFrom": {"configMapKeyRef": {"name": "x", "key": "y"}}},
+            {"name": "B", "value": "2"},
+        ],
+        "resources": {"limits": {"memory": "256Mi", "cpu": "1"}},
+        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+    }}));
+    let job = job_of(&task(json!({})), &def);
     let pod = &job["spec"]["template"]["spec"];
     assert_eq!(
         pod["containers"][0]["env"],
@@ -668,12 +628,8 @@ fn b5_6_container_memory_limit_sizes_the_volume_and_context_is_overwritten() {
 
 #[test]
 fn b5_6_container_without_mounts_has_no_volume() {
-    let def = definition(
-        "hello",
-        json!({"container": {"name": "c", "image": "busybox"}}),
-        None,
-    );
-    let job = job_json(&build_job(&task(json!({})), &def, None, &images(), 10000).unwrap());
+    let def = hello(json!({"container": {"name": "c", "image": "busybox"}}));
+    let job = job_of(&task(json!({})), &def);
     let pod = &job["spec"]["template"]["spec"];
     assert!(pod.get("volumes").is_none());
     assert_eq!(

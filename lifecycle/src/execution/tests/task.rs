@@ -1,21 +1,20 @@
+use std::time::Duration;
+
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::{Value, json};
-use shared::crd::{KeptnState, KeptnTask, KeptnTaskDefinition};
+use shared::crd::{KeptnState, KeptnTask, KeptnTaskDefinition, KeptnTaskStatus};
 
-use super::{definition, images, task};
+use super::{ENDED, STARTED, app_context, definition, images, now, task};
 use crate::execution::task::{JOB_NOT_FOUND_REASON, TASK_POLL, TASK_RETRY};
 use crate::execution::{
-    JobLookup, RunnerImages, TaskAction, TaskInput, decide_task, job_name_for, task_state_from_job,
+    CheckEvent, JobLookup, RunnerImages, TaskAction, TaskInput, decide_task, job_name_for,
+    task_state_from_job,
 };
 
-fn now() -> Timestamp {
-    "2026-11-23T01:00:00Z".parse().unwrap()
-}
-
 fn earlier() -> Timestamp {
-    "2026-11-23T00:59:00Z".parse().unwrap()
+    STARTED.parse().unwrap()
 }
 
 fn job(conditions: Value) -> Job {
@@ -55,6 +54,16 @@ impl<'a> Case<'a> {
         }
     }
 
+    fn with_job(mut self, job: JobLookup<'a>) -> Self {
+        self.job = job;
+        self
+    }
+
+    fn with_definition(mut self, definition: Option<KeptnTaskDefinition>) -> Self {
+        self.definition = definition;
+        self
+    }
+
     fn decide(&self) -> TaskAction {
         decide_task(&TaskInput {
             task: &self.task,
@@ -67,11 +76,40 @@ impl<'a> Case<'a> {
     }
 }
 
+/// `UpdateStatus`'s fields; `what` names the case in the panic message otherwise.
+fn updated(action: TaskAction, what: &str) -> (KeptnTaskStatus, bool, Option<Duration>) {
+    match action {
+        TaskAction::UpdateStatus {
+            status,
+            finished,
+            requeue,
+        } => (status, finished, requeue),
+        other => panic!("{what}: expected UpdateStatus, got {other:?}"),
+    }
+}
+
+/// What `task` reports while its definition is missing.
+fn missing_definition(task: KeptnTask) -> (CheckEvent, KeptnTaskStatus) {
+    match Case::new(task).with_definition(None).decide() {
+        TaskAction::ReportMissingDefinition { event, status } => (event, status),
+        other => panic!("expected ReportMissingDefinition, got {other:?}"),
+    }
+}
+
+/// What the default task reports when definition `hello` has `spec`, of which no Job is built.
+fn build_failure(spec: Value) -> (CheckEvent, KeptnTaskStatus) {
+    let case = Case::new(task(json!({}))).with_definition(Some(definition("hello", spec, None)));
+    match case.decide() {
+        TaskAction::ReportBuildFailure { event, status } => (event, status),
+        other => panic!("expected ReportBuildFailure, got {other:?}"),
+    }
+}
+
 fn running_task(extra: Value) -> KeptnTask {
     let mut status = json!({
         "jobName": "pre-hello-12345-11111",
         "status": "Progressing",
-        "startTime": "2026-11-23T00:59:00Z",
+        "startTime": STARTED,
     });
     if let Value::Object(extra) = extra {
         for (k, v) in extra {
@@ -172,11 +210,7 @@ fn a15_job_creation_is_repeatable_with_the_same_name() {
 
 #[test]
 fn b5_3_missing_definition_event_status_message_and_requeue() {
-    let mut case = Case::new(task(json!({})));
-    case.definition = None;
-    let TaskAction::ReportMissingDefinition { event, status } = case.decide() else {
-        panic!("expected ReportMissingDefinition");
-    };
+    let (event, status) = missing_definition(task(json!({})));
     assert!(event.warning);
     assert_eq!(event.reason, "CreateTaskNotFound");
     assert_eq!(
@@ -196,7 +230,7 @@ fn b5_3_missing_definition_event_status_message_and_requeue() {
 #[test]
 fn b5_3_message_of_a_missing_definition_is_cleared_when_the_job_is_created() {
     let case = Case::new(task(json!({"status": {"status": "Pending",
-        "message": "could not find KeptnTaskDefinition: hello", "startTime": "2026-11-23T00:59:00Z"}})));
+        "message": "could not find KeptnTaskDefinition: hello", "startTime": STARTED}})));
     let TaskAction::CreateJob { status, .. } = case.decide() else {
         panic!("expected CreateJob");
     };
@@ -206,15 +240,7 @@ fn b5_3_message_of_a_missing_definition_is_cleared_when_the_job_is_created() {
 
 #[test]
 fn b5_5_parent_not_found_reports_create_task_not_found() {
-    let mut case = Case::new(task(json!({})));
-    case.definition = Some(definition(
-        "hello",
-        json!({"deno": {"functionRef": {"name": "base"}}}),
-        None,
-    ));
-    let TaskAction::ReportBuildFailure { event, status } = case.decide() else {
-        panic!("expected ReportBuildFailure");
-    };
+    let (event, status) = build_failure(json!({"deno": {"functionRef": {"name": "base"}}}));
     assert_eq!(event.reason, "CreateTaskNotFound");
     // As Keptn: the event names the task's definition, the status message the missing parent.
     assert!(
@@ -229,15 +255,7 @@ fn b5_5_parent_not_found_reports_create_task_not_found() {
 
 #[test]
 fn b5_5_no_source_reports_create_task_failed_with_the_error_text() {
-    let mut case = Case::new(task(json!({})));
-    case.definition = Some(definition(
-        "hello",
-        json!({"deno": {"inline": {"code": "x"}}}),
-        None,
-    ));
-    let TaskAction::ReportBuildFailure { event, status } = case.decide() else {
-        panic!("expected ReportBuildFailure");
-    };
+    let (event, status) = build_failure(json!({"deno": {"inline": {"code": "x"}}}));
     let text = "no ConfigMap specified or HTTP source specified in TaskDefinition / Namespace: app, Name: hello";
     assert_eq!(event.reason, "CreateTaskFailed");
     assert_eq!(
@@ -250,20 +268,12 @@ fn b5_5_no_source_reports_create_task_failed_with_the_error_text() {
 #[test]
 fn b5_3_running_job_waits_and_polls() {
     let running = job(json!([]));
-    let mut case = Case::new(running_task(json!({})));
-    case.job = JobLookup::Found(&running);
+    let case = Case::new(running_task(json!({}))).with_job(JobLookup::Found(&running));
     assert_eq!(case.decide(), TaskAction::Wait(TASK_POLL));
     // A Pending task whose Job runs (its status write was lost) becomes Progressing.
-    let mut case = Case::new(running_task(json!({"status": "Pending"})));
-    case.job = JobLookup::Found(&running);
-    let TaskAction::UpdateStatus {
-        status,
-        finished,
-        requeue,
-    } = case.decide()
-    else {
-        panic!("expected UpdateStatus");
-    };
+    let case =
+        Case::new(running_task(json!({"status": "Pending"}))).with_job(JobLookup::Found(&running));
+    let (status, finished, requeue) = updated(case.decide(), "pending task");
     assert_eq!(status.status, KeptnState::Progressing);
     assert!(!finished);
     assert_eq!(requeue, Some(TASK_POLL));
@@ -290,16 +300,8 @@ fn b5_3_finished_job_completes_the_task() {
     ];
     for (name, conditions, state, message, reason) in rows {
         let j = job(conditions);
-        let mut case = Case::new(running_task(json!({})));
-        case.job = JobLookup::Found(&j);
-        let TaskAction::UpdateStatus {
-            status,
-            finished,
-            requeue,
-        } = case.decide()
-        else {
-            panic!("{name}: expected UpdateStatus");
-        };
+        let case = Case::new(running_task(json!({}))).with_job(JobLookup::Found(&j));
+        let (status, finished, requeue) = updated(case.decide(), name);
         assert_eq!(status.status, state, "{name}");
         assert_eq!(status.message, message, "{name}");
         assert_eq!(status.reason, reason, "{name}");
@@ -317,7 +319,7 @@ fn a15_completed_task_is_never_rerun() {
         // is there.
         let done = task(
             json!({"status": {"status": state, "jobName": "pre-hello-12345-11111",
-            "startTime": "2026-11-23T00:59:00Z", "endTime": "2026-11-23T00:59:30Z"}}),
+            "startTime": STARTED, "endTime": ENDED}}),
         );
         let mut case = Case::new(done);
         for job in [JobLookup::NotCreated, JobLookup::Gone] {
@@ -327,15 +329,7 @@ fn a15_completed_task_is_never_rerun() {
         // No end recorded yet (e.g. a crash in between): the end is written, still no Job.
         let unrecorded =
             task(json!({"status": {"status": state, "jobName": "pre-hello-12345-11111"}}));
-        let case = Case::new(unrecorded);
-        let TaskAction::UpdateStatus {
-            status,
-            finished,
-            requeue,
-        } = case.decide()
-        else {
-            panic!("{state}: expected UpdateStatus");
-        };
+        let (status, finished, requeue) = updated(Case::new(unrecorded).decide(), state);
         assert_eq!(status.end_time, Some(Time(now())));
         assert!(finished);
         assert_eq!(requeue, None);
@@ -344,16 +338,8 @@ fn a15_completed_task_is_never_rerun() {
 
 #[test]
 fn a15_job_gone_before_its_result_was_seen_fails_instead_of_rerunning() {
-    let mut case = Case::new(running_task(json!({})));
-    case.job = JobLookup::Gone;
-    let TaskAction::UpdateStatus {
-        status,
-        finished,
-        requeue,
-    } = case.decide()
-    else {
-        panic!("expected UpdateStatus");
-    };
+    let case = Case::new(running_task(json!({}))).with_job(JobLookup::Gone);
+    let (status, finished, requeue) = updated(case.decide(), "job gone");
     assert_eq!(status.status, KeptnState::Failed);
     assert_eq!(status.reason, JOB_NOT_FOUND_REASON);
     assert_eq!(
@@ -367,14 +353,9 @@ fn a15_job_gone_before_its_result_was_seen_fails_instead_of_rerunning() {
 
 #[test]
 fn b7_1_app_task_events_carry_the_app_version() {
-    let app_task = task(json!({"spec": {"taskDefinition": "hello", "context": {
-        "workloadName": "", "appName": "waiter", "appVersion": "1.2", "workloadVersion": "",
-        "taskType": "pre", "objectType": "App"}}}));
-    let mut case = Case::new(app_task);
-    case.definition = None;
-    let TaskAction::ReportMissingDefinition { event, .. } = case.decide() else {
-        panic!("expected ReportMissingDefinition");
-    };
+    let app_task = task(json!({"spec": {"taskDefinition": "hello",
+        "context": app_context("waiter", "1.2")}}));
+    let (event, _) = missing_definition(app_task);
     assert!(
         event.message.ends_with(", Version: 1.2"),
         "{}",
@@ -385,20 +366,13 @@ fn b7_1_app_task_events_carry_the_app_version() {
 #[test]
 fn b7_1_missing_definition_event_once_per_message() {
     use crate::execution::task::report_is_new;
-    let mut case = Case::new(task(json!({})));
-    case.definition = None;
-    let TaskAction::ReportMissingDefinition { status, .. } = case.decide() else {
-        panic!("expected ReportMissingDefinition");
-    };
+    let fresh = task(json!({}));
+    let (_, status) = missing_definition(fresh.clone());
     assert!(report_is_new(None, &status));
-    assert!(report_is_new(case.task.status.as_ref(), &status));
+    assert!(report_is_new(fresh.status.as_ref(), &status));
     // The next round (message already written): no new event.
     let waiting = task(json!({"status": serde_json::to_value(&status).unwrap()}));
-    let mut case = Case::new(waiting);
-    case.definition = None;
-    let TaskAction::ReportMissingDefinition { status: again, .. } = case.decide() else {
-        panic!("expected ReportMissingDefinition");
-    };
-    assert!(!report_is_new(case.task.status.as_ref(), &again));
+    let (_, again) = missing_definition(waiting.clone());
+    assert!(!report_is_new(waiting.status.as_ref(), &again));
     assert_eq!(again, status, "nothing to write either");
 }

@@ -1,5 +1,5 @@
-//! The gate's writes to the API server: every call bounded by one timeout, creates that tolerate
-//! an existing object, and the one status writer.
+//! Writes to the API server: every call bounded by one timeout, creates that tolerate an
+//! existing object, and the one status writer of every controller.
 
 use std::future::Future;
 use std::time::Duration;
@@ -10,7 +10,29 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
-use crate::error::Error;
+/// Why an API call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0} changed meanwhile; retrying with fresh state")]
+    Conflict(String),
+    #[error("object has no {0}")]
+    MissingField(&'static str),
+    #[error("API call timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("invalid patch: {0}")]
+    Patch(#[from] serde_json::Error),
+}
+
+impl ApiError {
+    /// Whether the API server answered with HTTP status `code` (e.g. 409 for a conflict).
+    pub fn is_status(&self, code: u16) -> bool {
+        matches!(self, ApiError::Kube(kube::Error::Api(s)) if s.code == code)
+    }
+}
+
+type Error = ApiError;
 
 /// Every API call gives up after this long (STYLE: every write has a timeout).
 pub const API_TIMEOUT: Duration = Duration::from_secs(10);
@@ -92,5 +114,57 @@ pub fn merge_diff(current: &Value, desired: &Value) -> Value {
             Value::Object(out)
         }
         _ => desired.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::merge_diff;
+
+    #[test]
+    fn status_merge_patch_removes_what_the_decision_dropped() {
+        let current = json!({
+            "retryCount": 1,
+            "message": "could not find KeptnTaskDefinition: hello",
+            "evaluationStatus": {"gone": {"value": "1"}, "kept": {"value": "2", "message": "old"}},
+        });
+        let desired = json!({
+            "retryCount": 2,
+            "evaluationStatus": {"kept": {"value": "3"}},
+        });
+        assert_eq!(
+            merge_diff(&current, &desired),
+            json!({
+                "retryCount": 2,
+                "message": null,
+                "evaluationStatus": {"gone": null, "kept": {"value": "3", "message": null}},
+            })
+        );
+        // Applying it as a JSON merge patch gives exactly the desired status.
+        let mut applied = current.clone();
+        json_merge(&mut applied, &merge_diff(&current, &desired));
+        assert_eq!(applied, desired);
+    }
+
+    /// RFC 7386.
+    fn json_merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
+        if let serde_json::Value::Object(p) = patch {
+            if !target.is_object() {
+                *target = json!({});
+            }
+            if let Some(t) = target.as_object_mut() {
+                for (k, v) in p {
+                    if v.is_null() {
+                        t.remove(k);
+                    } else {
+                        json_merge(t.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+                    }
+                }
+            }
+        } else {
+            *target = patch.clone();
+        }
     }
 }

@@ -1,0 +1,62 @@
+//! Holding a won Lease while the controllers run: renewals start at once (the fencing deadline
+//! runs from the acquisition), loss ends the process's run, shutdown hands the Lease back.
+
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::lease::{Leadership, LeaseError};
+
+/// How long the lease task gets to hand the Lease back at shutdown.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The task renewing a held Lease.
+pub struct Held {
+    release: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), LeaseError>>,
+}
+
+impl Held {
+    /// Starts renewing `leadership` in the background.
+    pub fn start(mut leadership: Leadership) -> Held {
+        let (release, release_rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let lost = tokio::select! {
+                lost = leadership.hold() => Some(lost),
+                _ = release_rx => None,
+            };
+            match lost {
+                Some(lost) => Err(lost),
+                None => {
+                    leadership.release().await;
+                    Ok(())
+                }
+            }
+        });
+        Held { release, task }
+    }
+
+    /// Resolves when leadership ends without a release: the reason, for the process to exit on.
+    pub async fn lost(&mut self) -> String {
+        match (&mut self.task).await {
+            Ok(Err(e)) => format!("leadership lost: {e}"),
+            Ok(Ok(())) => "lease task ended".to_owned(),
+            Err(e) => format!("lease task died: {e}"),
+        }
+    }
+
+    /// Hands the Lease back, so that a standby takes over at once (bounded wait).
+    pub async fn release(self) {
+        let _ = self.release.send(());
+        let _ = tokio::time::timeout(RELEASE_TIMEOUT, self.task).await;
+    }
+}
+
+/// Resolves with the reason when `held` loses its Lease; never without one.
+pub async fn lost(held: Option<&mut Held>) -> String {
+    match held {
+        Some(held) => held.lost().await,
+        None => std::future::pending().await,
+    }
+}
