@@ -3,7 +3,7 @@ CARGO ?= cargo
 CRD_DIR := deploy/crds
 CLUSTER_DIR ?= target/cluster
 
-.PHONY: all build test fmt-check clippy crds crds-check refs-check purity-check unit e2e deploy-check demo images clean \
+.PHONY: all build test fmt-check clippy crds crds-check refs-check purity-check prometheus unit e2e deploy-check demo images clean \
 	control-plane cluster-up cluster-down
 
 all: build
@@ -28,14 +28,19 @@ purity-check:
 	if [ -n "$$impure" ]; then echo "lifecycle depends on: $$impure" >&2; exit 1; fi; \
 	echo "lifecycle: no runtime, client or exporter in its dependency tree"
 
-## unit: every test but the end-to-end crate (no control plane needed).
-unit:
+## prometheus: a Prometheus server for the metrics tests and the demo (Debian's package).
+prometheus:
+	@tools/prometheus.sh >/dev/null
+
+## unit: every test but the end-to-end crate (no control plane needed; the metrics tests query a
+## real Prometheus).
+unit: prometheus
 	$(CARGO) test --workspace --locked --exclude e2e --exclude gate -q
 	$(CARGO) test --locked -p gate -q -- --skip controllers::tests::e2e
 
 ## e2e: the end-to-end tests (tests/, and the gate's controller e2e tests): each starts its own
 ## control plane, runs the real binaries against it and stops it.
-e2e: control-plane
+e2e: control-plane prometheus
 	$(CARGO) build --workspace --bins --locked
 	$(CARGO) test --locked -p e2e
 	$(CARGO) test --locked -p gate --lib controllers::tests::e2e

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Checks rendered Portcullis install manifests (called by deploy/check.sh).
 
-Usage: check.py --crds DIR NAME=FILE...   (NAME is `base` or `overlays/<overlay>`)
-Each check runs on every rendered target; one line per failure, then "N passed, M failed".
+Usage: check.py --crds DIR NAME=FILE...   (NAME is `base`, `metrics-only` or `overlays/<overlay>`)
+The full install (base and every overlay) and the metrics-only install each have their list of
+checks (CHECKS, METRICS_ONLY_CHECKS); one line per failure, then "N passed, M failed".
 """
 import os
 import re
@@ -13,6 +14,14 @@ import yaml
 NS = "portcullis-system"
 SYSTEM_NAMESPACES = {NS, "kube-system", "kube-public", "kube-node-lease"}
 MUTATING_PATHS = {"/mutate-v1-pod", "/mutate-workloads"}
+METRICS_ONLY = "metrics-only"
+METRICS_GROUP = "metrics.keptn.sh"
+METRICS_SECRETS_ROLE = "portcullis-metrics-secrets"
+# deploy/metrics/secrets-rolebinding.example.yaml: how a namespace lets the controller read its
+# providers' Secrets; listed in no kustomization.
+HERE = os.path.dirname(os.path.abspath(__file__))
+METRICS_DIR = os.path.join(HERE, "metrics")
+SECRETS_EXAMPLE = "secrets-rolebinding.example.yaml"
 WEBHOOK_SAN = [
     "portcullis-webhook",
     "portcullis-webhook.portcullis-system",
@@ -87,6 +96,19 @@ GATE_USES = {
 }
 
 
+# What the metrics controller's code does per (apiGroup, resource), kept by hand from
+# metrics/src/controller.rs and server.rs: a cluster-wide watcher (list, watch) of KeptnMetrics and
+# KeptnMetricsProviders, a GET of a KeptnMetric per value request, a merge patch of KeptnMetric
+# status, and kube-runtime's Recorder (events.k8s.io/v1 create, patch for a series). Its
+# ClusterRole grants exactly this; Secrets come from portcullis-metrics-secrets, bound per namespace.
+METRICS_GRANTS = {
+    (METRICS_GROUP, "keptnmetrics"): {"get", "list", "watch"},
+    (METRICS_GROUP, "keptnmetrics/status"): {"update", "patch"},
+    (METRICS_GROUP, "keptnmetricsproviders"): {"get", "list", "watch"},
+    ("events.k8s.io", "events"): {"create", "patch"},
+}
+
+
 def granted(rules, group, resource):
     """Verbs the rules grant on every object of group/resource (rules naming objects excluded)."""
     return {v for r in rules
@@ -108,9 +130,12 @@ def check_namespace_and_crds(target, docs, crd_files):
     for f in crd_files:
         with open(f) as fh:
             for d in yaml.safe_load_all(fh):
-                if d:
+                if d and (target != METRICS_ONLY or d["spec"]["group"] == METRICS_GROUP):
                     want.add(d["metadata"]["name"])
     expect(want and want <= have, f"CRDs missing from the render: {sorted(want - have)}")
+    if target == METRICS_ONLY:
+        expect(have == want and len(want) == 2,
+               f"metrics-only: exactly the {METRICS_GROUP} CRDs {sorted(want)}, not {sorted(have - want)}")
 
 
 def check_security_contexts(target, docs, crd_files):
@@ -331,13 +356,18 @@ def check_rbac(target, docs, crd_files):
             expect(s["kind"] == "ServiceAccount" and s["namespace"] == NS, f"{b['metadata']['name']}: subject")
             one(docs, "ServiceAccount", s["name"], NS)
             subjects.setdefault(s["name"], []).append(b["roleRef"])
-    expect(set(subjects) == {"portcullis-webhook", "portcullis-gate"}, f"bound accounts {sorted(subjects)}")
+    accounts = {"portcullis-metrics"}
+    if target != METRICS_ONLY:
+        accounts |= {"portcullis-webhook", "portcullis-gate"}
+    expect(set(subjects) == accounts, f"bound accounts {sorted(subjects)}, want {sorted(accounts)}")
     for role in find(docs, "ClusterRole") + find(docs, "Role"):
         rn = role["metadata"]["name"]
         for r in role["rules"]:
             for field in ("apiGroups", "resources", "verbs"):
                 expect("*" not in r.get(field, []), f"{rn}: wildcard in {field}")
-            expect("secrets" not in r.get("resources", []), f"{rn}: no Secret access")
+            # The one exception, bound per namespace only (check_metrics_rbac).
+            if not (role["kind"] == "ClusterRole" and rn == METRICS_SECRETS_ROLE):
+                expect("secrets" not in r.get("resources", []), f"{rn}: no Secret access")
             if "pods" in r.get("resources", []) and "" in r.get("apiGroups", []):
                 expect("update" not in r["verbs"], f"{rn}: pods are patched, never updated")
                 expect("delete" not in r["verbs"], f"{rn}: pods are never deleted")
@@ -345,6 +375,8 @@ def check_rbac(target, docs, crd_files):
                 needs_name = set(r["verbs"]) - {"create"}
                 expect(not needs_name or r.get("resourceNames"), f"{rn}: lease {sorted(needs_name)} limited by resourceNames")
                 expect(role["kind"] == "Role", f"{rn}: leases only in the install namespace")
+    if target == METRICS_ONLY:
+        return
     webhook = rules_of(docs, "ClusterRole", "portcullis-webhook")
     for r in webhook:
         expect("pods" not in r.get("resources", []), "webhook: no pod access (the patch travels in the response)")
@@ -353,6 +385,102 @@ def check_rbac(target, docs, crd_files):
     expect("patch" in pod_verbs, "gate: may patch pods (gate removal)")
     leases = [r for r in rules_of(docs, "Role", "portcullis-gate-leader-election") if "leases" in r["resources"]]
     expect(any(r.get("resourceNames") for r in leases), "gate: lease rule with resourceNames")
+
+
+def check_metrics_deployment(target, docs, crd_files):
+    d = one(docs, "Deployment", "portcullis-metrics", NS)
+    spec = d["spec"]
+    expect(spec["replicas"] >= 2, "metrics: at least 2 replicas (a standby takes over the Lease)")
+    pod = spec["template"]["spec"]
+    labels = spec["template"]["metadata"]["labels"]
+    expect(pod["serviceAccountName"] == "portcullis-metrics", "metrics: own ServiceAccount")
+    one(docs, "ServiceAccount", "portcullis-metrics", NS)
+    psc = pod.get("securityContext", {})
+    expect(psc.get("runAsNonRoot") is True and psc.get("runAsUser") == 65532, "metrics: non-root pod")
+    c = container(d, "metrics")
+    sc = c.get("securityContext", {})
+    expect(sc.get("readOnlyRootFilesystem") is True and sc.get("allowPrivilegeEscalation") is False,
+           "metrics: read-only root filesystem, no privilege escalation")
+    expect(re.match(r"^ghcr\.io/portcullis/portcullis-metrics:\S+$", c["image"]), f"metrics image {c['image']}")
+    args = c.get("args", [])
+    expect("--leader-elect" in args, "metrics: --leader-elect")
+    for name, field in (("POD_NAMESPACE", "metadata.namespace"), ("POD_NAME", "metadata.name")):
+        expect(env_value(c, name).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == field,
+               f"metrics: {name} from the downward API ({field})")
+    address = [a for a in args if a.startswith("--address=")]
+    expect(len(address) == 1, "metrics: one --address")
+    port = int(address[0].rsplit(":", 1)[1])
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    expect(ports.get("metrics") == port == 9999,
+           f"metrics: Keptn's port 9999 (--address {port}, container port metrics {ports.get('metrics')})")
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        g = c[probe]["httpGet"]
+        expect(g["path"] == path and g["port"] in ("metrics", port), f"metrics: {probe} {path} on port 9999")
+    for name in ("portcullis-metrics", "metrics-operator-service"):
+        svc = one(docs, "Service", name, NS)
+        expect([(p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] == [(9999, "metrics")]
+               and svc["spec"]["selector"].items() <= labels.items(),
+               f"metrics: Service {name}:9999 selects the metrics pods' port")
+    pdb = one(docs, "PodDisruptionBudget", "portcullis-metrics", NS)
+    expect(pdb["spec"]["selector"]["matchLabels"].items() <= labels.items(), "metrics PDB selects the metrics pods")
+    expect(pdb["spec"].get("minAvailable", 0) >= 1 or pdb["spec"].get("maxUnavailable") == 1, "metrics PDB keeps one")
+    lease = env_value(c, "LEASE_NAME").get("value")
+    expect(lease == "portcullis-metrics.keptn.sh", f"metrics: LEASE_NAME {lease}")
+
+
+def check_metrics_rbac(target, docs, crd_files):
+    rules = rules_of(docs, "ClusterRole", "portcullis-metrics")
+    expect(all(not r.get("resourceNames") and not r.get("nonResourceURLs") for r in rules),
+           "metrics ClusterRole: no per-name or non-resource rules")
+    pairs = {(g, res) for r in rules for g in r.get("apiGroups", []) for res in r.get("resources", [])}
+    expect(pairs == set(METRICS_GRANTS), f"metrics ClusterRole covers {sorted(pairs)}, want {sorted(METRICS_GRANTS)}")
+    wrong = [f"{g or 'core'}/{res}: {sorted(granted(rules, g, res))} != {sorted(v)}"
+             for (g, res), v in sorted(METRICS_GRANTS.items()) if granted(rules, g, res) != v]
+    expect(not wrong, f"metrics ClusterRole verbs: {'; '.join(wrong)}")
+    lease = env_value(container(one(docs, "Deployment", "portcullis-metrics", NS), "metrics"), "LEASE_NAME")["value"]
+    role = rules_of(docs, "Role", "portcullis-metrics-leader-election")
+    one(docs, "Role", "portcullis-metrics-leader-election", NS)
+    shape = sorted((r["apiGroups"], r["resources"], r.get("resourceNames", []), sorted(r["verbs"])) for r in role)
+    expect(shape == sorted([(["coordination.k8s.io"], ["leases"], [], ["create"]),
+                            (["coordination.k8s.io"], ["leases"], [lease], ["get", "patch", "update", "watch"])]),
+           f"metrics: leader election Role is create + get/watch/update/patch on Lease {lease} only ({shape})")
+    secrets = rules_of(docs, "ClusterRole", METRICS_SECRETS_ROLE)
+    expect(secrets == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}],
+           f"{METRICS_SECRETS_ROLE}: get on secrets only ({secrets})")
+    cluster_wide = [b["metadata"]["name"] for b in find(docs, "ClusterRoleBinding")
+                    if b["roleRef"]["name"] == METRICS_SECRETS_ROLE]
+    expect(not cluster_wide, f"{METRICS_SECRETS_ROLE} bound cluster-wide by {cluster_wide}")
+    bound = set()
+    for b in find(docs, "ClusterRoleBinding") + find(docs, "RoleBinding"):
+        if any(s["kind"] == "ServiceAccount" and s["name"] == "portcullis-metrics" for s in b["subjects"]):
+            bound.add((b["kind"], b["metadata"].get("namespace"), b["roleRef"]["kind"], b["roleRef"]["name"]))
+    want = {("ClusterRoleBinding", None, "ClusterRole", "portcullis-metrics"),
+            ("RoleBinding", NS, "Role", "portcullis-metrics-leader-election")}
+    expect(bound == want, f"portcullis-metrics is bound to {sorted(bound, key=str)}, want {sorted(want, key=str)}")
+    with open(os.path.join(METRICS_DIR, SECRETS_EXAMPLE)) as fh:
+        example = [d for d in yaml.safe_load_all(fh) if d]
+    expect(len(example) == 1 and example[0]["kind"] == "RoleBinding" and example[0]["metadata"].get("namespace")
+           and example[0]["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                         "name": METRICS_SECRETS_ROLE}
+           and example[0]["subjects"] == [{"kind": "ServiceAccount", "name": "portcullis-metrics", "namespace": NS}],
+           f"{SECRETS_EXAMPLE}: one namespaced RoleBinding of {METRICS_SECRETS_ROLE} to portcullis-metrics")
+    with open(os.path.join(METRICS_DIR, "kustomization.yaml")) as fh:
+        listed = yaml.safe_load(fh).get("resources", [])
+    expect(SECRETS_EXAMPLE not in listed, f"{SECRETS_EXAMPLE} is an example, not part of the install")
+
+
+def check_metrics_only_contents(target, docs, crd_files):
+    kinds = {d["kind"] for d in docs}
+    allowed = {"Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
+               "Role", "RoleBinding", "Deployment", "Service", "PodDisruptionBudget"}
+    expect(kinds <= allowed, f"metrics-only: unexpected kinds {sorted(kinds - allowed)} (webhook configurations, Secrets?)")
+    expect({d["metadata"]["name"] for d in find(docs, "Deployment")} == {"portcullis-metrics"},
+           "metrics-only: the metrics Deployment alone")
+    expect({d["metadata"]["name"] for d in find(docs, "ServiceAccount")} == {"portcullis-metrics"},
+           "metrics-only: the metrics ServiceAccount alone")
+    lifecycle = [f"{d['kind']}/{d['metadata']['name']}" for d in docs
+                 if re.match(r"^(portcullis-(webhook|gate)|lifecycle-operator)", d["metadata"]["name"])]
+    expect(not lifecycle, f"metrics-only: lifecycle objects {lifecycle}")
 
 
 CHECKS = [
@@ -365,6 +493,18 @@ CHECKS = [
     check_host_network,
     check_rbac,
     check_gate_verbs,
+    check_metrics_deployment,
+    check_metrics_rbac,
+]
+
+# deploy/metrics-only: the metrics controller without the lifecycle part.
+METRICS_ONLY_CHECKS = [
+    check_namespace_and_crds,
+    check_security_contexts,
+    check_metrics_deployment,
+    check_metrics_rbac,
+    check_rbac,
+    check_metrics_only_contents,
 ]
 
 
@@ -388,7 +528,7 @@ def main(argv):
     for name, path in targets:
         with open(path) as fh:
             docs = [d for d in yaml.safe_load_all(fh) if d]
-        for check in CHECKS:
+        for check in METRICS_ONLY_CHECKS if name == METRICS_ONLY else CHECKS:
             try:
                 check(name, docs, crd_files)
                 passed += 1

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Renders deploy/base and every overlay with `kubectl kustomize` and checks the properties the
-# install must have (deploy/check.py). Prints "N passed, M failed"; exits non-zero on failure.
+# Renders deploy/base, deploy/metrics-only and every overlay with `kubectl kustomize` and checks
+# the properties the install must have (deploy/check.py). Prints "N passed, M failed"; exits
+# non-zero on failure.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 command -v kubectl >/dev/null || { echo "deploy/check.sh: kubectl is needed (kustomize is built in)" >&2; exit 2; }
@@ -13,7 +14,7 @@ if [ ! -f "$here/crds/kustomization.yaml" ]; then
 fi
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
-targets=(base)
+targets=(base metrics-only)
 for dir in "$here"/overlays/*/; do targets+=("overlays/$(basename "$dir")"); done
 for t in "${targets[@]}"; do
   if ! kubectl kustomize "$here/$t" >"$out/$(echo "$t" | tr / _).yaml" 2>"$out/err"; then

@@ -1,10 +1,10 @@
 //! Command-line flags (every flag also from the environment).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser};
+use operator::cli::ElectionDefaults;
 use shared::cli::LogDefaults;
 
 /// Portcullis gate service: KeptnApp/KeptnWorkload lifecycle controllers and the release of the
@@ -29,56 +29,19 @@ pub struct Cli {
     pub log: LogArgs,
 }
 
-/// Kubernetes client.
-#[derive(Debug, Args)]
-pub struct ClientArgs {
-    /// Kubeconfig to use; in-cluster configuration when absent.
-    #[arg(long, env = "KUBECONFIG")]
-    pub kubeconfig: Option<PathBuf>,
+pub use operator::cli::ClientArgs;
+
+/// The gate's election defaults.
+#[derive(Debug)]
+pub struct GateElection;
+
+impl ElectionDefaults for GateElection {
+    const LEASE_NAME: &'static str = "portcullis-gate.keptn.sh";
+    const BINARY: &'static str = "portcullis-gate";
 }
 
 /// Leader election through a Lease.
-#[derive(Debug, Args)]
-pub struct ElectionArgs {
-    /// Run controllers only while holding the Lease.
-    #[arg(long, env = "LEADER_ELECT")]
-    pub leader_elect: bool,
-    /// Namespace of the Lease.
-    #[arg(long, env = "POD_NAMESPACE", default_value = "keptn-system")]
-    pub lease_namespace: String,
-    /// Name of the Lease.
-    #[arg(long, env = "LEASE_NAME", default_value = "portcullis-gate.keptn.sh")]
-    pub lease_name: String,
-    /// `leaseDurationSeconds`: how long a silent holder keeps the lease.
-    #[arg(long, env = "LEASE_DURATION_SECONDS", default_value_t = 15)]
-    pub lease_duration_seconds: u64,
-    /// Renew / retry period in milliseconds.
-    #[arg(long, env = "LEASE_RETRY_MILLIS", default_value_t = 2000)]
-    pub lease_retry_millis: u64,
-    /// `holderIdentity` and events' reporting instance; defaults to `<hostname>-<pid>`.
-    #[arg(long, env = "POD_NAME")]
-    pub identity: Option<String>,
-}
-
-impl ElectionArgs {
-    /// `--lease-duration-seconds`, at least one second.
-    pub fn lease_duration(&self) -> Duration {
-        Duration::from_secs(self.lease_duration_seconds.max(1))
-    }
-
-    /// `--lease-retry-millis`, at least 100 ms.
-    pub fn lease_retry(&self) -> Duration {
-        Duration::from_millis(self.lease_retry_millis.max(100))
-    }
-
-    /// `--identity`, or `<hostname>-<pid>` (`HOSTNAME` falling back to `portcullis-gate`).
-    pub fn identity(&self) -> String {
-        self.identity.clone().unwrap_or_else(|| {
-            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "portcullis-gate".to_owned());
-            format!("{host}-{}", std::process::id())
-        })
-    }
-}
+pub type ElectionArgs = operator::cli::ElectionArgs<GateElection>;
 
 /// What the controllers do.
 #[derive(Debug, Args)]

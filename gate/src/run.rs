@@ -13,10 +13,9 @@ use lifecycle::execution::RunnerImages;
 use shared::crd::KeptnConfig;
 
 use operator::admin;
-use operator::leadership::{self, Held};
-use operator::lease::{self, LeaseConfig};
+use operator::leadership;
 
-use crate::cli::{Cli, ClientArgs};
+use crate::cli::Cli;
 use crate::controllers::{self, Settings};
 use crate::observability::{Metrics, Observability, Traces};
 
@@ -40,7 +39,7 @@ async fn serve(cli: Cli, traces: Arc<Traces>) -> anyhow::Result<()> {
         promotion_tasks_enabled = cli.lifecycle.promotion_tasks_enabled,
         "starting"
     );
-    let client = client(&cli.client).await?;
+    let client = cli.client.client().await?;
     let metrics = Arc::new(Metrics::new());
     metrics.lifecycle_active.inc();
     let ready = Arc::new(AtomicBool::new(false));
@@ -66,23 +65,16 @@ async fn serve(cli: Cli, traces: Arc<Traces>) -> anyhow::Result<()> {
 
     let identity = cli.election.identity();
     let leadership = if cli.election.leader_elect {
-        let config = LeaseConfig {
-            namespace: cli.election.lease_namespace.clone(),
-            name: cli.election.lease_name.clone(),
-            identity: identity.clone(),
-            duration: cli.election.lease_duration(),
-            retry: cli.election.lease_retry(),
-        };
+        let config = cli.election.lease_config(&identity);
         tracing::info!(lease = %config.name, identity = %identity, "waiting for leadership");
         tokio::select! {
-            l = lease::acquire(client.clone(), config) => Some(l),
+            held = leadership::acquire(client.clone(), config, &ready) => Some(held),
             _ = shared::shutdown::signal() => return Ok(()),
         }
     } else {
         None
     };
-    // Renewals start at once: the fencing deadline runs from the acquisition.
-    let mut held = leadership.map(Held::start);
+    let mut held = leadership;
     metrics.leader.set(1);
 
     let config = Arc::new(RwLock::new(RuntimeConfig::default()));
@@ -140,18 +132,6 @@ pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-async fn client(args: &ClientArgs) -> anyhow::Result<Client> {
-    let config = match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?
-        }
-        None => kube::Config::infer().await?,
-    };
-    Ok(Client::try_from(config)?)
 }
 
 /// Applies the newest existing KeptnConfig before any controller decides with defaults.

@@ -498,6 +498,7 @@ pub(crate) mod tests {
                 value: "9".into(),
                 status: KeptnState::Failed,
                 message: "value '9' did not meet objective '<5'".into(),
+                last_updated: None,
             },
         );
         status.evaluation_status.insert(
@@ -506,6 +507,7 @@ pub(crate) mod tests {
                 value: "1".into(),
                 status: KeptnState::Succeeded,
                 message: String::new(),
+                last_updated: None,
             },
         );
         assert_eq!(

@@ -1,12 +1,14 @@
 //! Holding a won Lease while the controllers run: renewals start at once (the fencing deadline
 //! runs from the acquisition), loss ends the process's run, shutdown hands the Lease back.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use kube::Client;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::lease::{Leadership, LeaseError};
+use crate::lease::{self, Leadership, LeaseConfig, LeaseError};
 
 /// How long the lease task gets to hand the Lease back at shutdown.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -51,6 +53,16 @@ impl Held {
         let _ = self.release.send(());
         let _ = tokio::time::timeout(RELEASE_TIMEOUT, self.task).await;
     }
+}
+
+/// Waits for the Lease, then starts holding it. Meanwhile the replica is a standby and reports
+/// ready: it serves its endpoints and can take over, so rollouts and PodDisruptionBudgets count
+/// it. Once it leads, `ready` waits again for the controllers' caches, which set it.
+pub async fn acquire(client: Client, config: LeaseConfig, ready: &AtomicBool) -> Held {
+    ready.store(true, Ordering::Relaxed);
+    let leadership = lease::acquire(client, config).await;
+    ready.store(false, Ordering::Relaxed);
+    Held::start(leadership)
 }
 
 /// Resolves with the reason when `held` loses its Lease; never without one.

@@ -148,6 +148,7 @@ mod tests {
             value: value.into(),
             status: state,
             message: message.into(),
+            last_updated: None,
         };
         status.evaluation_status.insert(
             "b-metric".into(),

@@ -34,7 +34,7 @@ fn normalised<K: DeserializeOwned + Serialize>(doc: &str) -> Value {
 
 fn crd(plural: &str) -> CustomResourceDefinition {
     let all = all();
-    assert_eq!(all.len(), 12, "twelve CRDs");
+    assert_eq!(all.len(), 13, "thirteen CRDs");
     all.into_iter()
         .find(|c| c.spec.names.plural == plural)
         .unwrap_or_else(|| panic!("no CRD with plural {plural}"))
@@ -560,6 +560,87 @@ status:
     assert_eq!(metric.status.expect("status").value, "4");
 }
 
+#[test]
+fn keptn_metrics_provider_round_trips() {
+    let provider: KeptnMetricsProvider = assert_round_trip(
+        r#"
+apiVersion: metrics.keptn.sh/v1
+kind: KeptnMetricsProvider
+metadata: {name: my-provider, namespace: podtato-kubectl}
+spec:
+  type: prometheus
+  targetServer: "http://prometheus-k8s.monitoring.svc.cluster.local:9090"
+  secretKeyRef:
+    name: prometheus-secret
+    key: credentials
+    optional: false
+  insecureSkipTlsVerify: true
+status: unused
+"#,
+    );
+    assert_eq!(provider.provider_type(), "prometheus");
+    assert_eq!(provider.secret_name(), Some("prometheus-secret"));
+    assert!(provider.spec.insecure_skip_tls_verify);
+    assert_eq!(provider.status.as_deref(), Some("unused"));
+}
+
+#[test]
+fn keptn_metric_interval_result_range_may_be_null_or_absent() {
+    let doc = |range: &str| {
+        format!(
+            "apiVersion: metrics.keptn.sh/v1\nkind: KeptnMetric\nmetadata: {{name: m}}\n\
+             spec: {{provider: {{name: p}}, query: q, fetchIntervalSeconds: 5}}\n\
+             status:\n  intervalResults:\n    - {{value: '1', lastUpdated: '2024-05-01T10:00:00Z'{range}}}\n"
+        )
+    };
+    // Go writes a nil pointer as null; so does Portcullis.
+    let metric: KeptnMetric = assert_round_trip(&doc(", range: null"));
+    assert_eq!(
+        metric.status.expect("status").interval_results[0].range,
+        None
+    );
+    let v = normalised::<KeptnMetric>(&doc(""));
+    assert_eq!(v["status"]["intervalResults"][0]["range"], Value::Null);
+    let v = normalised::<KeptnMetric>(&doc(", range: {interval: 3m}"));
+    assert_eq!(
+        v["status"]["intervalResults"][0]["range"],
+        json!({"interval": "3m"})
+    );
+}
+
+#[test]
+fn keptn_metric_helpers_and_unsigned_interval() {
+    let metric: KeptnMetric = serde_json::from_value(yaml(
+        "apiVersion: metrics.keptn.sh/v1\nkind: KeptnMetric\nmetadata: {name: m}\nspec: {provider: {name: prom}, query: q, fetchIntervalSeconds: 10}\n",
+    ))
+    .expect("metric");
+    assert_eq!(metric.spec.provider_name(), "prom");
+    assert_eq!(metric.spec.fetch_interval_seconds, 10u64);
+    let negative = "apiVersion: metrics.keptn.sh/v1\nkind: KeptnMetric\nmetadata: {name: m}\nspec: {provider: {name: p}, query: q, fetchIntervalSeconds: -1}\n";
+    assert!(serde_json::from_value::<KeptnMetric>(yaml(negative)).is_err());
+}
+
+#[test]
+fn evaluation_result_last_updated_round_trips() {
+    let ke: KeptnEvaluation = assert_round_trip(
+        r#"
+apiVersion: lifecycle.keptn.sh/v1
+kind: KeptnEvaluation
+metadata: {name: e, namespace: app}
+spec: {workloadVersion: "", evaluationDefinition: d, retries: 10, retryInterval: 5s}
+status:
+  retryCount: 1
+  evaluationStatus:
+    cpu: {value: "4", status: Succeeded, message: ok, lastUpdated: "2024-05-01T10:00:00Z"}
+    ready: {value: "1", status: Succeeded}
+  overallStatus: Succeeded
+"#,
+    );
+    let status = ke.status.expect("status");
+    assert!(status.evaluation_status["cpu"].last_updated.is_some());
+    assert_eq!(status.evaluation_status["ready"].last_updated, None);
+}
+
 // ---------------------------------------------------------------------------------------------
 // minimal documents get the defaults
 
@@ -698,6 +779,33 @@ fn metric_range_interval_defaults_to_five_minutes() {
 }
 
 #[test]
+fn minimal_metrics_provider_gets_defaults_and_its_name_is_its_type() {
+    let doc = "apiVersion: metrics.keptn.sh/v1\nkind: KeptnMetricsProvider\nmetadata: {name: prometheus}\nspec: {targetServer: 'http://prom:9090'}\n";
+    let v = normalised::<KeptnMetricsProvider>(doc);
+    assert_eq!(
+        v["spec"],
+        json!({"targetServer": "http://prom:9090", "insecureSkipTlsVerify": false})
+    );
+    assert!(v.get("status").is_none());
+    let provider: KeptnMetricsProvider = serde_json::from_value(yaml(doc)).expect("provider");
+    assert_eq!(provider.provider_type(), "prometheus");
+    assert_eq!(provider.secret_name(), None);
+    assert!(!provider.spec.insecure_skip_tls_verify);
+
+    // An explicit type wins over the name; a selector without a name names no Secret (Go writes
+    // Keptn's non-pointer selector as `{key: ""}`).
+    let typed = "apiVersion: metrics.keptn.sh/v1\nkind: KeptnMetricsProvider\nmetadata: {name: my-thanos}\nspec: {type: thanos, targetServer: 'http://t:9090', secretKeyRef: {key: ''}}\n";
+    let provider: KeptnMetricsProvider = serde_json::from_value(yaml(typed)).expect("provider");
+    assert_eq!(provider.provider_type(), "thanos");
+    assert_eq!(provider.secret_name(), None);
+
+    let no_target = "apiVersion: metrics.keptn.sh/v1\nkind: KeptnMetricsProvider\nmetadata: {name: p}\nspec: {type: prometheus}\n";
+    assert!(serde_json::from_value::<KeptnMetricsProvider>(yaml(no_target)).is_err());
+    assert_eq!(BASIC_AUTH_USER_KEY, "user");
+    assert_eq!(BASIC_AUTH_PASSWORD_KEY, "password");
+}
+
+#[test]
 fn required_fields_are_enforced_on_read() {
     let missing_version = "apiVersion: lifecycle.keptn.sh/v1\nkind: KeptnApp\nmetadata: {name: a}\nspec: {revision: 2}\n";
     assert!(serde_json::from_value::<KeptnApp>(yaml(missing_version)).is_err());
@@ -784,6 +892,7 @@ fn crds_have_the_right_groups_versions_and_file_names() {
             "keptnevaluationdefinitions.lifecycle.keptn.sh.yaml",
             "keptnevaluations.lifecycle.keptn.sh.yaml",
             "keptnmetrics.metrics.keptn.sh.yaml",
+            "keptnmetricsproviders.metrics.keptn.sh.yaml",
             "keptntaskdefinitions.lifecycle.keptn.sh.yaml",
             "keptntasks.lifecycle.keptn.sh.yaml",
             "keptnworkloads.lifecycle.keptn.sh.yaml",
@@ -821,7 +930,7 @@ fn crds_have_the_right_groups_versions_and_file_names() {
 }
 
 #[test]
-fn short_names_are_exactly_kav_kwv_ke_ked() {
+fn short_names_are_exactly_kav_kwv_ke_ked_kmp() {
     let mut with_short_names: Vec<(String, Vec<String>)> = all()
         .into_iter()
         .filter_map(|c| {
@@ -842,6 +951,7 @@ fn short_names_are_exactly_kav_kwv_ke_ked() {
                 "KeptnEvaluationDefinition".to_owned(),
                 vec!["ked".to_owned()]
             ),
+            ("KeptnMetricsProvider".to_owned(), vec!["kmp".to_owned()]),
             ("KeptnWorkloadVersion".to_owned(), vec!["kwv".to_owned()]),
         ]
     );
@@ -921,6 +1031,14 @@ fn printer_columns_match_spec() {
             col("OverallStatus", ".status.overallStatus", 0),
         ]
     );
+    // A Portcullis addition: Keptn's KeptnMetricsProvider has no columns.
+    assert_eq!(
+        columns(&crd("keptnmetricsproviders")),
+        [
+            col("Type", ".spec.type", 0),
+            col("TargetServer", ".spec.targetServer", 0),
+        ]
+    );
 }
 
 #[test]
@@ -995,6 +1113,12 @@ fn required_lists_match_spec() {
         r("keptnmetrics", "spec"),
         ["fetchIntervalSeconds", "provider", "query"]
     );
+    assert_eq!(
+        r("keptnmetrics", "status.intervalResults.[]"),
+        ["lastUpdated", "range", "value"]
+    );
+    assert_eq!(r("keptnmetricsproviders", "spec"), ["targetServer"]);
+    assert_eq!(r("keptnmetricsproviders", "spec.secretKeyRef"), ["key"]);
     // A19: conditions have the metav1.Condition shape.
     for plural in ["keptnappversions", "keptnworkloadversions"] {
         assert_eq!(
@@ -1132,6 +1256,11 @@ fn schema_defaults_match_spec() {
         ("keptnconfigs", "spec.observabilityTimeout", json!("5m")),
         ("keptnconfigs", "spec.restApiEnabled", json!(false)),
         ("keptnmetrics", "spec.range.interval", json!("5m")),
+        (
+            "keptnmetricsproviders",
+            "spec.insecureSkipTlsVerify",
+            json!(false),
+        ),
     ] {
         assert_eq!(d(plural, path), Some(default), "{plural} {path}");
     }
@@ -1153,6 +1282,46 @@ fn schema_defaults_match_spec() {
         d("keptnevaluations", "status.evaluationStatus.{}.status"),
         None
     );
+}
+
+#[test]
+fn metrics_crds_carry_keptns_validation() {
+    let kmp = crd("keptnmetricsproviders");
+    assert_eq!(kmp.spec.group, "metrics.keptn.sh");
+    assert_eq!(kmp.spec.names.kind, "KeptnMetricsProvider");
+    assert_eq!(kmp.spec.names.short_names, Some(vec!["kmp".to_owned()]));
+    let pattern = "cortex|datadog|dql|dynatrace|prometheus|thanos|elastic";
+    assert_eq!(PROVIDER_TYPE_PATTERN, pattern);
+    let ty = node(&kmp, "spec.type");
+    assert_eq!(ty.pattern.as_deref(), Some(pattern));
+    assert_eq!(ty.type_.as_deref(), Some("string"));
+    assert_eq!(
+        node(&kmp, "spec.insecureSkipTlsVerify").type_.as_deref(),
+        Some("boolean")
+    );
+    for field in ["name", "key", "optional"] {
+        let _ = node(&kmp, &format!("spec.secretKeyRef.{field}"));
+    }
+
+    let km = crd("keptnmetrics");
+    // 1 MiB of bytes in padded base64: ceil(1048576 / 3) * 4.
+    assert_eq!(RAW_VALUE_MAX_BYTES, 1_048_576);
+    assert_eq!(RAW_VALUE_MAX_LENGTH, 1_398_104);
+    let raw = node(&km, "status.rawValue");
+    assert_eq!(raw.max_length, Some(1_398_104));
+    assert_eq!(raw.format.as_deref(), Some("byte"));
+    let interval = node(&km, "spec.fetchIntervalSeconds");
+    assert_eq!(interval.type_.as_deref(), Some("integer"));
+    assert_eq!(interval.format.as_deref(), Some("int64"));
+    assert_eq!(interval.minimum, Some(0.0));
+    assert_eq!(
+        node(&km, "status.intervalResults.[].range").nullable,
+        Some(true)
+    );
+
+    let ke = crd("keptnevaluations");
+    let last_updated = node(&ke, "status.evaluationStatus.{}.lastUpdated");
+    assert_eq!(last_updated.format.as_deref(), Some("date-time"));
 }
 
 #[test]
@@ -1241,6 +1410,7 @@ fn field_names_are_keptns() {
         "keptnappcreationrequests",
         "keptnevaluationdefinitions",
         "keptnconfigs",
+        "keptnmetricsproviders",
     ] {
         assert_eq!(
             node(&crd(plural), "status").type_.as_deref(),
@@ -1337,13 +1507,13 @@ fn crdgen_writes_checks_and_reports_drift() {
     let stderr = failed_check(d, "empty dir fails the check");
     assert_eq!(
         stderr.matches("missing: ").count(),
-        13,
-        "12 CRDs + kustomization: {stderr}"
+        14,
+        "13 CRDs + kustomization: {stderr}"
     );
 
     assert!(crdgen(&[d]).status.success());
     let first: Vec<(String, String)> = read_dir(dir.path());
-    assert_eq!(first.len(), 13);
+    assert_eq!(first.len(), 14);
     assert!(
         crdgen(&["--check".as_ref(), d]).status.success(),
         "fresh output passes"

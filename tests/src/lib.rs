@@ -4,6 +4,7 @@
 //! polling with a deadline, and the webhook's test certificates.
 
 pub mod cluster;
+pub mod prometheus;
 pub mod proxy;
 
 pub use cluster::{Cluster, client_for, repo_root};

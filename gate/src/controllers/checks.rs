@@ -13,6 +13,7 @@ use futures::{Stream, StreamExt};
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::Store;
@@ -312,6 +313,10 @@ fn keptn_metric_resource() -> ApiResource {
 
 /// Reads a KeptnMetric as unstructured (B §6.2), so a metric written by any metrics operator
 /// version is readable as long as it has `status.value` / `status.rawValue`.
+///
+/// `status.lastUpdated` (RFC 3339) and `spec.fetchIntervalSeconds` decide whether the value is
+/// stale ([`lifecycle::execution::evaluation::is_stale`]); a `lastUpdated` that does not parse
+/// counts as absent and a missing or non-integer interval as 0, so neither makes a value stale.
 async fn fetch_metric(client: &Client, namespace: &str, name: &str) -> MetricFetch {
     let api: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), namespace, &keptn_metric_resource());
@@ -322,18 +327,30 @@ async fn fetch_metric(client: &Client, namespace: &str, name: &str) -> MetricFet
         }),
         Ok(found) => match found {
             Some(object) => {
+                let status = object.data.get("status");
                 let field = |key: &str| {
-                    object
-                        .data
-                        .get("status")
+                    status
                         .and_then(|s| s.get(key))
                         .and_then(Value::as_str)
                         .unwrap_or_default()
                         .to_owned()
                 };
+                let last_updated = status
+                    .and_then(|s| s.get("lastUpdated"))
+                    .and_then(Value::as_str)
+                    .and_then(|t| t.parse::<Timestamp>().ok())
+                    .map(Time);
+                let fetch_interval_seconds = object
+                    .data
+                    .get("spec")
+                    .and_then(|s| s.get("fetchIntervalSeconds"))
+                    .and_then(Value::as_u64)
+                    .unwrap_or_default();
                 MetricFetch::Found {
                     value: field("value"),
                     raw_value: field("rawValue"),
+                    last_updated,
+                    fetch_interval_seconds,
                 }
             }
             None => MetricFetch::NotFound,

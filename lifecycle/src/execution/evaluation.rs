@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use shared::crd::{
     EvaluationStatusItem, KeptnEvaluation, KeptnEvaluationDefinition, KeptnEvaluationStatus,
@@ -18,14 +18,19 @@ use super::{CheckEvent, ObjectId};
 pub const MISSING_DEFINITION_RETRY: Duration = Duration::from_secs(10);
 /// `retryInterval`'s CRD default, used when a stored value cannot be parsed.
 const DEFAULT_RETRY_INTERVAL: Duration = Duration::from_secs(5);
+/// A KeptnMetric's value is stale once it is older than this many fetch intervals.
+pub const STALE_AFTER_INTERVALS: u64 = 3;
 
 /// A KeptnMetric as read for one namespace.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MetricFetch {
-    /// `status.value` and `status.rawValue` (either may be empty).
+    /// `status.value` and `status.rawValue` (either may be empty), `status.lastUpdated` and
+    /// `spec.fetchIntervalSeconds` (see [`is_stale`]).
     Found {
         value: String,
         raw_value: String,
+        last_updated: Option<Time>,
+        fetch_interval_seconds: u64,
     },
     NotFound,
     /// Any other read failure, as text.
@@ -68,13 +73,49 @@ pub fn resolve_metric(
     install_namespace: &str,
     source: &dyn MetricSource,
 ) -> MetricFetch {
+    resolve_metric_in(objective, evaluation_namespace, install_namespace, source).1
+}
+
+/// [`resolve_metric`], with the namespace that decided (empty when none did).
+fn resolve_metric_in<'a>(
+    objective: &'a Objective,
+    evaluation_namespace: &'a str,
+    install_namespace: &'a str,
+    source: &dyn MetricSource,
+) -> (&'a str, MetricFetch) {
     for namespace in metric_namespaces(objective, evaluation_namespace, install_namespace) {
         match source.fetch(namespace, &objective.keptn_metric_ref.name) {
             MetricFetch::NotFound => continue,
-            other => return other,
+            other => return (namespace, other),
         }
     }
-    MetricFetch::NotFound
+    ("", MetricFetch::NotFound)
+}
+
+/// Whether a KeptnMetric's value is too old to compare: `lastUpdated` lies more than
+/// [`STALE_AFTER_INTERVALS`] × `fetchIntervalSeconds` before `now` (exactly that long ago is
+/// still fresh).
+///
+/// Departure from Keptn, which compares whatever value is stored. The bound is three intervals so
+/// that one or two slow or failed fetches do not fail an evaluation, while a metrics controller
+/// that stopped (or a provider that stopped answering) does.
+///
+/// Not stale, because there is nothing to judge by:
+/// - a value without `lastUpdated` (e.g. a status patched by hand, as Keptn demos do, or written
+///   by a tool that does not set it);
+/// - `fetchIntervalSeconds: 0`, which states no refresh cadence (three times zero would refuse
+///   every value not written in this very instant);
+/// - a `lastUpdated` in the future (clock skew between the writer and this process).
+pub fn is_stale(last_updated: Option<&Time>, fetch_interval_seconds: u64, now: Timestamp) -> bool {
+    let Some(Time(last_updated)) = last_updated else {
+        return false;
+    };
+    if fetch_interval_seconds == 0 {
+        return false;
+    }
+    let bound_secs = fetch_interval_seconds.saturating_mul(STALE_AFTER_INTERVALS);
+    let bound = SignedDuration::from_secs(i64::try_from(bound_secs).unwrap_or(i64::MAX));
+    now.duration_since(*last_updated) > bound
 }
 
 /// B §6.2 comparison: the target's first character is the operator (`<` or `>`, strict), the
@@ -111,42 +152,93 @@ fn parse_float(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
-/// Result of one objective in this attempt.
-fn evaluate_objective(objective: &Objective, metric: MetricFetch) -> EvaluationStatusItem {
+/// Result of one objective in this attempt; `namespace` is where `metric` was read.
+///
+/// The item records the `lastUpdated` of the metric it read (when found). A stale value (see
+/// [`is_stale`]) fails the objective like an empty one, but the item keeps the refused value so
+/// that the status shows what was too old.
+fn evaluate_objective(
+    objective: &Objective,
+    namespace: &str,
+    metric: MetricFetch,
+    now: Timestamp,
+) -> EvaluationStatusItem {
     let name = &objective.keptn_metric_ref.name;
-    let failed = |value: String, message: String| EvaluationStatusItem {
-        value,
-        status: KeptnState::Failed,
-        message,
-    };
-    let value = match metric {
+    let (value, last_updated) = match metric {
         MetricFetch::NotFound => {
             return failed(
                 String::new(),
                 format!("keptnmetrics.metrics.keptn.sh \"{name}\" not found"),
+                None,
             );
         }
-        MetricFetch::Error(e) => return failed(String::new(), e),
-        MetricFetch::Found { value, .. } if value.is_empty() => {
-            return failed(String::new(), format!("empty value for: {name}"));
+        MetricFetch::Error(e) => return failed(String::new(), e, None),
+        MetricFetch::Found {
+            value,
+            last_updated,
+            ..
+        } if value.is_empty() => {
+            return failed(
+                String::new(),
+                format!("empty value for: {name}"),
+                last_updated,
+            );
         }
-        MetricFetch::Found { raw_value, .. } if raw_value.is_empty() => {
-            return failed(String::new(), format!("empty rawValue for: {name}"));
+        MetricFetch::Found {
+            raw_value,
+            last_updated,
+            ..
+        } if raw_value.is_empty() => {
+            return failed(
+                String::new(),
+                format!("empty rawValue for: {name}"),
+                last_updated,
+            );
         }
-        MetricFetch::Found { value, .. } => value,
+        MetricFetch::Found {
+            value,
+            last_updated,
+            fetch_interval_seconds,
+            ..
+        } => {
+            if is_stale(last_updated.as_ref(), fetch_interval_seconds, now) {
+                let when = last_updated.as_ref().map(|t| t.0).unwrap_or_default();
+                return failed(
+                    value,
+                    format!(
+                        "value of KeptnMetric {namespace}/{name} is stale: last updated {when}, \
+                         more than {STALE_AFTER_INTERVALS} × fetchIntervalSeconds \
+                         ({fetch_interval_seconds}s) ago"
+                    ),
+                    last_updated,
+                );
+            }
+            (value, last_updated)
+        }
     };
     let target = &objective.evaluation_target;
     match check_value(&value, target) {
-        Err(message) => failed(value, message),
+        Err(message) => failed(value, message, last_updated),
         Ok(true) => EvaluationStatusItem {
             message: format!("value '{value}' met objective '{target}'"),
             value,
             status: KeptnState::Succeeded,
+            last_updated,
         },
         Ok(false) => failed(
             value.clone(),
             format!("value '{value}' did not meet objective '{target}'"),
+            last_updated,
         ),
+    }
+}
+
+fn failed(value: String, message: String, last_updated: Option<Time>) -> EvaluationStatusItem {
+    EvaluationStatusItem {
+        value,
+        status: KeptnState::Failed,
+        message,
+        last_updated,
     }
 }
 
@@ -275,8 +367,9 @@ pub fn attempt_evaluation(
             }
             continue;
         }
-        let metric = resolve_metric(objective, namespace, install_namespace, metrics);
-        let item = evaluate_objective(objective, metric);
+        let (found_in, metric) =
+            resolve_metric_in(objective, namespace, install_namespace, metrics);
+        let item = evaluate_objective(objective, found_in, metric, now);
         all_succeeded &= item.status == KeptnState::Succeeded;
         results.insert(key, item);
     }

@@ -133,4 +133,13 @@ pub struct EvaluationStatusItem {
     pub status: KeptnState,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// `status.lastUpdated` of the KeptnMetric as the attempt that produced this result read it;
+    /// absent when the metric was not found or had none. A Portcullis addition (Keptn's item has
+    /// `value`, `status` and `message` only).
+    #[serde(
+        default,
+        rename = "lastUpdated",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_updated: Option<Time>,
 }

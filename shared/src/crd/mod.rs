@@ -1,6 +1,6 @@
 //! The custom resources Portcullis reads and writes, wire-compatible with Keptn:
 //! `lifecycle.keptn.sh/v1` (ten kinds), `options.keptn.sh/v1alpha1` KeptnConfig and
-//! `metrics.keptn.sh/v1` KeptnMetric.
+//! `metrics.keptn.sh/v1` KeptnMetric and KeptnMetricsProvider.
 //!
 //! Optional fields follow Go's `omitempty`: absent and empty are the same, and empty is never
 //! written. Fields with a CRD default carry it both as a serde default and as a schema `default`.
@@ -16,6 +16,7 @@ mod common;
 mod config;
 mod evaluation;
 mod metric;
+mod metrics_provider;
 mod task;
 mod workload;
 
@@ -26,6 +27,7 @@ pub use common::{
 pub use config::*;
 pub use evaluation::*;
 pub use metric::*;
+pub use metrics_provider::*;
 pub use task::*;
 pub use workload::*;
 
@@ -53,6 +55,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         KeptnEvaluation::crd(),
         spec_defaults_to_empty(KeptnConfig::crd()),
         KeptnMetric::crd(),
+        KeptnMetricsProvider::crd(),
     ]
 }
 

@@ -9,7 +9,9 @@ use shared::crd::{
 };
 
 use super::{ENDED, STARTED, evaluation, evaluation_definition, now};
-use crate::execution::evaluation::{MISSING_DEFINITION_RETRY, objectives_to_fetch, resolve_metric};
+use crate::execution::evaluation::{
+    MISSING_DEFINITION_RETRY, STALE_AFTER_INTERVALS, is_stale, objectives_to_fetch, resolve_metric,
+};
 use crate::execution::{
     EvaluationAction, MetricFetch, MetricSource, attempt_evaluation, check_value, metric_namespaces,
 };
@@ -34,9 +36,25 @@ impl Metrics {
                 } else {
                     "cmF3".into()
                 },
+                last_updated: None,
+                fetch_interval_seconds: 0,
             },
         );
         self
+    }
+
+    /// A metric with `value` fetched at `last_updated` (RFC 3339) every `interval` seconds.
+    fn fetched(self, ns: &str, name: &str, value: &str, last_updated: &str, interval: u64) -> Self {
+        self.raw(
+            ns,
+            name,
+            MetricFetch::Found {
+                value: value.into(),
+                raw_value: "cmF3".into(),
+                last_updated: Some(time(last_updated)),
+                fetch_interval_seconds: interval,
+            },
+        )
     }
 
     fn raw(mut self, ns: &str, name: &str, fetch: MetricFetch) -> Self {
@@ -52,6 +70,10 @@ impl MetricSource for Metrics {
             .push((namespace.into(), name.into()));
         self.found.fetch(namespace, name)
     }
+}
+
+fn time(rfc3339: &str) -> Time {
+    Time(rfc3339.parse().expect("RFC 3339 time"))
 }
 
 fn objective(name: &str, namespace: &str, target: &str) -> Value {
@@ -318,6 +340,8 @@ fn b6_2_metric_problems_fail_the_objective_with_keptn_messages() {
             MetricFetch::Found {
                 value: String::new(),
                 raw_value: "eA==".into(),
+                last_updated: None,
+                fetch_interval_seconds: 0,
             },
         )
         .raw(
@@ -326,6 +350,8 @@ fn b6_2_metric_problems_fail_the_objective_with_keptn_messages() {
             MetricFetch::Found {
                 value: "0".into(),
                 raw_value: String::new(),
+                last_updated: None,
+                fetch_interval_seconds: 0,
             },
         )
         .raw(
@@ -484,4 +510,188 @@ fn b6_2_unparsable_retry_interval_falls_back_to_the_default() {
     );
     let (_, _, requeue) = attempted(evaluate(&ev, Some(&def), &m));
     assert_eq!(requeue, Some(Duration::from_secs(5)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stale metric values (a Portcullis addition): older than 3 × fetchIntervalSeconds is refused.
+
+#[test]
+fn stale_rule_bounds() {
+    let now = now(); // 2026-11-23T01:00:00Z
+    let at = |t: &str| Some(time(t));
+    assert_eq!(STALE_AFTER_INTERVALS, 3);
+    // Exactly three intervals ago is still fresh; a second more is stale.
+    assert!(!is_stale(at("2026-11-23T00:59:30Z").as_ref(), 10, now));
+    assert!(is_stale(at("2026-11-23T00:59:29Z").as_ref(), 10, now));
+    assert!(is_stale(at("2026-11-23T00:59:29.999Z").as_ref(), 10, now));
+    assert!(!is_stale(at("2026-11-23T00:59:59Z").as_ref(), 10, now));
+    // Nothing to judge by: no lastUpdated, no interval, or a lastUpdated in the future.
+    assert!(!is_stale(None, 10, now));
+    assert!(!is_stale(at("2020-01-01T00:00:00Z").as_ref(), 0, now));
+    assert!(!is_stale(at("2026-11-23T02:00:00Z").as_ref(), 10, now));
+    // A huge interval does not overflow.
+    assert!(!is_stale(
+        at("1970-01-01T00:00:00Z").as_ref(),
+        u64::MAX,
+        now
+    ));
+}
+
+#[test]
+fn fresh_value_passes_and_the_result_records_value_and_last_updated() {
+    let def = cpu_below_80();
+    // 30 s old with a 10 s interval: exactly three intervals, still fresh.
+    let m = Metrics::default().fetched("app", "cpu", "42", "2026-11-23T00:59:30Z", 10);
+    let (status, finished, requeue) = attempted(evaluate(&evaluation(json!({})), Some(&def), &m));
+    assert_eq!(status.overall_status, KeptnState::Succeeded);
+    assert!(finished);
+    assert_eq!(requeue, None);
+    let cpu = &status.evaluation_status["cpu"];
+    assert_eq!(cpu.value, "42");
+    assert_eq!(cpu.last_updated, Some(time("2026-11-23T00:59:30Z")));
+    assert_eq!(
+        serde_json::to_value(&status.evaluation_status).unwrap(),
+        json!({
+            "cpu": {
+                "value": "42", "status": "Succeeded", "message": "value '42' met objective '<80'",
+                "lastUpdated": "2026-11-23T00:59:30Z",
+            },
+        })
+    );
+}
+
+#[test]
+fn value_older_than_three_intervals_fails_the_attempt_and_retries_continue() {
+    let def = cpu_below_80();
+    let stale = Metrics::default().fetched("app", "cpu", "42", "2026-11-23T00:59:29Z", 10);
+    let (status, finished, requeue) =
+        attempted(evaluate(&evaluation(json!({})), Some(&def), &stale));
+    let cpu = &status.evaluation_status["cpu"];
+    assert_eq!(cpu.status, KeptnState::Failed);
+    assert_eq!(
+        cpu.message,
+        "value of KeptnMetric app/cpu is stale: last updated 2026-11-23T00:59:29Z, \
+         more than 3 × fetchIntervalSeconds (10s) ago"
+    );
+    assert_eq!(cpu.value, "42", "the refused value is shown");
+    assert_eq!(cpu.last_updated, Some(time("2026-11-23T00:59:29Z")));
+    // An ordinary failed attempt: progressing, counted, requeued after retryInterval.
+    assert_eq!(status.overall_status, KeptnState::Progressing);
+    assert_eq!(status.retry_count, 1);
+    assert!(!finished);
+    assert_eq!(requeue, Some(Duration::from_secs(7)));
+    assert_eq!(
+        shared::checks::evaluation_failure_lines(&status),
+        vec![
+            "evaluation of 'cpu' failed with value: '42' and reason: 'value of KeptnMetric app/cpu is \
+             stale: last updated 2026-11-23T00:59:29Z, more than 3 × fetchIntervalSeconds (10s) ago'"
+        ]
+    );
+
+    // The next attempt reads a refreshed value and succeeds.
+    let mut ev = evaluation(json!({}));
+    ev.status = Some(status);
+    let fresh = Metrics::default().fetched("app", "cpu", "42", "2026-11-23T00:59:55Z", 10);
+    let (status, finished, _) = attempted(evaluate(&ev, Some(&def), &fresh));
+    assert_eq!(status.overall_status, KeptnState::Succeeded);
+    assert_eq!(status.retry_count, 2);
+    assert!(finished);
+    assert_eq!(
+        status.evaluation_status["cpu"].last_updated,
+        Some(time("2026-11-23T00:59:55Z"))
+    );
+}
+
+#[test]
+fn stale_value_until_retries_are_exhausted() {
+    let def = cpu_below_80();
+    let m = Metrics::default().fetched("app", "cpu", "1", "2026-11-23T00:00:00Z", 60);
+    let mut ev = evaluation(json!({}));
+    for attempt in 1..=3 {
+        let (status, finished, _) = attempted(evaluate(&ev, Some(&def), &m));
+        assert_eq!(status.retry_count, attempt);
+        assert!(!finished);
+        assert!(
+            status.evaluation_status["cpu"]
+                .message
+                .contains("is stale: last updated 2026-11-23T00:00:00Z, more than 3 × fetchIntervalSeconds (60s) ago"),
+            "{:?}",
+            status.evaluation_status["cpu"]
+        );
+        ev.status = Some(status);
+    }
+    assert!(matches!(
+        evaluate(&ev, Some(&def), &m),
+        EvaluationAction::Exhausted { .. }
+    ));
+}
+
+#[test]
+fn stale_message_names_the_namespace_the_metric_was_found_in() {
+    // Not in the evaluation's namespace: found in the Keptn namespace.
+    let def = cpu_below_80();
+    let m = Metrics::default().fetched(INSTALL, "cpu", "1", "2026-11-23T00:50:00Z", 5);
+    let (status, _, _) = attempted(evaluate(&evaluation(json!({})), Some(&def), &m));
+    assert_eq!(
+        status.evaluation_status["cpu"].message,
+        "value of KeptnMetric keptn-system/cpu is stale: last updated 2026-11-23T00:50:00Z, \
+         more than 3 × fetchIntervalSeconds (5s) ago"
+    );
+}
+
+#[test]
+fn value_without_last_updated_or_interval_is_accepted() {
+    let def = cpu_and_ready();
+    let m = Metrics::default()
+        // A status patched by hand: no lastUpdated, nothing to judge its age by.
+        .raw(
+            "app",
+            "cpu",
+            MetricFetch::Found {
+                value: "42".into(),
+                raw_value: "cmF3".into(),
+                last_updated: None,
+                fetch_interval_seconds: 10,
+            },
+        )
+        // fetchIntervalSeconds 0 states no cadence: an old value is not stale.
+        .fetched("app", "ready", "3", "2026-01-01T00:00:00Z", 0);
+    let (status, finished, _) = attempted(evaluate(&evaluation(json!({})), Some(&def), &m));
+    assert_eq!(status.overall_status, KeptnState::Succeeded);
+    assert!(finished);
+    assert_eq!(status.evaluation_status["cpu"].last_updated, None);
+    assert_eq!(
+        status.evaluation_status["ready"].last_updated,
+        Some(time("2026-01-01T00:00:00Z"))
+    );
+    assert_eq!(
+        serde_json::to_value(&status.evaluation_status["cpu"]).unwrap(),
+        json!({"value": "42", "status": "Succeeded", "message": "value '42' met objective '<80'"}),
+        "no lastUpdated written"
+    );
+}
+
+#[test]
+fn failed_comparison_records_last_updated_and_missing_metric_none() {
+    let def = evaluation_definition(json!([
+        objective("cpu", "", "<80"),
+        objective("missing", "", "<1"),
+    ]));
+    let m = Metrics::default().fetched("app", "cpu", "95", "2026-11-23T00:59:50Z", 10);
+    let (status, _, _) = attempted(evaluate(&evaluation(json!({})), Some(&def), &m));
+    let cpu = &status.evaluation_status["cpu"];
+    assert_eq!(cpu.message, "value '95' did not meet objective '<80'");
+    assert_eq!(cpu.last_updated, Some(time("2026-11-23T00:59:50Z")));
+    assert_eq!(status.evaluation_status["missing"].last_updated, None);
+}
+
+#[test]
+fn empty_value_is_reported_before_staleness() {
+    let def = cpu_below_80();
+    let m = Metrics::default().fetched("app", "cpu", "", "2026-11-23T00:00:00Z", 10);
+    let (status, _, _) = attempted(evaluate(&evaluation(json!({})), Some(&def), &m));
+    assert_eq!(
+        status.evaluation_status["cpu"].message,
+        "empty value for: cpu"
+    );
 }
