@@ -1,8 +1,9 @@
 # syntax=docker/dockerfile:1
-# Portcullis images. One build, three final stages (one binary each), all running as the
+# Portcullis images. One build, four final stages (one binary each), all running as the
 # distroless "nonroot" user (uid/gid 65532) that deploy/base expects:
 #   docker build --target webhook -t ghcr.io/portcullis/portcullis-webhook:0.1.0 .
 #   docker build --target gate    -t ghcr.io/portcullis/portcullis-gate:0.1.0 .
+#   docker build --target metrics -t ghcr.io/portcullis/portcullis-metrics:0.1.0 .
 #   docker build --target certs   -t ghcr.io/portcullis/portcullis-certs:0.1.0 .
 # Without --target the last stage (webhook) is built. Needs BuildKit (cache mounts).
 #
@@ -19,10 +20,10 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p webhook -p gate -p certs \
+    cargo build --release --locked -p webhook -p gate -p metrics -p certs \
  && mkdir -p /out \
  && cp target/release/portcullis-webhook target/release/portcullis-gate \
-       target/release/portcullis-certs /out/
+       target/release/portcullis-metrics target/release/portcullis-certs /out/
 
 FROM gcr.io/distroless/cc-debian12:nonroot AS certs
 COPY --from=builder /out/portcullis-certs /usr/local/bin/portcullis-certs
@@ -34,6 +35,12 @@ COPY --from=builder /out/portcullis-gate /usr/local/bin/portcullis-gate
 USER 65532:65532
 EXPOSE 8081 2222
 ENTRYPOINT ["/usr/local/bin/portcullis-gate"]
+
+FROM gcr.io/distroless/cc-debian12:nonroot AS metrics
+COPY --from=builder /out/portcullis-metrics /usr/local/bin/portcullis-metrics
+USER 65532:65532
+EXPOSE 9999
+ENTRYPOINT ["/usr/local/bin/portcullis-metrics"]
 
 FROM gcr.io/distroless/cc-debian12:nonroot AS webhook
 COPY --from=builder /out/portcullis-webhook /usr/local/bin/portcullis-webhook

@@ -79,6 +79,7 @@ deploy-check: control-plane
 images:
 	docker build --target webhook -t ghcr.io/portcullis/portcullis-webhook:0.1.0 .
 	docker build --target gate -t ghcr.io/portcullis/portcullis-gate:0.1.0 .
+	docker build --target metrics -t ghcr.io/portcullis/portcullis-metrics:0.1.0 .
 
 ## demo: the whole lifecycle on the real control plane, shown with kubectl (demo/run.sh, demo/README.md).
 ## `make demo DEMO_FAIL=1` (or `make demo-fail`): the pre-deployment task fails and the pods stay held.

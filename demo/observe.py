@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Helpers of demo/run.sh: free ports, readiness probes, and reading what kubectl reports.
+"""Helpers of demo/run.sh: free ports, readiness probes, HTTP answers, and reading what kubectl
+reports.
 
 The subcommands that read the cluster read files that run.sh wrote with `kubectl get ... -o json`
 (and `refused` the API server's audit log); none talks to the cluster itself, so what the demo
@@ -7,6 +8,10 @@ shows is what kubectl shows.
 
   free-port                          print a free TCP port on 127.0.0.1
   probe URL [CA_FILE [SNI_HOST]]     exit 0 when GET URL answers 2xx (HTTPS verified against CA_FILE)
+  get URL [PATH=VALUE]               print the answer to GET URL as curl -i would (status line,
+                                     Content-Type, body); exit 0 when it is 2xx and, with PATH=VALUE,
+                                     its JSON body has VALUE at PATH (keys and list indexes joined
+                                     by dots: data.result.0.value.1=0.2)
   differs NOW.json STATE_FILE        exit 0 when something changed since STATE_FILE, else 1
   same A.json B.json                 exit 0 when both show the same picture, else 1
   changes NOW.json STATE_FILE        print what changed since STATE_FILE and update it (exit 0), or exit 1
@@ -27,6 +32,7 @@ import re
 import socket
 import ssl
 import sys
+import urllib.error
 import urllib.request
 from datetime import datetime, timezone
 
@@ -236,6 +242,17 @@ def cmd_verify(now_path, events_path, want_pods):
     evals = items(doc, "KeptnEvaluation")
     c.check(len(evals) == 1 and status(evals[0]).get("overallStatus") == "Succeeded",
             "post-deployment KeptnEvaluation shop-healthy Succeeded")
+    metrics = items(doc, "KeptnMetric")
+    ms = status(metrics[0]) if len(metrics) == 1 else {}
+    c.check(bool(ms.get("value") and ms.get("lastUpdated") and not ms.get("errMsg")),
+            f"KeptnMetric error-rate {ms.get('value', '?')}: fetched from Prometheus by "
+            f"portcullis-metrics, last at {ms.get('lastUpdated', '?')}, no errMsg")
+    results = (status(evals[0]).get("evaluationStatus") or {}) if len(evals) == 1 else {}
+    compared = next(iter(results.values()), {})
+    c.check(len(results) == 1 and compared.get("value") == ms.get("value")
+            and compared.get("lastUpdated") is not None,
+            f"the evaluation compared that value ({compared.get('value', '?')} of "
+            f"{compared.get('lastUpdated', '?')}) with its target")
     pods = app_pods(doc)
     c.check(len(pods) == int(want_pods), f"{len(pods)} app pods ({want_pods} expected)")
     c.check(all(not gated(p) and p["metadata"].get("annotations", {}).get(RELEASED) == "true"
@@ -302,6 +319,12 @@ def cmd_summary(now_path, events_path, t0):
             print(f"   evaluation {e['spec'].get('evaluationDefinition')} "
                   f"({e['spec'].get('checkType')}): {es.get('overallStatus')} after "
                   f"{es.get('retryCount')} attempt(s); {metric}: {r.get('message')}")
+    for m in items(doc, "KeptnMetric"):
+        ms, spec = status(m), m.get("spec") or {}
+        print(f"   metric {name(m)}: {ms.get('value', '?')} = {spec.get('query')} on "
+              f"KeptnMetricsProvider {spec.get('provider', {}).get('name')}, fetched every "
+              f"{spec.get('fetchIntervalSeconds')}s by portcullis-metrics (last at "
+              f"{ms.get('lastUpdated', '?')})")
     created = [ts(p["metadata"].get("creationTimestamp")) for p in pods]
     scheduled = [scheduled_at(p, events) for p in pods]
     holds = [s - c for c, s in zip(created, scheduled) if c and s]
@@ -394,6 +417,43 @@ def cmd_probe(url, ca=None, sni=None):
         return 1
 
 
+def at_path(doc, path):
+    """The value at a dotted PATH of keys and list indexes, or None."""
+    for key in path.split("."):
+        if isinstance(doc, list) and key.isdigit() and int(key) < len(doc):
+            doc = doc[int(key)]
+        elif isinstance(doc, dict) and key in doc:
+            doc = doc[key]
+        else:
+            return None
+    return doc
+
+
+def cmd_get(url, want=None):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            code, reason, kind, body = r.status, r.reason, r.headers.get("Content-Type"), r.read()
+    except urllib.error.HTTPError as e:
+        code, reason, kind, body = e.code, e.reason, e.headers.get("Content-Type"), e.read()
+    except (OSError, ValueError) as e:
+        print(f"cannot GET {url}: {e}")
+        return 1
+    print(f"HTTP/1.1 {code} {reason}")
+    print(f"content-type: {kind}")
+    print()
+    print(body.decode("utf-8", "replace"))
+    if not 200 <= code < 300:
+        return 1
+    if want:
+        path, _, value = want.partition("=")
+        try:
+            found = at_path(json.loads(body), path)
+        except ValueError:
+            return 1
+        return 0 if found is not None and str(found) == value else 1
+    return 0
+
+
 def cmd_metrics(url, *wanted):
     try:
         with urllib.request.urlopen(url, timeout=5) as r:
@@ -470,6 +530,7 @@ def main(argv):
     commands = {
         "free-port": cmd_free_port,
         "probe": cmd_probe,
+        "get": cmd_get,
         "differs": cmd_differs,
         "same": cmd_same,
         "changes": cmd_changes,

@@ -2,26 +2,31 @@
 # make demo: the whole Portcullis lifecycle on a real Kubernetes control plane, shown with kubectl.
 #
 #   demo/run.sh              a 3-service app passes its pre-deployment task, its pods are released,
-#                            it deploys, its post-deployment evaluation passes: exit 0
+#                            it deploys, its post-deployment evaluation (a KeptnMetric that
+#                            portcullis-metrics fills from Prometheus) passes: exit 0
 #   DEMO_FAIL=1 demo/run.sh  the pre-deployment task fails: the pods stay held and say why: exit 0
 #
 # Real: the whole control plane of Kubernetes v1.36 — etcd, kube-apiserver with its admission
 # chain, RBAC and ServiceAccount tokens, kube-controller-manager (Deployment, ReplicaSet and Job
 # controllers), kube-scheduler — and its kubectl, built by tools/build.sh and started in the work
-# directory by tools/cluster.sh. portcullis-webhook and portcullis-gate run as local processes, as
-# their ServiceAccounts. Simulated: the two nodes and what their containers do. kwok plays the
-# kubelets (tools/kwok-stages.yaml): no container runs, and a pod's outcome is chosen by a label
-# and annotations (kwok.portcullis.dev/*) that a real cluster ignores.
+# directory by tools/cluster.sh. portcullis-webhook, portcullis-gate and portcullis-metrics run as
+# local processes, as their ServiceAccounts. A real Prometheus (the `prometheus` binary: $PROMETHEUS,
+# else the PATH's, else Debian's package installed on the spot when run as root) runs as a local
+# process too, and is the KeptnMetricsProvider that portcullis-metrics queries. Simulated: the two
+# nodes and what their containers do. kwok plays the kubelets (tools/kwok-stages.yaml): no container
+# runs, and a pod's outcome is chosen by a label and annotations (kwok.portcullis.dev/*) that a
+# real cluster ignores. No shop serves traffic either, so the series the app's KeptnMetric queries
+# is a Prometheus recording rule with a constant value (0.2, standing for the shop's 5xx rate).
 #
-# Exits non-zero when the demo does not reach the state it demonstrates (then the logs of
-# portcullis-webhook and portcullis-gate are printed). Everything it starts, the cluster included,
-# is stopped on exit, also on failure or interrupt (the binaries listen on 127.0.0.1 ports chosen at
-# run time; the cluster's components on ports kwokctl picks below 32768); it never touches your
+# Exits non-zero when the demo does not reach the state it demonstrates (then the logs of the
+# processes it started are printed). Everything it starts, the cluster included, is stopped on
+# exit, also on failure or interrupt (the binaries and Prometheus listen on 127.0.0.1 ports chosen
+# at run time; the cluster's components on ports kwokctl picks below 32768); it never touches your
 # kubeconfig (nor ~/.kube). The first run builds the control plane (tools/build.sh: about 5-7 min on 2 cores, then
 # cached in ~/.cache/portcullis) and the binaries (cargo); both show their progress.
 # Knobs: DEMO_FAIL=1, DEMO_TIMEOUT (seconds for the rollout, default 180), DEMO_KEEP=1 (keep the
-# work directory: logs, kubeconfigs, certificates, and a copy of the cluster's logs), CARGO,
-# CARGO_TARGET_DIR.
+# work directory: logs, kubeconfigs, certificates, Prometheus' configuration and data, and a copy
+# of the cluster's logs), CARGO, CARGO_TARGET_DIR, PROMETHEUS (the prometheus binary to run).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,6 +40,9 @@ CARGO=${CARGO:-cargo}
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
 OBSERVE=(python3 "$DEMO/observe.py")
 SYSTEM_NS=portcullis-system
+# The KeptnMetric's query (demo/app/checks.yaml) and the value Prometheus' recording rule gives it.
+QUERY=shop:http_error_rate:percent5m
+ERROR_RATE=0.2
 
 if [[ -z ${EPOCHREALTIME:-} ]]; then
   echo "demo/run.sh needs bash 5 or newer" >&2
@@ -62,6 +70,13 @@ show() {
   printf '    $ %s\n' "$(quoted "$@")"
   "$@" 2>&1 | sed 's/^/      /' || fail "this command failed: $*"
 }
+# show_apply YAML: print `kubectl apply -f -` with YAML as its here-document, then run it.
+show_apply() {
+  printf '    $ kubectl apply -f - <<EOF\n'
+  printf '%s\n' "$1" | sed 's/^/    /'
+  printf '    EOF\n'
+  kubectl apply -f - <<<"$1" 2>&1 | sed 's/^/      /' || fail "kubectl apply failed:"$'\n'"$1"
+}
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-demo.XXXXXX")
 CLUSTER="$WORK/cluster"
@@ -83,8 +98,10 @@ dump_logs() {
 fail() {
   printf '\n%sDEMO FAILED: %s%s\n' "$RED" "$*" "$PLAIN" >&2
   if [[ -s "$CLUSTER/kubeconfig" ]]; then
-    printf '\n---- kubectl get kav,kwv,keptntasks,keptnevaluations,jobs,pods -n %s ----\n' "$NS" >&2
-    kubectl get kav,kwv,keptntasks,keptnevaluations,jobs,pods -n "$NS" -o wide >&2 2>&1 || true
+    printf '\n---- kubectl get kav,kwv,keptntasks,keptnevaluations,keptnmetrics,jobs,pods -n %s ----\n' \
+      "$NS" >&2
+    kubectl get kav,kwv,keptntasks,keptnevaluations,keptnmetrics,jobs,pods -n "$NS" -o wide >&2 2>&1 ||
+      true
     printf '\n---- kubectl events -n %s ----\n' "$NS" >&2
     kubectl events -n "$NS" 2>&1 | tail -n 30 >&2 || true
   fi
@@ -151,15 +168,18 @@ grouped() {
   return "$rc"
 }
 
-# rbac_clean: fail when the API server refused portcullis-webhook or portcullis-gate anything
-# (deploy/base's RBAC): no Forbidden in their logs, no 403 for their ServiceAccounts in the audit log.
+# rbac_clean: fail when the API server refused portcullis-webhook, portcullis-gate or
+# portcullis-metrics anything (deploy/base's RBAC): no Forbidden in their logs, no 403 for their
+# ServiceAccounts in the audit log.
 rbac_clean() {
   local refused
-  refused=$(grep -ih 'forbidden' "$WORK/webhook.log" "$WORK/gate.log" | head -n 5) || true
+  refused=$(grep -ih 'forbidden' "$WORK/webhook.log" "$WORK/gate.log" "$WORK/metrics.log" |
+    head -n 5) || true
   [[ -z $refused ]] || fail "a ServiceAccount was refused by RBAC: $refused"
   refused=$("${OBSERVE[@]}" refused "$CLUSTER/audit.log" "system:serviceaccount:$SYSTEM_NS:") ||
     fail "the API server answered 403 to a Portcullis ServiceAccount (audit log):"$'\n'"$refused"
-  note "RBAC: no request of portcullis-webhook or portcullis-gate was refused ($refused)"
+  note "RBAC: no request of portcullis-webhook, portcullis-gate or portcullis-metrics was refused"
+  note "($refused)"
 }
 
 # alive: fail when a process the demo started has exited.
@@ -186,6 +206,16 @@ for tool in python3 setsid "$CARGO"; do
   command -v "$tool" >/dev/null || fail "$tool is required on the PATH"
 done
 
+# Prometheus: as the tests find it (tools/prometheus.sh: $PROMETHEUS, else the PATH's, else
+# Debian's package installed now when run as root, apt-get's progress shown).
+if [[ -z ${PROMETHEUS:-} ]] && ! command -v prometheus >/dev/null; then
+  step "Installing Prometheus, Debian's package (tools/prometheus.sh)"
+fi
+PROMETHEUS=$("$ROOT/tools/prometheus.sh") || fail "no Prometheus (see above)"
+[[ -x $PROMETHEUS ]] || PROMETHEUS=$(command -v "$PROMETHEUS") || fail "PROMETHEUS=$PROMETHEUS: no such executable"
+PROM_VERSION=$("$PROMETHEUS" --version 2>&1 | awk 'NR == 1 { print $3 }') && [[ -n $PROM_VERSION ]] ||
+  fail "$PROMETHEUS --version failed: $("$PROMETHEUS" --version 2>&1 | head -n 3)"
+
 # ---------------------------------------------------------------------------------------------
 step "Building the control plane: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok (tools/build.sh)"
 if CP_BIN=$("$ROOT/tools/build.sh" --print 2>/dev/null); then
@@ -197,11 +227,11 @@ else
   [[ -x "$CP_BIN/kube-apiserver" ]] || fail "tools/build.sh printed no bin directory: $(cat "$WORK/build.out")"
 fi
 
-step "Building portcullis-certs, portcullis-webhook and portcullis-gate (cargo, debug)"
+step "Building portcullis-certs, portcullis-webhook, portcullis-gate and portcullis-metrics (cargo, debug)"
 # The same selection as `make e2e`, so that `make test` builds the binaries once for both.
 grouped "$WORK/cargo.out" "$CARGO" build --workspace --bins --locked ||
   fail "cargo build failed"
-for b in portcullis-certs portcullis-webhook portcullis-gate; do
+for b in portcullis-certs portcullis-webhook portcullis-gate portcullis-metrics; do
   [[ -x "$BIN/$b" ]] || fail "$BIN/$b was not built"
 done
 
@@ -225,14 +255,15 @@ note "API server $SERVER, admin KUBECONFIG=$KUBECONFIG, kubectl=$CLUSTER/bin/kub
 note "RBAC and admission webhooks on; the two nodes are kwok's (no container runs)"
 show kubectl version
 show kubectl get nodes
-# The webhook's and the gate's ports are held from here on by a process that keeps them bound
-# (SO_REUSEADDR, never listening): a port found free and released again could be taken (as the
-# source port of one of the many connections made until the binaries start) before they bind it.
-# Their listeners bind with SO_REUSEADDR, so they can listen on it all the same.
+# The ports of the webhook, the gate (admin and Keptn's metrics), Prometheus and portcullis-metrics
+# are held from here on by a process that keeps them bound (SO_REUSEADDR, never listening): a port
+# found free and released again could be taken (as the source port of one of the many connections
+# made until the programs start) before they bind it. Their listeners bind with SO_REUSEADDR (Rust's
+# tokio and Go's net package set it), so they can listen on it all the same.
 start ports python3 -c '
 import signal, socket
 held = []
-for _ in range(3):
+for _ in range(5):
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("127.0.0.1", 0))
@@ -240,18 +271,20 @@ for _ in range(3):
 print(*(s.getsockname()[1] for s in held), flush=True)
 signal.pause()
 '
-wait_until "three ports held for the webhook, the gate and Keptn's metrics" 30 test -s "$WORK/ports.log"
-read -r WEBHOOK_PORT GATE_PORT KEPTN_PORT <"$WORK/ports.log"
-[[ $WEBHOOK_PORT =~ ^[0-9]+$ && $GATE_PORT =~ ^[0-9]+$ && $KEPTN_PORT =~ ^[0-9]+$ &&
-  $WEBHOOK_PORT != "$GATE_PORT" && $KEPTN_PORT != "$GATE_PORT" && $KEPTN_PORT != "$WEBHOOK_PORT" ]] ||
-  fail "no three distinct ports: $(cat "$WORK/ports.log")"
+wait_until "five ports held for the webhook, the gate, Keptn's metrics, Prometheus and portcullis-metrics" \
+  30 test -s "$WORK/ports.log"
+read -r WEBHOOK_PORT GATE_PORT KEPTN_PORT PROM_PORT METRICS_PORT <"$WORK/ports.log"
+ports=("$WEBHOOK_PORT" "$GATE_PORT" "$KEPTN_PORT" "$PROM_PORT" "$METRICS_PORT")
+[[ "${ports[*]}" =~ ^[0-9]+( [0-9]+){4}$ && $(printf '%s\n' "${ports[@]}" | sort -u | wc -l) == 5 ]] ||
+  fail "no five distinct ports: $(cat "$WORK/ports.log")"
 
 # ---------------------------------------------------------------------------------------------
 step "Installing Portcullis: certificates from portcullis-certs, manifests of deploy/ (demo/local)"
 show "$BIN/portcullis-certs" create --dir "$WORK/certs"
-note "demo/local = deploy/base without the two Deployments and their PodDisruptionBudgets (the"
-note "binaries run as local processes here), and with the Service portcullis-webhook turned into an"
-note "ExternalName Service for localhost: the API server calls the local webhook through it."
+note "demo/local = deploy/base without the three Deployments (webhook, gate, metrics) and their"
+note "PodDisruptionBudgets (the binaries run as local processes here), and with the Service"
+note "portcullis-webhook turned into an ExternalName Service for localhost: the API server calls the"
+note "local webhook through it."
 printf '    $ kubectl kustomize demo/local | portcullis-certs patch --dir %s | kubectl apply -f -\n' \
   "$WORK/certs"
 kubectl kustomize "$DEMO/local" | "$BIN/portcullis-certs" patch --dir "$WORK/certs" 2>"$WORK/patch.log" |
@@ -334,20 +367,96 @@ note "portcullis-gate ready, admin on http://127.0.0.1:$GATE_PORT (/metrics), le
 show kubectl get lease -n "$SYSTEM_NS"
 
 # ---------------------------------------------------------------------------------------------
+step "Starting Prometheus $PROM_VERSION as a local process ($PROMETHEUS): the shop's metrics backend"
+PROM_DIR="$WORK/prometheus"
+mkdir -p "$PROM_DIR"
+cat >"$PROM_DIR/prometheus.yml" <<YAML
+# demo/run.sh: Prometheus for the KeptnMetricsProvider of namespace $NS.
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files: [rules.yml]
+scrape_configs:
+  - job_name: prometheus
+    static_configs:
+      - targets: ["127.0.0.1:$PROM_PORT"]
+YAML
+cat >"$PROM_DIR/rules.yml" <<YAML
+groups:
+  - name: shop
+    interval: 1s
+    rules:
+      # The shop's share of HTTP 5xx answers over 5 minutes, in percent: the series
+      # that the KeptnMetric error-rate queries. No shop serves traffic in the demo
+      # (kwok runs no container), so a constant stands for its 5xx rate: 0.2 %.
+      - record: $QUERY
+        expr: vector($ERROR_RATE)
+YAML
+show cat "$PROM_DIR/prometheus.yml"
+show cat "$PROM_DIR/rules.yml"
+PROM_CMD=("$PROMETHEUS" --config.file="$PROM_DIR/prometheus.yml" --storage.tsdb.path="$PROM_DIR/data"
+  --web.listen-address="127.0.0.1:$PROM_PORT")
+printf '    $ %s   (in the background, log: prometheus.log)\n' "$(quoted "${PROM_CMD[@]}")"
+start prometheus "${PROM_CMD[@]}"
+wait_until "Prometheus /-/ready" 60 "${OBSERVE[@]}" probe "http://127.0.0.1:$PROM_PORT/-/ready"
+PROM_QUERY="http://127.0.0.1:$PROM_PORT/api/v1/query?query=$QUERY"
+wait_until "Prometheus' recording rule to give $QUERY" 30 \
+  "${OBSERVE[@]}" get "$PROM_QUERY" "data.result.0.value.1=$ERROR_RATE"
+note "Prometheus ready on http://127.0.0.1:$PROM_PORT; it evaluates the rule every second:"
+show "${OBSERVE[@]}" get "$PROM_QUERY" "data.result.0.value.1=$ERROR_RATE"
+
+# ---------------------------------------------------------------------------------------------
 step "Enabling namespace $NS (annotation and label keptn.sh/lifecycle-toolkit: enabled)"
 show kubectl apply -f "$DEMO/app/namespace.yaml"
 
-step "Defining the app's checks: KeptnAppContext, KeptnTaskDefinition, KeptnEvaluationDefinition, KeptnMetric"
+step "Defining the app's checks: KeptnAppContext, KeptnTaskDefinition, KeptnEvaluationDefinition, KeptnMetric, KeptnMetricsProvider"
 show kubectl apply -f "$DEMO/app/checks.yaml"
 if ((FAIL)); then
   note "DEMO_FAIL=1: the task's container is to exit 1. The label below is what kwok, playing the"
   note "kubelet, reads on the Job's pod (the definition's labels reach it; tools/kwok-stages.yaml)."
   show kubectl -n "$NS" label keptntaskdefinition check-dependencies kwok.portcullis.dev/outcome=fail
 fi
-note "Playing the metrics provider: the KeptnMetric's status gets a value of 0.2 (%)"
-show kubectl -n "$NS" patch keptnmetric error-rate --subresource=status --type=merge \
-  -p "{\"status\":{\"value\":\"0.2\",\"rawValue\":\"MC4y\",\"lastUpdated\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\"}}"
-show kubectl get keptnmetric -n "$NS"
+note "The KeptnMetric's provider: the local Prometheus, whose port is chosen at run time (in a"
+note "cluster, a Service such as http://prometheus.monitoring:9090). portcullis-metrics, a local"
+note "process too, sends the queries; the API server never does."
+show_apply "$(
+  cat <<YAML
+apiVersion: metrics.keptn.sh/v1
+kind: KeptnMetricsProvider
+metadata:
+  name: prometheus
+  namespace: $NS
+spec:
+  type: prometheus
+  targetServer: http://127.0.0.1:$PROM_PORT
+YAML
+)"
+show kubectl get keptnmetricsproviders,keptnmetrics -n "$NS"
+
+# ---------------------------------------------------------------------------------------------
+step "Starting portcullis-metrics as a local process, as its ServiceAccount: the KeptnMetric's value from Prometheus"
+sa_kubeconfig portcullis-metrics
+start metrics env POD_NAMESPACE="$SYSTEM_NS" \
+  "$BIN/portcullis-metrics" --kubeconfig "$WORK/portcullis-metrics.kubeconfig" --leader-elect \
+  --lease-namespace "$SYSTEM_NS" --identity portcullis-metrics-local \
+  --address "127.0.0.1:$METRICS_PORT"
+wait_until "portcullis-metrics /readyz" 60 "${OBSERVE[@]}" probe "http://127.0.0.1:$METRICS_PORT/readyz"
+note "portcullis-metrics ready on http://127.0.0.1:$METRICS_PORT (port 9999 in a cluster, as Keptn's"
+note "metrics operator; log: metrics.log), leader via Lease portcullis-metrics.keptn.sh:"
+show kubectl get lease -n "$SYSTEM_NS"
+note "The leader queries the provider every fetchIntervalSeconds (10) and writes the KeptnMetric's"
+note "status:"
+metric_fetched() {
+  [[ $(kubectl get keptnmetric error-rate -n "$NS" -o jsonpath='{.status.value}') == "$ERROR_RATE" ]]
+}
+wait_until "KeptnMetric error-rate to show $ERROR_RATE (portcullis-metrics querying Prometheus)" 60 \
+  metric_fetched
+show kubectl get keptnmetric error-rate -n "$NS"
+show kubectl get keptnmetric error-rate -n "$NS" \
+  -o custom-columns=VALUE:.status.value,LASTUPDATED:.status.lastUpdated,ERRMSG:.status.errMsg
+note "The same value as Keptn's metrics API serves it (what KEDA's metrics-api scaler reads):"
+show "${OBSERVE[@]}" get "http://127.0.0.1:$METRICS_PORT/api/v1/metrics/$NS/error-rate" \
+  "value=$ERROR_RATE"
 
 # ---------------------------------------------------------------------------------------------
 step "Deploying the app: three annotated Deployments (keptn.sh/app: shop)"
@@ -393,7 +502,8 @@ done
 
 # Events and the objects the summary reads.
 snapshot() {
-  kubectl get keptnapps,kav,kwv,keptntasks,keptnevaluations,pods -n "$NS" -o json >"$WORK/now.json" &&
+  kubectl get keptnapps,kav,kwv,keptntasks,keptnevaluations,keptnmetrics,pods -n "$NS" -o json \
+    >"$WORK/now.json" &&
     kubectl get events -n "$NS" -o json >"$WORK/events.json"
 }
 held_reached() {

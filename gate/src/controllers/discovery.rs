@@ -12,8 +12,8 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use shared::crd::{
-    KeptnApp, KeptnAppCreationRequest, KeptnAppStatus, KeptnAppVersion, KeptnConfig, KeptnWorkload,
-    KeptnWorkloadStatus, KeptnWorkloadVersion,
+    KeptnApp, KeptnAppContext, KeptnAppCreationRequest, KeptnAppStatus, KeptnAppVersion,
+    KeptnConfig, KeptnWorkload, KeptnWorkloadStatus, KeptnWorkloadVersion,
 };
 
 use super::{Context, Start, drain, error_policy, instrumented, key, serve};
@@ -139,7 +139,11 @@ async fn reconcile_app(app: Arc<KeptnApp>, ctx: Arc<Context>) -> Result<Action, 
         tracing::debug!(namespace = %ns, app = %name, "waiting for the pods of the app's workloads");
         return Ok(Action::await_change());
     }
-    let context = ctx.caches.contexts.get(&key(&name, &ns));
+    let mut context = ctx
+        .caches
+        .contexts
+        .get(&key(&name, &ns))
+        .map(|c| c.spec.clone());
     let kav_cache = &ctx.caches.kav;
     let existing = |n: &str| {
         kav_cache.get(&key::<KeptnAppVersion>(n, &ns)).map(|k| {
@@ -149,7 +153,17 @@ async fn reconcile_app(app: Arc<KeptnApp>, ctx: Arc<Context>) -> Result<Action, 
                 .unwrap_or_default()
         })
     };
-    let plan = plan_app(&app, context.as_ref().map(|c| &c.spec), &existing);
+    let mut plan = plan_app(&app, context.as_ref(), &existing);
+    if plan.create.is_some() && context.is_none() {
+        // A new version copies its context once and for good, and a context applied together
+        // with the app may not have reached the cache yet: ask the API server before going
+        // without one (A5's one fallback read, once per version).
+        let api: Api<KeptnAppContext> = Api::namespaced(ctx.client.clone(), &ns);
+        if let Some(fresh) = timed(api.get_opt(&name)).await? {
+            context = Some(fresh.spec);
+            plan = plan_app(&app, context.as_ref(), &existing);
+        }
+    }
     let subject = Subject {
         namespace: ns.clone(),
         name: name.clone(),
