@@ -14,7 +14,10 @@ mod view;
 use std::collections::BTreeMap;
 
 pub use lists::{parse_metadata, split_list};
-pub use lookup::{gate_already_removed, lookup, lookup_app, lookup_version, lookup_workload};
+pub use lookup::{
+    FoundAt, Place, gate_already_removed, lookup, lookup_app, lookup_app_found, lookup_found,
+    lookup_version, lookup_version_found, lookup_workload, lookup_workload_found,
+};
 pub use names::{
     MAX_NAME_LEN, app_name, app_version, create_resource_name, evaluation_name, generation_hash,
     is_dns1123_subdomain, job_name, kav_name, kwv_name, task_name, workload_name,
@@ -30,6 +33,59 @@ pub enum MetaSource {
     Pod,
     /// On the parent (Deployment, StatefulSet, DaemonSet, Rollout) only.
     Parent,
+}
+
+/// Where a resolved value was read: on which object, under which key, as annotation or label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySource {
+    /// The pod (or pod template) itself, or its parent.
+    pub object: MetaSource,
+    /// The key, e.g. `keptn.sh/app` or `app.kubernetes.io/part-of`.
+    pub key: &'static str,
+    /// Annotation or label.
+    pub place: Place,
+}
+
+impl KeySource {
+    fn at(object: MetaSource, found: FoundAt<'static>) -> Self {
+        Self {
+            object,
+            key: found.key,
+            place: found.place,
+        }
+    }
+}
+
+/// Where the version came from (B §1.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VersionSource {
+    /// LOOKUP(version).
+    Key(KeySource),
+    /// The image tag of the container named by `keptn.sh/container`.
+    ImageTag {
+        /// The container.
+        container: String,
+        /// Where `keptn.sh/container` was found.
+        named_by: KeySource,
+    },
+    /// The hash of the containers' names, images and env.
+    ContainersHash {
+        /// The container named by `keptn.sh/container` (whose image has no usable tag) and
+        /// where the key was found; `None` without the key.
+        named: Option<(String, KeySource)>,
+    },
+}
+
+/// Where the workload, app and version of an [`Identity`] were read (for explanations; the
+/// webhook's decisions never look at it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provenance {
+    /// LOOKUP(workload).
+    pub workload: KeySource,
+    /// LOOKUP(app); `None` for a single-service app named after the workload.
+    pub app: Option<KeySource>,
+    /// The version.
+    pub version: VersionSource,
 }
 
 /// Kind of KeptnApp discovery the KeptnAppCreationRequest asks for (B §1.9).
@@ -177,6 +233,8 @@ pub struct Identity {
     /// with the raw values (which includes Keptn's computed version and single-service app).
     /// The caller patches only those that differ from what the pod already has.
     pub pod_annotations: BTreeMap<String, String>,
+    /// Where the workload, app and version were read.
+    pub provenance: Provenance,
 }
 
 impl Identity {
@@ -246,38 +304,80 @@ pub fn resolve(
     parent: Option<&ObjectMetaView>,
 ) -> Result<Option<Identity>, ResolveError> {
     if lookup_workload(pod).is_some() {
-        return identity(pod, containers, MetaSource::Pod, BTreeMap::new()).map(Some);
+        return identity(pod, containers, MetaSource::Pod, Copied::default()).map(Some);
     }
     let Some(parent) = parent.filter(|p| lookup_workload(p).is_some()) else {
         return Ok(None);
     };
-    let version = match lookup_version(parent) {
-        Some(version) => version.to_owned(),
+    let (version, version_source) = match lookup_version_found(parent) {
+        Some((version, found)) => (
+            version.to_owned(),
+            VersionSource::Key(KeySource::at(MetaSource::Parent, found)),
+        ),
         None => derive_version(containers, parent, MetaSource::Parent)?,
     };
-    let mut copied = BTreeMap::from([(keys::VERSION.to_owned(), version)]);
+    let mut copied = Copied {
+        values: BTreeMap::from([(keys::VERSION.to_owned(), version)]),
+        sources: BTreeMap::new(),
+        version: Some(version_source),
+    };
     for (primary, secondary) in PARENT_COPIED {
-        if let Some(value) = lookup(parent, primary, secondary) {
-            copied.insert(primary.to_owned(), value.to_owned());
+        if let Some((value, found)) = lookup_found(parent, primary, secondary) {
+            copied.values.insert(primary.to_owned(), value.to_owned());
+            copied
+                .sources
+                .insert(primary, KeySource::at(MetaSource::Parent, found));
         }
     }
     let mut overlaid = pod.clone();
-    overlaid.annotations.extend(copied.clone());
+    overlaid.annotations.extend(copied.values.clone());
     identity(&overlaid, containers, MetaSource::Parent, copied).map(Some)
+}
+
+/// What the parent path copied onto the pod (B §1.4), and where each value came from.
+#[derive(Default)]
+struct Copied {
+    /// The copied annotations, by primary key.
+    values: BTreeMap<String, String>,
+    /// Where each copied key's value was found on the parent.
+    sources: BTreeMap<&'static str, KeySource>,
+    /// Where the copied version came from.
+    version: Option<VersionSource>,
+}
+
+impl Copied {
+    /// The source of a value LOOKUP found on the (overlaid) pod: the parent's for a copied
+    /// annotation, else the pod's own key.
+    fn source_of(&self, found: FoundAt<'static>) -> KeySource {
+        match self.sources.get(found.key) {
+            Some(source) if found.place == Place::Annotation => source.clone(),
+            _ => KeySource::at(MetaSource::Pod, found),
+        }
+    }
 }
 
 fn derive_version(
     containers: &[ContainerView],
     meta: &ObjectMetaView,
     origin: MetaSource,
-) -> Result<String, ResolveError> {
-    version::derive_version(containers, lookup(meta, keys::CONTAINER, None)).map_err(
+) -> Result<(String, VersionSource), ResolveError> {
+    let container = lookup_found(meta, keys::CONTAINER, None);
+    let (version, derived) = version::derive(containers, container.map(|(name, _)| name)).map_err(
         |version::UnknownContainer(container)| ResolveError::ContainerNotFound {
             container,
             key: keys::CONTAINER,
             origin,
         },
-    )
+    )?;
+    let named = container.map(|(name, found)| (name.to_owned(), KeySource::at(origin, found)));
+    let source = match (derived, named) {
+        (version::Derived::ImageTag, Some((container, named_by))) => VersionSource::ImageTag {
+            container,
+            named_by,
+        },
+        (_, named) => VersionSource::ContainersHash { named },
+    };
+    Ok((version, source))
 }
 
 /// Everything read from `pod`, which has a workload key (on the parent path: overlaid).
@@ -285,14 +385,39 @@ fn identity(
     pod: &ObjectMetaView,
     containers: &[ContainerView],
     source: MetaSource,
-    mut pod_annotations: BTreeMap<String, String>,
+    copied: Copied,
 ) -> Result<Identity, ResolveError> {
-    let workload_value = lookup_workload(pod).unwrap_or_default().to_owned();
-    let version_value = match lookup_version(pod) {
-        Some(version) => version.to_owned(),
+    // Always found: the caller checked LOOKUP(workload).
+    let (workload_value, workload_found) = lookup_workload_found(pod).unwrap_or((
+        "",
+        FoundAt {
+            key: keys::WORKLOAD,
+            place: Place::Annotation,
+        },
+    ));
+    let workload_value = workload_value.to_owned();
+    let (version_value, version_source) = match lookup_version_found(pod) {
+        Some((version, found)) => {
+            let version_source = match &copied.version {
+                Some(copied_source)
+                    if found.key == keys::VERSION && found.place == Place::Annotation =>
+                {
+                    copied_source.clone()
+                }
+                _ => VersionSource::Key(KeySource::at(MetaSource::Pod, found)),
+            };
+            (version.to_owned(), version_source)
+        }
         None => derive_version(containers, pod, source)?,
     };
-    let app = lookup_app(pod);
+    let app_found = lookup_app_found(pod);
+    let app = app_found.map(|(value, _)| value);
+    let provenance = Provenance {
+        workload: copied.source_of(workload_found),
+        app: app_found.map(|(_, found)| copied.source_of(found)),
+        version: version_source,
+    };
+    let mut pod_annotations = copied.values;
     let names = ResourceNames::derive(app, &workload_value, &version_value)?;
     let app_value = app.unwrap_or(&workload_value).to_owned();
     let list = |key: &str| lookup(pod, key, None).map(split_list).unwrap_or_default();
@@ -315,6 +440,7 @@ fn identity(
         version_value,
         names,
         pod_annotations,
+        provenance,
     })
 }
 

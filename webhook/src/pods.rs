@@ -187,7 +187,9 @@ pub fn admit(
 }
 
 /// The parent whose metadata may annotate the pod (B §1.3); `Ok(None)` when there is none.
-fn parent_meta(
+/// Public for `kubectl portcullis explain`, which resolves the pod [`admit`] gated again to show
+/// where its values come from.
+pub fn parent_meta(
     namespace: &str,
     owner: &OwnerReference,
     snapshot: &(impl Snapshot + ?Sized),

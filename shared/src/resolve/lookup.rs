@@ -3,6 +3,34 @@
 use super::keys;
 use super::view::ObjectMetaView;
 
+/// Whether a value was found among the annotations or the labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Place {
+    /// `metadata.annotations`.
+    Annotation,
+    /// `metadata.labels`.
+    Label,
+}
+
+impl Place {
+    /// `annotation` or `label`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Place::Annotation => "annotation",
+            Place::Label => "label",
+        }
+    }
+}
+
+/// Where LOOKUP found its value: which key, as annotation or label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FoundAt<'k> {
+    /// The key (the primary or the secondary one).
+    pub key: &'k str,
+    /// Annotation or label.
+    pub place: Place,
+}
+
 /// LOOKUP(primary, secondary) of B §1.4: the first non-empty value of annotation `primary`,
 /// label `primary`, annotation `secondary`, label `secondary`. An empty value counts as absent.
 /// Pass `None` for keys without a secondary.
@@ -11,29 +39,57 @@ pub fn lookup<'a>(
     primary: &str,
     secondary: Option<&str>,
 ) -> Option<&'a str> {
-    let in_meta = |key: &str| {
-        [&meta.annotations, &meta.labels]
-            .into_iter()
-            .filter_map(|map| map.get(key))
-            .map(String::as_str)
-            .find(|value| !value.is_empty())
+    lookup_found(meta, primary, secondary).map(|(value, _)| value)
+}
+
+/// [`lookup`] with where the value was found (provenance, for `kubectl portcullis explain`):
+/// the one implementation of LOOKUP's order.
+pub fn lookup_found<'a, 'k>(
+    meta: &'a ObjectMetaView,
+    primary: &'k str,
+    secondary: Option<&'k str>,
+) -> Option<(&'a str, FoundAt<'k>)> {
+    let in_meta = |key: &'k str| {
+        [
+            (Place::Annotation, &meta.annotations),
+            (Place::Label, &meta.labels),
+        ]
+        .into_iter()
+        .filter_map(|(place, map)| map.get(key).map(|value| (value.as_str(), place)))
+        .find(|(value, _)| !value.is_empty())
+        .map(|(value, place)| (value, FoundAt { key, place }))
     };
     in_meta(primary).or_else(|| secondary.and_then(in_meta))
 }
 
 /// LOOKUP(workload): `keptn.sh/workload`, else `app.kubernetes.io/name`.
 pub fn lookup_workload(meta: &ObjectMetaView) -> Option<&str> {
-    lookup(meta, keys::WORKLOAD, Some(keys::K8S_NAME))
+    lookup_workload_found(meta).map(|(value, _)| value)
+}
+
+/// [`lookup_workload`] with where the value was found.
+pub fn lookup_workload_found(meta: &ObjectMetaView) -> Option<(&str, FoundAt<'static>)> {
+    lookup_found(meta, keys::WORKLOAD, Some(keys::K8S_NAME))
 }
 
 /// LOOKUP(version): `keptn.sh/version`, else `app.kubernetes.io/version`.
 pub fn lookup_version(meta: &ObjectMetaView) -> Option<&str> {
-    lookup(meta, keys::VERSION, Some(keys::K8S_VERSION))
+    lookup_version_found(meta).map(|(value, _)| value)
+}
+
+/// [`lookup_version`] with where the value was found.
+pub fn lookup_version_found(meta: &ObjectMetaView) -> Option<(&str, FoundAt<'static>)> {
+    lookup_found(meta, keys::VERSION, Some(keys::K8S_VERSION))
 }
 
 /// LOOKUP(app): `keptn.sh/app`, else `app.kubernetes.io/part-of`.
 pub fn lookup_app(meta: &ObjectMetaView) -> Option<&str> {
-    lookup(meta, keys::APP, Some(keys::K8S_PART_OF))
+    lookup_app_found(meta).map(|(value, _)| value)
+}
+
+/// [`lookup_app`] with where the value was found.
+pub fn lookup_app_found(meta: &ObjectMetaView) -> Option<(&str, FoundAt<'static>)> {
+    lookup_found(meta, keys::APP, Some(keys::K8S_PART_OF))
 }
 
 /// Whether the scheduling gate was already removed from this pod ([`crate::gate::REMOVED_MARKER`]
@@ -111,6 +167,33 @@ mod tests {
             let m = meta(annotations, labels);
             assert_eq!(lookup(&m, P, Some(S)), *want, "{rule}");
         }
+    }
+
+    #[test]
+    fn lookup_found_names_key_and_place() {
+        let m = meta(&[(S, "ann-s"), (P, "")], &[(P, "lab-p")]);
+        assert_eq!(
+            lookup_found(&m, P, Some(S)),
+            Some((
+                "lab-p",
+                FoundAt {
+                    key: P,
+                    place: Place::Label
+                }
+            ))
+        );
+        let m = meta(&[(S, "ann-s")], &[(S, "lab-s")]);
+        assert_eq!(
+            lookup_found(&m, P, Some(S)),
+            Some((
+                "ann-s",
+                FoundAt {
+                    key: S,
+                    place: Place::Annotation
+                }
+            ))
+        );
+        assert_eq!(lookup_found(&meta(&[], &[]), P, Some(S)), None);
     }
 
     #[test]

@@ -578,3 +578,105 @@ fn a7_workload_template_with_workload_as_parent() {
         "A7 rejection names the key"
     );
 }
+
+// ------------------------------------------------------------------ provenance
+
+fn at(object: MetaSource, key: &'static str, place: Place) -> KeySource {
+    KeySource { object, key, place }
+}
+
+#[test]
+fn provenance_pod_path_names_keys_and_places() {
+    let pod = meta()
+        .labelled(keys::K8S_NAME, "web")
+        .annotated(keys::K8S_PART_OF, "shop")
+        .labelled(keys::VERSION, "1.2");
+    let id = resolved(&pod, &[container("web", "img:9")], None);
+    assert_eq!(
+        id.provenance,
+        Provenance {
+            workload: at(MetaSource::Pod, keys::K8S_NAME, Place::Label),
+            app: Some(at(MetaSource::Pod, keys::K8S_PART_OF, Place::Annotation)),
+            version: VersionSource::Key(at(MetaSource::Pod, keys::VERSION, Place::Label)),
+        }
+    );
+}
+
+#[test]
+fn provenance_single_service_has_no_app_source() {
+    let pod = meta().annotated(keys::WORKLOAD, "web");
+    let cs = [container("web", "img:9")];
+    let id = resolved(&pod, &cs, None);
+    assert_eq!(id.provenance.app, None);
+    assert_eq!(
+        id.provenance.version,
+        VersionSource::ContainersHash { named: None }
+    );
+}
+
+#[test]
+fn provenance_version_from_image_tag_or_hash_of_named_container() {
+    let pod = meta()
+        .annotated(keys::WORKLOAD, "web")
+        .labelled(keys::CONTAINER, "web");
+    let id = resolved(&pod, &[container("web", "img:9")], None);
+    assert_eq!(id.version_value, "9");
+    assert_eq!(
+        id.provenance.version,
+        VersionSource::ImageTag {
+            container: "web".into(),
+            named_by: at(MetaSource::Pod, keys::CONTAINER, Place::Label),
+        }
+    );
+    let id = resolved(&pod, &[container("web", "img:latest")], None);
+    assert_eq!(
+        id.provenance.version,
+        VersionSource::ContainersHash {
+            named: Some((
+                "web".into(),
+                at(MetaSource::Pod, keys::CONTAINER, Place::Label)
+            )),
+        }
+    );
+}
+
+#[test]
+fn provenance_parent_path_separates_copied_and_own_values() {
+    // The parent gives workload and container; the app comes from the pod's own label.
+    let pod = meta().labelled(keys::K8S_PART_OF, "shop");
+    let parent = meta()
+        .labelled(keys::WORKLOAD, "web")
+        .annotated(keys::CONTAINER, "app");
+    let cs = [container("sidecar", "envoy:1"), container("app", "img:2.0")];
+    let id = resolved(&pod, &cs, Some(&parent));
+    assert_eq!(id.source, MetaSource::Parent);
+    assert_eq!(
+        id.provenance,
+        Provenance {
+            workload: at(MetaSource::Parent, keys::WORKLOAD, Place::Label),
+            app: Some(at(MetaSource::Pod, keys::K8S_PART_OF, Place::Label)),
+            version: VersionSource::ImageTag {
+                container: "app".into(),
+                named_by: at(MetaSource::Parent, keys::CONTAINER, Place::Annotation),
+            },
+        }
+    );
+    // A version key on the parent, and its app, win over the pod's.
+    let parent = parent
+        .labelled(keys::K8S_VERSION, "3")
+        .annotated(keys::K8S_PART_OF, "store");
+    let pod = pod.annotated(keys::APP, "mine");
+    let id = resolved(&pod, &cs, Some(&parent));
+    assert_eq!(
+        (id.app_value.as_str(), id.version_value.as_str()),
+        ("store", "3")
+    );
+    assert_eq!(
+        id.provenance.app,
+        Some(at(MetaSource::Parent, keys::K8S_PART_OF, Place::Annotation))
+    );
+    assert_eq!(
+        id.provenance.version,
+        VersionSource::Key(at(MetaSource::Parent, keys::K8S_VERSION, Place::Label))
+    );
+}

@@ -6,25 +6,44 @@ use super::view::ContainerView;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct UnknownContainer(pub String);
 
-/// The version of B §1.5: the image tag of the container named `container` when it has a usable
-/// one, else the FNV-1a hash of all containers' names, images and env.
-///
-/// A nameless container never matches an absent `container` (Keptn's code would match an empty
-/// name against an empty request, but valid pods always name their containers).
+/// [`derive`]'s version alone.
+#[cfg(test)]
 pub(super) fn derive_version(
     containers: &[ContainerView],
     container: Option<&str>,
 ) -> Result<String, UnknownContainer> {
+    derive(containers, container).map(|(version, _)| version)
+}
+
+/// How [`derive`] came to its version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Derived {
+    /// The image tag of the named container.
+    ImageTag,
+    /// The hash of all containers.
+    Hash,
+}
+
+/// The version of B §1.5: the image tag of the container named `container` when it has a usable
+/// one, else the FNV-1a hash of all containers' names, images and env; with which of the two it
+/// is.
+///
+/// A nameless container never matches an absent `container` (Keptn's code would match an empty
+/// name against an empty request, but valid pods always name their containers).
+pub(super) fn derive(
+    containers: &[ContainerView],
+    container: Option<&str>,
+) -> Result<(String, Derived), UnknownContainer> {
     if let Some(wanted) = container {
         let found = containers
             .iter()
             .find(|c| c.name == wanted)
             .ok_or_else(|| UnknownContainer(wanted.to_owned()))?;
         if let Some(tag) = image_tag(&found.image) {
-            return Ok(tag.to_owned());
+            return Ok((tag.to_owned(), Derived::ImageTag));
         }
     }
-    Ok(containers_hash(containers).to_string())
+    Ok((containers_hash(containers).to_string(), Derived::Hash))
 }
 
 /// The last `:`-separated part of an image reference, when there are at least two parts and it
