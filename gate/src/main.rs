@@ -20,5 +20,5 @@ async fn main() -> ExitCode {
         tracing::debug!("a rustls crypto provider was already installed");
     }
     let result = gate::run::run(cli).await;
-    gate::run::exit_code(result)
+    operator::leadership::exit_code(result)
 }

@@ -1,7 +1,6 @@
 //! Wiring: Kubernetes client, admin endpoints, leader election, then every controller, until
 //! SIGTERM or the loss of the Lease.
 
-use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 
@@ -74,7 +73,7 @@ async fn serve(cli: Cli, traces: Arc<Traces>) -> anyhow::Result<()> {
     } else {
         None
     };
-    let mut held = leadership;
+    let held = leadership;
     metrics.leader.set(1);
 
     let config = Arc::new(RwLock::new(RuntimeConfig::default()));
@@ -110,28 +109,7 @@ async fn serve(cli: Cli, traces: Arc<Traces>) -> anyhow::Result<()> {
         observability,
         ready,
     );
-    tokio::select! {
-        _ = controllers => anyhow::bail!("controllers stopped"),
-        lost = leadership::lost(held.as_mut()) => anyhow::bail!(lost),
-        _ = shared::shutdown::signal() => {
-            if let Some(held) = held {
-                held.release().await;
-            }
-            Ok(())
-        }
-    }
-}
-
-/// Ends the process's run: logs an error, and gives the exit code (failure on any error, so
-/// that a replica which lost the Lease restarts).
-pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    Ok(leadership::serve(controllers, "controllers", held).await?)
 }
 
 /// Applies the newest existing KeptnConfig before any controller decides with defaults.

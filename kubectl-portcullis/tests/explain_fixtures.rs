@@ -76,26 +76,6 @@ fn manifest(case: &Value) -> Vec<Value> {
     objects
 }
 
-fn describe(write: &Write) -> String {
-    match write {
-        Write::CreateWorkload(w) => format!(
-            "create KeptnWorkload {}/{}",
-            w.namespace().unwrap_or_default(),
-            w.name_any()
-        ),
-        Write::UpdateWorkload(w) => format!(
-            "update KeptnWorkload {}/{}",
-            w.namespace().unwrap_or_default(),
-            w.name_any()
-        ),
-        Write::CreateAppCreationRequest(r) => format!(
-            "create KeptnAppCreationRequest {}/{}",
-            r.namespace().unwrap_or_default(),
-            r.name_any()
-        ),
-    }
-}
-
 /// The webhook's core on the fixture's review.
 fn core_decision(case: &Value) -> Decision {
     let body = serde_json::to_vec(&case["review"]).unwrap();
@@ -125,7 +105,7 @@ fn assert_same(name: &str, e: &Explanation, decision: &Decision) {
             assert_eq!(e.patch, None, "{name}: patch");
         }
     }
-    let writes: Vec<String> = decision.writes.iter().map(describe).collect();
+    let writes: Vec<String> = decision.writes.iter().map(ToString::to_string).collect();
     assert_eq!(e.writes, writes, "{name}: writes");
 }
 

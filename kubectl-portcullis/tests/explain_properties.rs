@@ -371,26 +371,6 @@ fn world(case: &WorldCase) -> (Vec<Value>, MemorySnapshot, Options) {
     (objects, snapshot, options)
 }
 
-fn describe(write: &Write) -> String {
-    match write {
-        Write::CreateWorkload(w) => format!(
-            "create KeptnWorkload {}/{}",
-            w.namespace().unwrap_or_default(),
-            w.name_any()
-        ),
-        Write::UpdateWorkload(w) => format!(
-            "update KeptnWorkload {}/{}",
-            w.namespace().unwrap_or_default(),
-            w.name_any()
-        ),
-        Write::CreateAppCreationRequest(r) => format!(
-            "create KeptnAppCreationRequest {}/{}",
-            r.namespace().unwrap_or_default(),
-            r.name_any()
-        ),
-    }
-}
-
 fn ensure(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
     if ok { Ok(()) } else { Err(what()) }
 }
@@ -417,7 +397,7 @@ fn same(what: &str, e: &Explanation, decision: &Decision) -> Result<(), String> 
     ensure(explained == core, || {
         format!("{what}: explain said {explained:?}, the webhook {core:?}")
     })?;
-    let writes: Vec<String> = decision.writes.iter().map(describe).collect();
+    let writes: Vec<String> = decision.writes.iter().map(ToString::to_string).collect();
     ensure(e.writes == writes, || {
         format!("{what}: writes {:?} vs {writes:?}", e.writes)
     })?;

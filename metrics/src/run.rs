@@ -1,7 +1,6 @@
 //! Wiring: client, HTTP server, leader election, then the controller, until SIGTERM or the loss
 //! of the Lease.
 
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -40,7 +39,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     });
 
     let identity = cli.election.identity();
-    let mut held = if cli.election.leader_elect {
+    let held = if cli.election.leader_elect {
         let config = cli.election.lease_config(&identity);
         tracing::info!(lease = %config.name, identity = %identity, "waiting for leadership");
         tokio::select! {
@@ -52,26 +51,5 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let prometheus = Prometheus::new().context("building the HTTP clients of the providers")?;
     let controller = crate::controller::run(client, identity, prometheus, metrics, ready);
-    tokio::select! {
-        _ = controller => anyhow::bail!("controller stopped"),
-        lost = leadership::lost(held.as_mut()) => anyhow::bail!(lost),
-        _ = shared::shutdown::signal() => {
-            if let Some(held) = held {
-                held.release().await;
-            }
-            Ok(())
-        }
-    }
-}
-
-/// The process's exit code: failure on any error, so that a replica which lost the Lease
-/// restarts.
-pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    Ok(leadership::serve(controller, "controller", held).await?)
 }

@@ -1,6 +1,8 @@
 //! Holding a won Lease while the controllers run: renewals start at once (the fencing deadline
 //! runs from the acquisition), loss ends the process's run, shutdown hands the Lease back.
 
+use std::future::Future;
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -70,5 +72,46 @@ pub async fn lost(held: Option<&mut Held>) -> String {
     match held {
         Some(held) => held.lost().await,
         None => std::future::pending().await,
+    }
+}
+
+/// Why a binary's run ended other than by SIGTERM.
+#[derive(Debug, thiserror::Error)]
+pub enum Stopped {
+    #[error("{0} stopped")]
+    Work(&'static str),
+    #[error("{0}")]
+    Lost(String),
+}
+
+/// Runs `work` (the controllers, named `what`) until SIGTERM or Ctrl-C (`Ok`: the Lease is
+/// handed back), until the work ends, or until leadership is lost (`Err`: the process exits, a
+/// standby takes over while this replica restarts).
+pub async fn serve(
+    work: impl Future<Output = ()>,
+    what: &'static str,
+    mut held: Option<Held>,
+) -> Result<(), Stopped> {
+    tokio::select! {
+        _ = work => Err(Stopped::Work(what)),
+        lost = lost(held.as_mut()) => Err(Stopped::Lost(lost)),
+        _ = shared::shutdown::signal() => {
+            if let Some(held) = held {
+                held.release().await;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The process's exit code: failure on any error (logged with its causes), so that a replica
+/// which lost the Lease restarts.
+pub fn exit_code<E: std::fmt::Display>(result: Result<(), E>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
     }
 }

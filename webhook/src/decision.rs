@@ -74,6 +74,26 @@ pub enum Write {
     CreateAppCreationRequest(Box<KeptnAppCreationRequest>),
 }
 
+impl std::fmt::Display for Write {
+    /// `create KeptnWorkload <namespace>/<name>`, as logs, tests and `kubectl portcullis explain`
+    /// name a write.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (verb, kind, meta) = match self {
+            Write::CreateWorkload(w) => ("create", "KeptnWorkload", &w.metadata),
+            Write::UpdateWorkload(w) => ("update", "KeptnWorkload", &w.metadata),
+            Write::CreateAppCreationRequest(r) => {
+                ("create", "KeptnAppCreationRequest", &r.metadata)
+            }
+        };
+        write!(
+            f,
+            "{verb} {kind} {}/{}",
+            meta.namespace.as_deref().unwrap_or_default(),
+            meta.name.as_deref().unwrap_or_default()
+        )
+    }
+}
+
 /// The complete outcome of the core for one request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {

@@ -34,27 +34,6 @@ struct FakeCluster {
     world: MemorySnapshot,
 }
 
-fn describe(write: &Write) -> String {
-    use kube::ResourceExt;
-    match write {
-        Write::CreateWorkload(w) => format!(
-            "create KeptnWorkload {}/{}",
-            w.namespace().unwrap_or_default(),
-            w.name_any()
-        ),
-        Write::UpdateWorkload(w) => format!(
-            "update KeptnWorkload {}/{}",
-            w.namespace().unwrap_or_default(),
-            w.name_any()
-        ),
-        Write::CreateAppCreationRequest(r) => format!(
-            "create KeptnAppCreationRequest {}/{}",
-            r.namespace().unwrap_or_default(),
-            r.name_any()
-        ),
-    }
-}
-
 impl Cluster for FakeCluster {
     fn fetch<'a>(
         &'a self,
@@ -67,7 +46,7 @@ impl Cluster for FakeCluster {
     }
 
     fn write<'a>(&'a self, write: &'a Write) -> BoxFuture<'a, Result<(), ClusterError>> {
-        self.writes.lock().unwrap().push(describe(write));
+        self.writes.lock().unwrap().push(write.to_string());
         let fail = self.fail_writes.load(Ordering::SeqCst);
         Box::pin(async move {
             if fail {

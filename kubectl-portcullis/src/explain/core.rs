@@ -538,27 +538,6 @@ fn missing_note(needed: &Needed) -> Option<String> {
     ))
 }
 
-fn describe_write(write: &Write) -> String {
-    use kube::ResourceExt;
-    match write {
-        Write::CreateWorkload(w) => format!(
-            "create KeptnWorkload {}/{}",
-            w.namespace().unwrap_or_default(),
-            w.name_any()
-        ),
-        Write::UpdateWorkload(w) => format!(
-            "update KeptnWorkload {}/{}",
-            w.namespace().unwrap_or_default(),
-            w.name_any()
-        ),
-        Write::CreateAppCreationRequest(r) => format!(
-            "create KeptnAppCreationRequest {}/{}",
-            r.namespace().unwrap_or_default(),
-            r.name_any()
-        ),
-    }
-}
-
 /// Who "the pod" and "the parent" of [`MetaSource`] are, in source descriptions.
 struct Objects {
     own: String,
@@ -681,7 +660,7 @@ fn fill_verdict(out: &mut Explanation, decision: &Decision) {
             out.error = Some(denial.message.clone());
         }
     }
-    out.writes = decision.writes.iter().map(describe_write).collect();
+    out.writes = decision.writes.iter().map(ToString::to_string).collect();
 }
 
 /// Why a pod is left alone, from the webhook's message.
