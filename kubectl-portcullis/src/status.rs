@@ -88,7 +88,8 @@ where
     }
 }
 
-async fn list<K>(client: &Client, ns: Option<&str>) -> anyhow::Result<Vec<K>>
+/// Every `K` of `ns`, or of all namespaces.
+pub(crate) async fn list<K>(client: &Client, ns: Option<&str>) -> anyhow::Result<Vec<K>>
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -99,7 +100,10 @@ where
     let items = api::<K>(client, ns)
         .list(&ListParams::default())
         .await
-        .map_err(|e| anyhow::anyhow!("listing {kind}s: {e}"))?
+        .map_err(|e| match ns {
+            Some(ns) => anyhow::anyhow!("listing {kind}s in {ns}: {e}"),
+            None => anyhow::anyhow!("listing {kind}s: {e}"),
+        })?
         .items;
     Ok(items)
 }

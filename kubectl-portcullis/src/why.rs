@@ -11,12 +11,10 @@ use std::process::ExitCode;
 
 use clap::Args;
 use jiff::Timestamp;
-use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::ListParams;
-use kube::{Api, Client, Resource};
-use serde::de::DeserializeOwned;
+use kube::{Api, Client};
 use shared::crd::{
     KeptnApp, KeptnAppVersion, KeptnConfig, KeptnEvaluation, KeptnEvaluationDefinition, KeptnTask,
     KeptnTaskDefinition, KeptnWorkload, KeptnWorkloadVersion,
@@ -24,6 +22,7 @@ use shared::crd::{
 
 use crate::cli::Global;
 use crate::output::{Style, serialized, table};
+use crate::status::list;
 use diagnose::{Diagnosis, World, diagnose};
 
 /// Flags of `why`.
@@ -57,32 +56,32 @@ pub async fn run(args: &WhyArgs, global: &Global) -> anyhow::Result<ExitCode> {
     };
     let keptn_ns = args.keptn_namespace.as_str();
     let (workloads, apps, app_versions, workload_versions, tasks, evaluations, events) = tokio::try_join!(
-        list::<KeptnWorkload>(&client, &ns),
-        list::<KeptnApp>(&client, &ns),
-        list::<KeptnAppVersion>(&client, &ns),
-        list::<KeptnWorkloadVersion>(&client, &ns),
-        list::<KeptnTask>(&client, &ns),
-        list::<KeptnEvaluation>(&client, &ns),
-        list::<Event>(&client, &ns),
+        list::<KeptnWorkload>(&client, Some(&ns)),
+        list::<KeptnApp>(&client, Some(&ns)),
+        list::<KeptnAppVersion>(&client, Some(&ns)),
+        list::<KeptnWorkloadVersion>(&client, Some(&ns)),
+        list::<KeptnTask>(&client, Some(&ns)),
+        list::<KeptnEvaluation>(&client, Some(&ns)),
+        list::<Event>(&client, Some(&ns)),
     )?;
     // Definitions resolve in the pod's namespace, then the install namespace (which a user may
     // not be allowed to read: then only the first counts).
-    let mut task_definitions: Vec<String> = list::<KeptnTaskDefinition>(&client, &ns)
+    let mut task_definitions: Vec<String> = list::<KeptnTaskDefinition>(&client, Some(&ns))
         .await?
         .into_iter()
         .chain(optional(
-            list::<KeptnTaskDefinition>(&client, keptn_ns).await,
+            list::<KeptnTaskDefinition>(&client, Some(keptn_ns)).await,
         ))
         .filter_map(|d| d.metadata.name)
         .collect();
     task_definitions.sort();
     task_definitions.dedup();
     let evaluation_definitions: Vec<KeptnEvaluationDefinition> =
-        list::<KeptnEvaluationDefinition>(&client, &ns)
+        list::<KeptnEvaluationDefinition>(&client, Some(&ns))
             .await?
             .into_iter()
             .chain(optional(
-                list::<KeptnEvaluationDefinition>(&client, keptn_ns).await,
+                list::<KeptnEvaluationDefinition>(&client, Some(keptn_ns)).await,
             ))
             .collect();
     let blocking = block_deployment(&client).await;
@@ -110,21 +109,6 @@ pub async fn run(args: &WhyArgs, global: &Global) -> anyhow::Result<ExitCode> {
 
 fn optional<T>(result: anyhow::Result<Vec<T>>) -> Vec<T> {
     result.unwrap_or_default()
-}
-
-async fn list<K>(client: &Client, ns: &str) -> anyhow::Result<Vec<K>>
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug,
-{
-    let kind = K::kind(&());
-    Ok(Api::<K>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| anyhow::anyhow!("listing {kind}s in {ns}: {e}"))?
-        .items)
 }
 
 /// `blockDeployment` as the gate has it: from a KeptnConfig (the last one wins there; any one

@@ -375,6 +375,21 @@ pub async fn kwv_state(client: &Client, ns: &str, name: &str) -> Option<(String,
     Some((s.current_phase, s.status))
 }
 
+/// Waits until the KeptnWorkloadVersion `name` is in `phase` with `state`.
+pub async fn wait_for_kwv(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    phase: &str,
+    state: KeptnState,
+    what: &str,
+) {
+    wait_for(what, WAIT, || async {
+        (kwv_state(client, ns, name).await? == (phase.to_owned(), state.clone())).then_some(())
+    })
+    .await;
+}
+
 pub async fn kav_state(client: &Client, ns: &str, name: &str) -> Option<(String, KeptnState)> {
     let k: KeptnAppVersion = get(client, ns, name).await?;
     let s = k.status?;

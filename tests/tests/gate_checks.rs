@@ -301,14 +301,14 @@ async fn failing_task_backoff_keeps_pods_gated_and_cascades() {
     assert_eq!(s.status, KeptnState::Failed, "{s:?}");
     assert_eq!(s.reason, "BackoffLimitExceeded");
     assert_eq!(s.message, "Job has reached the specified backoff limit");
-    wait_for("KWV failed", WAIT, || {
-        let c = c.clone();
-        async move {
-            (kwv_state(&c, ns, "api-api-3").await?
-                == ("WorkloadPreDeployTasks".to_owned(), KeptnState::Failed))
-                .then_some(())
-        }
-    })
+    wait_for_kwv(
+        &c,
+        ns,
+        "api-api-3",
+        "WorkloadPreDeployTasks",
+        KeptnState::Failed,
+        "KWV failed",
+    )
     .await;
     let k = kwv(&c, ns, "api-api-3")
         .await
@@ -404,14 +404,14 @@ async fn task_over_its_timeout_fails_with_deadline_exceeded() {
         job.spec.as_ref().and_then(|s| s.active_deadline_seconds),
         Some(2)
     );
-    wait_for("KWV failed", WAIT, || {
-        let c = c.clone();
-        async move {
-            (kwv_state(&c, ns, "web-web-1").await?
-                == ("WorkloadPreDeployTasks".to_owned(), KeptnState::Failed))
-                .then_some(())
-        }
-    })
+    wait_for_kwv(
+        &c,
+        ns,
+        "web-web-1",
+        "WorkloadPreDeployTasks",
+        KeptnState::Failed,
+        "KWV failed",
+    )
     .await;
     assert!(pods(&c, ns, "web").await.iter().all(gated));
 }

@@ -31,7 +31,7 @@ use shared::crd::{
 use e2e::proxy::{Fault, FaultProxy, Rule};
 use e2e::{
     GATE, INSTALL_NS, OUTCOME, Processes, RUN_FOR, SERVICE, WAIT, certificates, client_for,
-    free_port, gated, metric, pods, ready, register_webhooks, released, wait_for,
+    free_port, gated, kwv_state, metric, pods, ready, register_webhooks, released, wait_for,
     wait_webhook_ready,
 };
 
@@ -229,15 +229,6 @@ where
         .await
         .map(|l| l.items)
         .unwrap_or_default()
-}
-
-async fn kwv_state(client: &Client, ns: &str, name: &str) -> Option<(String, KeptnState)> {
-    let k = Api::<KeptnWorkloadVersion>::namespaced(client.clone(), ns)
-        .get_opt(name)
-        .await
-        .ok()??;
-    let s = k.status?;
-    Some((s.current_phase, s.status))
 }
 
 /// Waits until the `n` pods of `app` are released (gate gone, removed-marker set) and Ready.

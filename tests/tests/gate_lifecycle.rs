@@ -81,14 +81,14 @@ async fn single_service_deployment_is_gated_released_and_completed() {
         }
     })
     .await;
-    wait_for("KWV waiter-waiter-0.4 Completed", WAIT, || {
-        let c = c.clone();
-        async move {
-            (kwv_state(&c, ns, "waiter-waiter-0.4").await?
-                == ("Completed".to_owned(), KeptnState::Succeeded))
-                .then_some(())
-        }
-    })
+    wait_for_kwv(
+        &c,
+        ns,
+        "waiter-waiter-0.4",
+        "Completed",
+        KeptnState::Succeeded,
+        "KWV waiter-waiter-0.4 Completed",
+    )
     .await;
     wait_for("KAV waiter-0.4-6b86b273 Completed", WAIT, || {
         let c = c.clone();
@@ -429,14 +429,14 @@ async fn failed_pre_task_keeps_pods_gated_with_warning() {
     assert_eq!(task.spec.context.workload_name, "api-api");
     assert_eq!(task.spec.context.object_type, "Workload");
     finish_task(&c, ns, &name, "Failed").await;
-    wait_for("KWV failed", WAIT, || {
-        let c = c.clone();
-        async move {
-            (kwv_state(&c, ns, "api-api-3").await?
-                == ("WorkloadPreDeployTasks".to_owned(), KeptnState::Failed))
-                .then_some(())
-        }
-    })
+    wait_for_kwv(
+        &c,
+        ns,
+        "api-api-3",
+        "WorkloadPreDeployTasks",
+        KeptnState::Failed,
+        "KWV failed",
+    )
     .await;
     let held = wait_for("a Warning on each held pod", WAIT, || {
         let c = c.clone();

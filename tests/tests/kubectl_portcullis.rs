@@ -116,14 +116,14 @@ async fn held_rollout_status_why_and_retry() {
     env.start_gate(&[]);
     task_definition(&c, ns, "check-db", "fail").await;
     rollout(&c, ns, "api", "3", 2, "check-db").await;
-    wait_for("KWV failed", WAIT, || {
-        let c = c.clone();
-        async move {
-            (kwv_state(&c, ns, "api-api-3").await?
-                == ("WorkloadPreDeployTasks".to_owned(), KeptnState::Failed))
-                .then_some(())
-        }
-    })
+    wait_for_kwv(
+        &c,
+        ns,
+        "api-api-3",
+        "WorkloadPreDeployTasks",
+        KeptnState::Failed,
+        "KWV failed",
+    )
     .await;
     let task: KeptnTask = tasks(&c, ns).await.into_iter().next().expect("the task");
     let task_name = task.name_any();
@@ -322,14 +322,14 @@ async fn held_rollout_status_why_and_retry() {
         }
     })
     .await;
-    wait_for("KWV Completed", WAIT, || {
-        let c = c.clone();
-        async move {
-            (kwv_state(&c, ns, "api-api-3").await?
-                == ("Completed".to_owned(), KeptnState::Succeeded))
-                .then_some(())
-        }
-    })
+    wait_for_kwv(
+        &c,
+        ns,
+        "api-api-3",
+        "Completed",
+        KeptnState::Succeeded,
+        "KWV Completed",
+    )
     .await;
     // A new task ran (new owner uid, new name) and succeeded.
     let all = tasks(&c, ns).await;

@@ -159,8 +159,57 @@ async fn fetched(client: &Client, prom: &Prometheus, ns: &str, name: &str, value
     .await;
 }
 
-fn the_kav_of(kavs: Vec<KeptnAppVersion>) -> Option<KeptnAppVersion> {
-    kavs.into_iter().next()
+/// The app `shop`: a KeptnAppContext asking for a pre-deployment evaluation of `error-rate < 0.5`
+/// (`retries` attempts every `interval`) and a Deployment of one pod with its workload objects.
+async fn shop_with_pre_evaluation(c: &Client, ns: &str, retries: i64, interval: &str) {
+    create::<KeptnEvaluationDefinition>(
+        c,
+        ns,
+        json!({
+            "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnEvaluationDefinition",
+            "metadata": {"name": "error-rate-low"},
+            "spec": {"objectives": [{"keptnMetricRef": {"name": "error-rate"}, "evaluationTarget": "<0.5"}],
+                     "retries": retries, "retryInterval": interval},
+        }),
+    )
+    .await;
+    create::<shared::crd::KeptnAppContext>(
+        c,
+        ns,
+        json!({
+            "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnAppContext",
+            "metadata": {"name": "shop"},
+            "spec": {"preDeploymentEvaluations": ["error-rate-low"]},
+        }),
+    )
+    .await;
+    let rs = gated_deployment(c, ns, "shop", "shop", "1", 1, json!({})).await;
+    workload_objects(c, ns, "shop", "shop", "1", &rs, &[]).await;
+    creation_request(c, ns, "shop", true).await;
+}
+
+/// The namespace's one KeptnEvaluation once its status satisfies `f`.
+async fn the_evaluation(
+    c: &Client,
+    ns: &str,
+    what: &str,
+    f: impl Fn(&shared::crd::KeptnEvaluationStatus) -> bool,
+) -> KeptnEvaluation {
+    wait_for(what, WAIT, || {
+        let c = c.clone();
+        let f = &f;
+        async move {
+            let e = Api::<KeptnEvaluation>::namespaced(c, ns)
+                .list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .next()?;
+            f(e.status.as_ref()?).then_some(e)
+        }
+    })
+    .await
 }
 
 /// Issue 14's scenario: a pre-deployment evaluation over a KeptnMetric that Prometheus feeds
@@ -179,46 +228,15 @@ async fn evaluation_holds_the_rollout_until_the_series_improves() {
     metric(&c, ns, "error-rate", QUERY).await;
     fetched(&c, &prom, ns, "error-rate", 0.9).await;
 
-    create::<KeptnEvaluationDefinition>(
-        &c,
-        ns,
-        json!({
-            "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnEvaluationDefinition",
-            "metadata": {"name": "error-rate-low"},
-            "spec": {"objectives": [{"keptnMetricRef": {"name": "error-rate"}, "evaluationTarget": "<0.5"}],
-                     "retries": 60, "retryInterval": "1s"},
-        }),
-    )
-    .await;
-    create::<shared::crd::KeptnAppContext>(
-        &c,
-        ns,
-        json!({
-            "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnAppContext",
-            "metadata": {"name": "shop"},
-            "spec": {"preDeploymentEvaluations": ["error-rate-low"]},
-        }),
-    )
-    .await;
-    let rs = gated_deployment(&c, ns, "shop", "shop", "1", 1, json!({})).await;
-    workload_objects(&c, ns, "shop", "shop", "1", &rs, &[]).await;
-    creation_request(&c, ns, "shop", true).await;
+    shop_with_pre_evaluation(&c, ns, 60, "1s").await;
 
     // The bad value fails attempts; the pod stays gated meanwhile.
-    let failing = wait_for("a failed evaluation attempt on the bad value", WAIT, || {
-        let c = c.clone();
-        async move {
-            let e = Api::<KeptnEvaluation>::namespaced(c, ns)
-                .list(&ListParams::default())
-                .await
-                .ok()?
-                .items
-                .into_iter()
-                .next()?;
-            let s = e.status.as_ref()?;
-            (s.retry_count >= 2).then_some(e)
-        }
-    })
+    let failing = the_evaluation(
+        &c,
+        ns,
+        "a failed evaluation attempt on the bad value",
+        |s| s.retry_count >= 2,
+    )
     .await;
     let s = failing.status.expect("status");
     assert_eq!(s.overall_status, KeptnState::Progressing, "{s:?}");
@@ -264,7 +282,7 @@ async fn evaluation_holds_the_rollout_until_the_series_improves() {
                 .await
                 .ok()?
                 .items;
-            let k = the_kav_of(kavs)?;
+            let k = kavs.into_iter().next()?;
             (k.status.as_ref()?.current_phase == "Completed").then_some(k)
         }
     })
@@ -459,42 +477,9 @@ async fn a_stale_value_is_refused_by_an_evaluation() {
         )
         .await
         .expect("stale status");
-    create::<KeptnEvaluationDefinition>(
-        &c,
-        ns,
-        json!({
-            "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnEvaluationDefinition",
-            "metadata": {"name": "error-rate-low"},
-            "spec": {"objectives": [{"keptnMetricRef": {"name": "error-rate"}, "evaluationTarget": "<0.5"}],
-                     "retries": 2, "retryInterval": "300ms"},
-        }),
-    )
-    .await;
-    create::<shared::crd::KeptnAppContext>(
-        &c,
-        ns,
-        json!({
-            "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnAppContext",
-            "metadata": {"name": "shop"},
-            "spec": {"preDeploymentEvaluations": ["error-rate-low"]},
-        }),
-    )
-    .await;
-    let rs = gated_deployment(&c, ns, "shop", "shop", "1", 1, json!({})).await;
-    workload_objects(&c, ns, "shop", "shop", "1", &rs, &[]).await;
-    creation_request(&c, ns, "shop", true).await;
-    let e = wait_for("the evaluation failed", WAIT, || {
-        let c = c.clone();
-        async move {
-            let e = Api::<KeptnEvaluation>::namespaced(c, ns)
-                .list(&ListParams::default())
-                .await
-                .ok()?
-                .items
-                .into_iter()
-                .next()?;
-            (e.status.as_ref()?.overall_status == KeptnState::Failed).then_some(e)
-        }
+    shop_with_pre_evaluation(&c, ns, 2, "300ms").await;
+    let e = the_evaluation(&c, ns, "the evaluation failed", |s| {
+        s.overall_status == KeptnState::Failed
     })
     .await;
     let item = &e.status.expect("status").evaluation_status["error-rate"];

@@ -42,6 +42,8 @@ pub mod fixtures;
 pub mod metrics;
 pub mod run;
 pub mod server;
+#[cfg(feature = "fixtures")]
+pub mod strategies;
 pub mod tls;
 
 #[cfg(test)]

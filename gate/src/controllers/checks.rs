@@ -504,37 +504,32 @@ async fn reconcile_task_definition(
                 namespace: Some(namespace.clone()),
                 ..Default::default()
             };
-            match config_map_action(&desired, existing.as_ref()) {
-                ConfigMapAction::Unchanged => {}
-                ConfigMapAction::Create(cm) => {
-                    match timed(config_maps.create(&PostParams::default(), &cm)).await {
-                        Ok(_) => {}
-                        Err(e) if e.is_status(409) => return Err(Error::Conflict(name)),
-                        Err(e) => {
-                            let event = config_map_failed_event(&namespace, &name, true);
-                            ctx.observability.recorders.task_definition.publish(
-                                &event,
-                                reference.clone(),
-                                BTreeMap::new(),
-                            );
-                            return Err(e.into());
-                        }
-                    }
-                }
-                ConfigMapAction::Replace(cm) => {
-                    match timed(config_maps.replace(&name, &PostParams::default(), &cm)).await {
-                        Ok(_) => {}
-                        Err(e) if e.is_status(409) => return Err(Error::Conflict(name)),
-                        Err(e) => {
-                            let event = config_map_failed_event(&namespace, &name, false);
-                            ctx.observability.recorders.task_definition.publish(
-                                &event,
-                                reference.clone(),
-                                BTreeMap::new(),
-                            );
-                            return Err(e.into());
-                        }
-                    }
+            let written = match config_map_action(&desired, existing.as_ref()) {
+                ConfigMapAction::Unchanged => None,
+                ConfigMapAction::Create(cm) => Some((
+                    true,
+                    timed(config_maps.create(&PostParams::default(), &cm))
+                        .await
+                        .map(drop),
+                )),
+                ConfigMapAction::Replace(cm) => Some((
+                    false,
+                    timed(config_maps.replace(&name, &PostParams::default(), &cm))
+                        .await
+                        .map(drop),
+                )),
+            };
+            match written {
+                None | Some((_, Ok(()))) => {}
+                Some((_, Err(e))) if e.is_status(409) => return Err(Error::Conflict(name)),
+                Some((create, Err(e))) => {
+                    let event = config_map_failed_event(&namespace, &name, create);
+                    ctx.observability.recorders.task_definition.publish(
+                        &event,
+                        reference.clone(),
+                        BTreeMap::new(),
+                    );
+                    return Err(e.into());
                 }
             }
             name
