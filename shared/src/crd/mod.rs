@@ -14,6 +14,7 @@
 mod app;
 mod common;
 mod config;
+pub mod conversion;
 mod evaluation;
 mod metric;
 mod metrics_provider;
@@ -41,8 +42,11 @@ use kube::CustomResourceExt;
 /// Adjustment to kube's derived CRD: for kinds whose spec has no required field (KeptnAppContext,
 /// KeptnTaskDefinition, KeptnConfig) `spec` is not required but defaults to `{}`, so an object
 /// written without a spec is accepted as by Keptn and is stored with the spec defaults applied.
+///
+/// The `lifecycle.keptn.sh` kinds also serve the older versions of Keptn's chart, converted by the
+/// webhook ([`conversion`]).
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![
+    let crds = vec![
         KeptnApp::crd(),
         spec_defaults_to_empty(KeptnAppContext::crd()),
         KeptnAppCreationRequest::crd(),
@@ -56,7 +60,15 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         spec_defaults_to_empty(KeptnConfig::crd()),
         KeptnMetric::crd(),
         KeptnMetricsProvider::crd(),
-    ]
+    ];
+    crds.into_iter()
+        .map(|crd| {
+            // Every older version is generated for the kind it names; a mismatch is a bug in the
+            // types, caught by the CRD tests, not something an install could run into.
+            conversion::with_older_versions(crd)
+                .unwrap_or_else(|e| panic!("merging the older versions of a CRD: {e}"))
+        })
+        .collect()
 }
 
 /// The file name a CRD is written to: `<plural>.<group>.yaml`.
