@@ -304,6 +304,31 @@ def check_webhook_configurations(target, docs, crd_files):
         expect(not hooks_with_bundle, f"{cfg['kind']}: static caBundle in the manifests {hooks_with_bundle}")
 
 
+def check_crd_conversion(target, docs, crd_files):
+    # Every CRD that converts its older versions calls the webhook Service of the install (A24),
+    # gets its caBundle the way the webhook configurations get theirs, and none is static.
+    converting = [d for d in find(docs, "CustomResourceDefinition")
+                  if d["spec"].get("conversion", {}).get("strategy") == "Webhook"]
+    expect(len(converting) >= 9, f"lifecycle CRDs converting through the webhook: {len(converting)}")
+    for crd in converting:
+        n = crd["metadata"]["name"]
+        cc = crd["spec"]["conversion"]["webhook"]["clientConfig"]
+        svc = cc.get("service", {})
+        expect((svc.get("name"), svc.get("namespace"), svc.get("path"), svc.get("port")) ==
+               ("portcullis-webhook", NS, "/convert", 443), f"{n}: conversion calls {svc}")
+        expect(not cc.get("caBundle"), f"{n}: static caBundle in the manifests")
+        expect(crd["spec"]["conversion"]["webhook"]["conversionReviewVersions"] == ["v1"],
+               f"{n}: conversionReviewVersions [v1]")
+        stored = [v["name"] for v in crd["spec"]["versions"] if v["storage"]]
+        expect(stored == ["v1"], f"{n}: stores {stored}")
+        ann = crd["metadata"].get("annotations", {})
+        if target == "overlays/cert-manager":
+            expect(ann.get("cert-manager.io/inject-ca-from") == f"{NS}/portcullis-webhook-tls",
+                   f"{n}: cert-manager.io/inject-ca-from {NS}/portcullis-webhook-tls")
+        else:
+            expect("cert-manager.io/inject-ca-from" not in ann, f"{n}: CA injection only in cert-manager")
+
+
 def check_certificate_source(target, docs, crd_files):
     secrets = find(docs, "Secret", "portcullis-webhook-tls", NS)
     if target == "overlays/cert-manager":
@@ -489,6 +514,7 @@ CHECKS = [
     check_webhook_deployment,
     check_gate_deployment,
     check_webhook_configurations,
+    check_crd_conversion,
     check_certificate_source,
     check_host_network,
     check_rbac,

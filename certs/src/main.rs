@@ -293,6 +293,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             tracing::info!(
                 webhooks = patched.webhooks,
+                conversions = patched.conversions,
                 secrets = patched.secrets,
                 "filled caBundle and the serving Secret"
             );
@@ -354,6 +355,7 @@ impl OutputArgs {
                 tracing::info!(
                     path = %path.display(),
                     webhooks = patched.webhooks,
+                    conversions = patched.conversions,
                     secrets = patched.secrets,
                     "filled caBundle and the serving Secret"
                 );

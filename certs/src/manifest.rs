@@ -83,6 +83,8 @@ pub struct Patched {
     pub yaml: String,
     /// How many webhooks call the Service.
     pub webhooks: usize,
+    /// How many CRDs convert their versions through the Service.
+    pub conversions: usize,
     /// How many serving Secrets were found (0 or 1 in a sane manifest).
     pub secrets: usize,
     /// Whether any value differed.
@@ -102,7 +104,7 @@ pub struct Install<'a> {
 
 /// Fills a multi-document manifest (e.g. `kubectl kustomize deploy/base`) with the certificates:
 /// `clientConfig.caBundle` of every webhook in the Mutating- and ValidatingWebhookConfigurations
-/// that calls `install.service`, and `tls.crt`, `tls.key`, `ca.crt` of the Secret
+/// and of every CRD's conversion webhook that calls `install.service`, and `tls.crt`, `tls.key`, `ca.crt` of the Secret
 /// `install.secret_name` in the Service's namespace. Everything else passes unchanged (comments
 /// are not kept). A manifest with neither, or whose webhooks all call other Services, is an
 /// error: the wrong file or `--service` was given.
@@ -116,7 +118,7 @@ pub fn patch_manifests(what: &str, yaml: &str, install: Install<'_>) -> Result<P
     let bundle =
         base64::engine::general_purpose::STANDARD.encode(material.ca_bundle_pem.as_bytes());
     let mut out = Vec::new();
-    let (mut webhooks, mut secrets, mut changed) = (0, 0, false);
+    let (mut webhooks, mut conversions, mut secrets, mut changed) = (0, 0, 0, false);
     // Services the manifest's webhooks call, for the error when none is ours.
     let mut called: Vec<String> = Vec::new();
     for (i, de) in serde_yaml::Deserializer::from_str(yaml).enumerate() {
@@ -155,22 +157,29 @@ pub fn patch_manifests(what: &str, yaml: &str, install: Install<'_>) -> Result<P
             && let Some(list) = doc.get_mut("webhooks").and_then(Value::as_sequence_mut)
         {
             for hook in list {
-                let Some(cc) = hook.get_mut("clientConfig").and_then(Value::as_mapping_mut) else {
-                    continue;
-                };
-                let svc = cc.get("service");
-                let svc_name = svc.and_then(|s| s.get("name")).and_then(Value::as_str);
-                let svc_ns = svc.and_then(|s| s.get("namespace")).and_then(Value::as_str);
-                if svc_name != Some(service.service()) || svc_ns != Some(service.namespace()) {
-                    called.push(format!(
-                        "{}.{}",
-                        svc_name.unwrap_or("(url)"),
-                        svc_ns.unwrap_or_default()
-                    ));
-                    continue;
+                if let Some(cc) = hook.get_mut("clientConfig").and_then(Value::as_mapping_mut) {
+                    match fill_client_config(cc, service, &bundle) {
+                        Ok(c) => {
+                            webhooks += 1;
+                            changed |= c;
+                        }
+                        Err(other) => called.push(other),
+                    }
                 }
-                webhooks += 1;
-                changed |= set_string(cc, "caBundle", &bundle);
+            }
+        } else if api_version == "apiextensions.k8s.io/v1"
+            && kind == "CustomResourceDefinition"
+            && let Some(cc) = doc
+                .get_mut("spec")
+                .and_then(|s| s.get_mut("conversion"))
+                .and_then(|c| c.get_mut("webhook"))
+                .and_then(|w| w.get_mut("clientConfig"))
+                .and_then(Value::as_mapping_mut)
+        {
+            // A CRD converting through another Service is someone else's; left as it is.
+            if let Ok(c) = fill_client_config(cc, service, &bundle) {
+                conversions += 1;
+                changed |= c;
             }
         } else if api_version == "v1"
             && kind == "Secret"
@@ -222,9 +231,30 @@ pub fn patch_manifests(what: &str, yaml: &str, install: Install<'_>) -> Result<P
     Ok(Patched {
         yaml: out.join("---\n"),
         webhooks,
+        conversions,
         secrets,
         changed,
     })
+}
+
+/// Sets `caBundle` of a webhook client config that calls `service`; returns whether it changed,
+/// or `Err("name.namespace")` of the Service it calls instead.
+fn fill_client_config(
+    cc: &mut Mapping,
+    service: &ServiceName,
+    bundle: &str,
+) -> Result<bool, String> {
+    let svc = cc.get("service");
+    let svc_name = svc.and_then(|s| s.get("name")).and_then(Value::as_str);
+    let svc_ns = svc.and_then(|s| s.get("namespace")).and_then(Value::as_str);
+    if svc_name != Some(service.service()) || svc_ns != Some(service.namespace()) {
+        return Err(format!(
+            "{}.{}",
+            svc_name.unwrap_or("(url)"),
+            svc_ns.unwrap_or_default()
+        ));
+    }
+    Ok(set_string(cc, "caBundle", bundle))
 }
 
 /// Sets `key` to `value`; returns whether it was different.

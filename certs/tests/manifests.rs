@@ -112,6 +112,41 @@ fn base_manifests_get_ca_bundle_and_secret_and_a_second_run_changes_nothing() {
 }
 
 #[test]
+fn crds_converting_through_the_webhook_get_the_ca_bundle_and_others_are_left_alone() {
+    let m = create(&names(), &short_policy(), t0()).unwrap();
+    let n = names();
+    let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/crds/");
+    let mut text = String::new();
+    for f in [
+        "keptntasks.lifecycle.keptn.sh.yaml",
+        "keptnapps.lifecycle.keptn.sh.yaml",
+        "keptnmetrics.metrics.keptn.sh.yaml",
+    ] {
+        text.push_str(&std::fs::read_to_string(format!("{crds}{f}")).unwrap());
+    }
+    text.push_str(
+        "---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: others.example.com}\n\
+         spec:\n  conversion:\n    strategy: Webhook\n    webhook:\n      clientConfig:\n        service: {name: other, namespace: elsewhere}\n",
+    );
+    text.push_str(&base_manifests());
+    let p = patch_manifests("crds", &text, install(&n, &m)).unwrap();
+    assert_eq!((p.webhooks, p.conversions, p.secrets), (3, 2, 1));
+    for d in docs(&p.yaml)
+        .iter()
+        .filter(|d| d["kind"] == "CustomResourceDefinition")
+    {
+        let cc = &d["spec"]["conversion"]["webhook"]["clientConfig"];
+        match d["metadata"]["name"].as_str().unwrap() {
+            "keptntasks.lifecycle.keptn.sh" | "keptnapps.lifecycle.keptn.sh" => {
+                assert_eq!(decode(&cc["caBundle"]), m.ca_bundle_pem);
+                assert_eq!(cc["service"]["path"], "/convert");
+            }
+            _ => assert!(cc.get("caBundle").is_none(), "{:?}", d["metadata"]),
+        }
+    }
+}
+
+#[test]
 fn webhooks_of_other_services_are_left_alone() {
     let m = create(&names(), &short_policy(), t0()).unwrap();
     let yaml = r#"

@@ -18,7 +18,8 @@ use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{ListParams, PostParams};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use serde_json::json;
@@ -694,4 +695,27 @@ pub async fn register_webhooks(client: &Client, ca: &str, port: u16, failure_pol
         .create(&PostParams::default(), &mwc)
         .await
         .expect("registration");
+    register_conversion(client, ca, port).await;
+}
+
+/// Points every CRD that converts through the webhook at the local webhook (`port`, CA bundle
+/// `ca`), as `portcullis-certs patch` does for an install.
+pub async fn register_conversion(client: &Client, ca: &str, port: u16) {
+    let bundle = base64::engine::general_purpose::STANDARD.encode(ca);
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in shared::crd::all() {
+        if crd.spec.conversion.as_ref().map(|c| c.strategy.as_str()) != Some("Webhook") {
+            continue;
+        }
+        let patch = json!({"spec": {"conversion": {"webhook": {"clientConfig": {
+            "caBundle": bundle, "service": {"port": port}
+        }}}}});
+        crds.patch(
+            crd.metadata.name.as_deref().unwrap_or_default(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .expect("conversion registered");
+    }
 }

@@ -1,5 +1,6 @@
 //! Portcullis admission webhook (SPEC A1–A10, A22, B §1): gates pods of annotated workloads,
-//! creates their KeptnWorkloads and KeptnAppCreationRequests, validates KeptnTaskDefinitions.
+//! creates their KeptnWorkloads and KeptnAppCreationRequests, validates KeptnTaskDefinitions,
+//! converts the older `lifecycle.keptn.sh` versions ([`conversion`], A24).
 //!
 //! A pure core decides from an AdmissionRequest and a [`snapshot::Snapshot`] of the watch caches
 //! ([`pods`], [`workloads`], [`taskdefinition`], [`desired`], [`patch`]); a thin shell serves
@@ -24,6 +25,7 @@
 //!   controller deletes again without effect, so only the API call is saved (A10).
 //! - Reinvocation: a pod that already carries the gate and the stamp is admitted unchanged.
 
+pub mod conversion;
 pub mod decision;
 pub mod desired;
 pub mod namespaces;

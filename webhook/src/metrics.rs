@@ -20,7 +20,8 @@ const LATENCY_BUCKETS: [f64; 16] = [
 pub struct RequestLabels {
     /// The endpoint path.
     pub path: &'static str,
-    /// `allowed`, `patched`, `denied` or `invalid` (unreadable review, HTTP 400).
+    /// `allowed`, `patched`, `denied` or `invalid` (unreadable review, HTTP 400); on `/convert`,
+    /// `converted` or `refused`.
     pub decision: &'static str,
 }
 

@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::cluster::{Cluster, failure_message};
+use crate::conversion;
 use crate::decision::{Decision, Denial, Needed, Verdict};
 use crate::metrics::{Metrics, PathLabels, RequestLabels};
 use crate::review;
@@ -201,6 +202,49 @@ async fn validate_task_definition(State(app): State<Arc<App>>, body: Bytes) -> R
     app.admit(Endpoint::TaskDefinition, &body).await
 }
 
+/// CRD conversion (A24): answered without the caches, so it works before they sync.
+async fn convert(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let started = Instant::now();
+    let path = shared::crd::conversion::CONVERT_PATH;
+    let (decision, response) = match conversion::parse(&body) {
+        Err(err) => (
+            "invalid",
+            (
+                StatusCode::BAD_REQUEST,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                err.to_string(),
+            )
+                .into_response(),
+        ),
+        Ok(request) => {
+            let uid = request.uid.clone();
+            let (outcome, review) = conversion::respond(request);
+            if outcome == conversion::Outcome::Refused {
+                let message = review
+                    .response
+                    .as_ref()
+                    .map(|r| r.result.message.clone())
+                    .unwrap_or_default();
+                tracing::info!(%uid, reason = %message, "conversion refused");
+            }
+            let body = serde_json::to_vec(&review).unwrap_or_default();
+            (
+                outcome.label(),
+                ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+            )
+        }
+    };
+    app.metrics
+        .requests
+        .get_or_create(&RequestLabels { path, decision })
+        .inc();
+    app.metrics
+        .duration
+        .get_or_create(&PathLabels { path })
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
 async fn healthz() -> &'static str {
     "ok"
 }
@@ -247,6 +291,7 @@ pub fn router(app: Arc<App>, limits: Limits) -> Router {
         .route(POD_PATH, post(mutate_pod))
         .route(WORKLOAD_PATH, post(mutate_workload))
         .route(TASK_DEFINITION_PATH, post(validate_task_definition))
+        .route(shared::crd::conversion::CONVERT_PATH, post(convert))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -132,7 +132,7 @@ fn is_empty(v: &Value) -> bool {
 /// except for the carry annotations, so implementations simply move it across.
 pub trait Convert: CustomResourceExt + Serialize + DeserializeOwned {
     /// The `v1` type of the same kind.
-    type Hub: Serialize + DeserializeOwned;
+    type Hub: CustomResourceExt + Serialize + DeserializeOwned;
     fn to_hub(self, carry: &mut Carry) -> Result<Self::Hub, Refusal>;
     fn from_hub(hub: Self::Hub, carry: &mut Carry) -> Result<Self, Refusal>;
 }
@@ -147,6 +147,13 @@ pub struct Spoke {
     crd: fn() -> CustomResourceDefinition,
     to_hub: Step,
     from_hub: Step,
+    /// Test support: the hub's CRD, and an object of either side through its type and back.
+    #[cfg(test)]
+    hub_crd: fn() -> CustomResourceDefinition,
+    #[cfg(test)]
+    normalize: fn(Value) -> Result<Value, String>,
+    #[cfg(test)]
+    normalize_hub: fn(Value) -> Result<Value, String>,
 }
 
 impl Spoke {
@@ -167,6 +174,18 @@ impl Spoke {
                     .map_err(|e| Refusal::new("", format!("does not parse: {e}")))?;
                 let old = T::from_hub(hub, carry)?;
                 serde_json::to_value(old).map_err(|e| Refusal::new("", e.to_string()))
+            },
+            #[cfg(test)]
+            hub_crd: T::Hub::crd,
+            #[cfg(test)]
+            normalize: |v| {
+                let t: T = serde_json::from_value(v).map_err(|e| e.to_string())?;
+                serde_json::to_value(t).map_err(|e| e.to_string())
+            },
+            #[cfg(test)]
+            normalize_hub: |v| {
+                let t: T::Hub = serde_json::from_value(v).map_err(|e| e.to_string())?;
+                serde_json::to_value(t).map_err(|e| e.to_string())
             },
         }
     }
@@ -214,7 +233,8 @@ fn spokes_of(kind: &str) -> impl Iterator<Item = &'static Spoke> + '_ {
 }
 
 /// `hub` (a `v1` CRD of this group) with every older version of its kind served next to it, `v1`
-/// stored, and conversion through the webhook's [`CONVERT_PATH`] when there are any.
+/// stored, and conversion through the webhook's [`CONVERT_PATH`] when any of them differs from
+/// `v1`.
 pub fn with_older_versions(
     mut hub: CustomResourceDefinition,
 ) -> Result<CustomResourceDefinition, kube::core::crd::MergeError> {
@@ -223,6 +243,16 @@ pub fn with_older_versions(
     if older.is_empty() {
         return Ok(hub);
     }
+    // Versions whose schema is v1's (descriptions aside) need no conversion: the API server
+    // only rewrites `apiVersion` then, and nothing depends on the webhook being up.
+    let schema = |crd: &CustomResourceDefinition| {
+        crd.spec
+            .versions
+            .first()
+            .and_then(|v| v.schema.as_ref())
+            .map(|s| without_descriptions(serde_json::to_value(s).unwrap_or_default()))
+    };
+    let identical = older.iter().all(|crd| schema(crd) == schema(&hub));
     let mut all = vec![hub.clone()];
     all.extend(older);
     hub = kube::core::crd::merge_crds(all, HUB)?;
@@ -230,6 +260,9 @@ pub fn with_older_versions(
     hub.spec
         .versions
         .sort_by_key(|v| (v.name != HUB, version_order(&v.name)));
+    if identical {
+        return Ok(hub);
+    }
     hub.spec.conversion = Some(CustomResourceConversion {
         strategy: "Webhook".into(),
         webhook: Some(WebhookConversion {
@@ -246,6 +279,19 @@ pub fn with_older_versions(
         }),
     });
     Ok(hub)
+}
+
+fn without_descriptions(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(k, _)| k != "description")
+                .map(|(k, v)| (k, without_descriptions(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(without_descriptions).collect()),
+        other => other,
+    }
 }
 
 /// Kubernetes' version priority, reversed: alphas before betas before GA, lower numbers first.
