@@ -48,16 +48,16 @@ use kube::CustomResourceExt;
 pub fn all() -> Vec<CustomResourceDefinition> {
     let crds = vec![
         KeptnApp::crd(),
-        spec_defaults_to_empty(KeptnAppContext::crd()),
+        KeptnAppContext::crd(),
         KeptnAppCreationRequest::crd(),
         KeptnAppVersion::crd(),
         KeptnWorkload::crd(),
         KeptnWorkloadVersion::crd(),
-        spec_defaults_to_empty(KeptnTaskDefinition::crd()),
+        KeptnTaskDefinition::crd(),
         KeptnTask::crd(),
         KeptnEvaluationDefinition::crd(),
         KeptnEvaluation::crd(),
-        spec_defaults_to_empty(KeptnConfig::crd()),
+        KeptnConfig::crd(),
         KeptnMetric::crd(),
         KeptnMetricsProvider::crd(),
     ];
@@ -65,8 +65,14 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         .map(|crd| {
             // Every older version is generated for the kind it names; a mismatch is a bug in the
             // types, caught by the CRD tests, not something an install could run into.
-            conversion::with_older_versions(crd)
-                .unwrap_or_else(|e| panic!("merging the older versions of a CRD: {e}"))
+            let crd = conversion::with_older_versions(crd)
+                .unwrap_or_else(|e| panic!("merging the older versions of a CRD: {e}"));
+            match crd.spec.names.kind.as_str() {
+                "KeptnAppContext" | "KeptnTaskDefinition" | "KeptnConfig" => {
+                    spec_defaults_to_empty(crd)
+                }
+                _ => crd,
+            }
         })
         .collect()
 }
