@@ -8,8 +8,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Carry, Convert, Refusal, Spoke};
+use crate::crd::TaskContext;
 use crate::crd::common::{Duration, default_retries_i32, default_timeout};
-use crate::crd::{KeptnTaskStatus, TaskContext};
 
 pub(super) fn spokes() -> Vec<Spoke> {
     vec![
@@ -26,7 +26,9 @@ fn restore_limits(carry: &mut Carry) -> (i32, Duration) {
         carry
             .restore("spec.retries")
             .unwrap_or_else(default_retries_i32),
-        carry.restore("spec.timeout").unwrap_or_else(default_timeout),
+        carry
+            .restore("spec.timeout")
+            .unwrap_or_else(default_timeout),
     )
 }
 
@@ -107,7 +109,11 @@ pub mod legacy {
     /// only one v1 has (a top-level name that differs travels in the carry).
     fn filled(ctx: &TaskContext, top: &TopLevel) -> TaskContext {
         let or = |own: &String, top: &String| {
-            if own.is_empty() { top.clone() } else { own.clone() }
+            if own.is_empty() {
+                top.clone()
+            } else {
+                own.clone()
+            }
         };
         TaskContext {
             workload_name: or(&ctx.workload_name, &top.workload),
@@ -556,7 +562,10 @@ mod tests {
         }
         assert_eq!(hub["spec"]["retries"], 10);
         assert_eq!(hub["spec"]["timeout"], "5m");
-        assert_eq!(hub["spec"]["parameters"], json!({"map": {"url": "http://frontend"}}));
+        assert_eq!(
+            hub["spec"]["parameters"],
+            json!({"map": {"url": "http://frontend"}})
+        );
         assert_eq!(hub["status"]["status"], "Succeeded");
         back::<T>(&hub, version, &old);
 
