@@ -175,10 +175,12 @@ async fn every_kind_at_every_older_version_applies_and_reads_back_as_v1_and_as_i
         if let Some(m) = manifest["metadata"].as_object_mut() {
             m.remove("annotations");
         }
-        kubectl
-            .apply(&manifest)
-            .await
-            .unwrap_or_else(|e| panic!("kubectl apply {} {}: {e}\n{manifest}", spoke.kind, spoke.version));
+        kubectl.apply(&manifest).await.unwrap_or_else(|e| {
+            panic!(
+                "kubectl apply {} {}: {e}\n{manifest}",
+                spoke.kind, spoke.version
+            )
+        });
 
         let stored = Api::<DynamicObject>::namespaced_with(
             c.clone(),
@@ -190,8 +192,9 @@ async fn every_kind_at_every_older_version_applies_and_reads_back_as_v1_and_as_i
         .unwrap_or_else(|e| panic!("{} {name} as v1: {e}", spoke.kind));
         let stored = serde_json::to_value(&stored).expect("json");
         // Fields the older version cannot hold are absent, not wrong; what it holds is all there.
-        let expected_v1 = shared::crd::conversion::convert(manifest.clone(), &format!("{GROUP}/{HUB}"))
-            .expect("converts to v1");
+        let expected_v1 =
+            shared::crd::conversion::convert(manifest.clone(), &format!("{GROUP}/{HUB}"))
+                .expect("converts to v1");
         assert!(
             contains(&stored["spec"], &expected_v1["spec"]),
             "{} {}: read as v1\n have {}\n want {}",
@@ -213,7 +216,10 @@ async fn every_kind_at_every_older_version_applies_and_reads_back_as_v1_and_as_i
         checked += 1;
     }
     assert_eq!(checked, spokes().len());
-    assert!(checked >= 30, "every older version of every kind: {checked}");
+    assert!(
+        checked >= 30,
+        "every older version of every kind: {checked}"
+    );
 }
 
 /// A24, B §5: the KeptnTask example of Keptn's own documentation, written at v1alpha3, is
@@ -252,7 +258,10 @@ async fn keptns_documented_v1alpha3_keptn_task_runs() {
             "annotations": {"kwok.portcullis.dev/run-for": "300ms"}},
         "spec": {"container": {"name": "hello", "image": "busybox:1.36", "command": ["echo", "hello"]}}
     });
-    kubectl.apply(&definition).await.expect("definition applied");
+    kubectl
+        .apply(&definition)
+        .await
+        .expect("definition applied");
     let task = json!({
         "apiVersion": "lifecycle.keptn.sh/v1alpha3", "kind": "KeptnTask",
         "metadata": {"name": "run-hello-keptn", "namespace": ns},

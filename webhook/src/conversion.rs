@@ -105,7 +105,11 @@ mod tests {
     fn one_object_that_cannot_be_converted_fails_the_review_with_its_reason() {
         let mut unknown = app("v1");
         unknown["apiVersion"] = json!("lifecycle.keptn.sh/v9");
-        let request = parse(&review("lifecycle.keptn.sh/v1", vec![app("v1alpha3"), unknown])).unwrap();
+        let request = parse(&review(
+            "lifecycle.keptn.sh/v1",
+            vec![app("v1alpha3"), unknown],
+        ))
+        .unwrap();
         let (outcome, answer) = respond(request);
         assert_eq!(outcome, Outcome::Refused);
         let answer = serde_json::to_value(answer).unwrap();
@@ -113,7 +117,10 @@ mod tests {
         assert_eq!(answer["response"]["result"]["status"], "Failure");
         let message = answer["response"]["result"]["message"].as_str().unwrap();
         assert!(message.contains("v9"), "{message}");
-        assert!(message.contains("v1alpha3"), "names what is served: {message}");
+        assert!(
+            message.contains("v1alpha3"),
+            "names what is served: {message}"
+        );
     }
 
     #[test]

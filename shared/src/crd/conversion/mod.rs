@@ -107,6 +107,14 @@ impl Carry {
         }
     }
 
+    /// Keeps `value` when it is set at all, even empty: for fields whose presence alone means
+    /// something (`python: {}` picks the runtime).
+    pub fn keep_present<T: Serialize>(&mut self, field: &str, value: &Option<T>) {
+        if let Some(v) = value.as_ref().and_then(|v| serde_json::to_value(v).ok()) {
+            self.outgoing.insert(field.to_string(), v);
+        }
+    }
+
     /// What was kept under `field` when this object was converted from the version it is now
     /// converted back to; `None` when nothing was (or it no longer parses as `T`).
     pub fn restore<T: DeserializeOwned>(&mut self, field: &str) -> Option<T> {

@@ -64,14 +64,16 @@ pub mod legacy {
         let cmd: String = carry
             .restore("spec.function.cmdParameters")
             .unwrap_or_default();
-        // A python or container runtime read at this version comes back only while no function
-        // was written in its place.
-        let (python, container) = match function {
-            None => (
+        // A python or container runtime read at this version comes back unless a function was
+        // written in its place: none, or the very function it was read next to.
+        let read_beside: Option<FunctionSpec> = carry.restore(FUNCTION_AS_READ);
+        let (python, container) = if function.is_none() || function == read_beside {
+            (
                 carry.restore("spec.python"),
                 carry.restore("spec.container"),
-            ),
-            Some(_) => (None, None),
+            )
+        } else {
+            (None, None)
         };
         crate::crd::KeptnTaskDefinitionSpec {
             python,
@@ -105,7 +107,7 @@ pub mod legacy {
         s: crate::crd::KeptnTaskDefinitionSpec,
         carry: &mut Carry,
     ) -> Option<FunctionSpec> {
-        carry.keep("spec.python", &s.python);
+        carry.keep_present("spec.python", &s.python);
         carry.keep("spec.container", &s.container);
         if s.retries != default_retries_i32() {
             carry.keep("spec.retries", &s.retries);
@@ -125,7 +127,7 @@ pub mod legacy {
             );
         }
         carry.keep("spec.imagePullSecrets", &s.image_pull_secrets);
-        s.deno.map(|d| {
+        let function = s.deno.map(|d| {
             carry.keep("spec.function.cmdParameters", &d.cmd_parameters);
             FunctionSpec {
                 function_ref: d.function_ref,
@@ -135,8 +137,15 @@ pub mod legacy {
                 parameters: d.parameters,
                 secure_parameters: d.secure_parameters,
             }
-        })
+        });
+        if s.python.is_some() || s.container.is_some() {
+            carry.keep_present(FUNCTION_AS_READ, &function);
+        }
+        function
     }
+
+    /// The function a carried python or container runtime was read next to.
+    const FUNCTION_AS_READ: &str = "spec.function (read beside python or container)";
 }
 
 /// v1alpha1 and v1alpha2 have the same fields.

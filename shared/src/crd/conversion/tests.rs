@@ -66,7 +66,7 @@ use proptest::prelude::*;
 /// either direction. Values a spoke refuses are left out; refusals have their own tests.
 #[test]
 fn every_older_version_round_trips_through_v1_and_back() {
-    let mut config = ProptestConfig::with_cases(64);
+    let mut config = ProptestConfig::with_cases(128);
     config.max_global_rejects = 4096;
     for spoke in spokes() {
         let older = (spoke.crd)();
@@ -146,7 +146,11 @@ fn the_crds_serve_every_version_and_store_v1() {
         if ["KeptnAppContext", "KeptnAppCreationRequest"].contains(&crd.spec.names.kind.as_str()) {
             assert!(crd.spec.conversion.is_none());
         } else if names.len() > 1 {
-            let conversion = crd.spec.conversion.as_ref().unwrap_or_else(|| panic!("{} converts", crd.spec.names.kind));
+            let conversion = crd
+                .spec
+                .conversion
+                .as_ref()
+                .unwrap_or_else(|| panic!("{} converts", crd.spec.names.kind));
             assert_eq!(conversion.strategy, "Webhook");
             let service = conversion
                 .webhook
