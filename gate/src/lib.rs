@@ -13,3 +13,4 @@ pub mod controllers;
 pub mod error;
 pub mod observability;
 pub mod run;
+pub mod storage;

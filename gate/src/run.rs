@@ -102,14 +102,17 @@ async fn serve(cli: Cli, traces: Arc<Traces>) -> anyhow::Result<()> {
     let observability =
         Observability::new(&client, &settings.identity, config.clone(), metrics, traces);
     let controllers = controllers::run(
-        client,
+        client.clone(),
         settings,
         config,
         config_changed,
         observability,
         ready,
     );
-    Ok(leadership::serve(controllers, "controllers", held).await?)
+    let migration = tokio::spawn(crate::storage::migrate(client.clone()));
+    let served = leadership::serve(controllers, "controllers", held).await;
+    migration.abort();
+    Ok(served?)
 }
 
 /// Applies the newest existing KeptnConfig before any controller decides with defaults.

@@ -94,9 +94,15 @@ impl Cluster {
 
     /// Creates the CRDs of `shared::crd::all()` and waits until each is established.
     pub async fn install_crds(&self) {
-        let crds: Api<CustomResourceDefinition> = Api::all(self.client.clone());
-        for crd in shared::crd::all() {
-            crds.create(&PostParams::default(), &crd)
+        self.install(shared::crd::all()).await;
+    }
+
+    /// Creates `crds` and waits until at least as many CRDs as `shared::crd::all()` has are
+    /// established.
+    pub async fn install(&self, crds: Vec<CustomResourceDefinition>) {
+        let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        for crd in crds {
+            api.create(&PostParams::default(), &crd)
                 .await
                 .expect("CRD created");
         }

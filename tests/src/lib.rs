@@ -704,7 +704,15 @@ pub async fn register_conversion(client: &Client, ca: &str, port: u16) {
     let bundle = base64::engine::general_purpose::STANDARD.encode(ca);
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in shared::crd::all() {
-        if crd.spec.conversion.as_ref().map(|c| c.strategy.as_str()) != Some("Webhook") {
+        let installed = crds
+            .get_opt(crd.metadata.name.as_deref().unwrap_or_default())
+            .await
+            .expect("CRD read");
+        let converts = |c: &CustomResourceDefinition| {
+            c.spec.conversion.as_ref().map(|c| c.strategy.as_str()) == Some("Webhook")
+        };
+        // Only CRDs installed from `shared` with conversion (not, say, another release's).
+        if !converts(&crd) || !installed.as_ref().is_some_and(converts) {
             continue;
         }
         let patch = json!({"spec": {"conversion": {"webhook": {"clientConfig": {

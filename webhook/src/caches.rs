@@ -32,8 +32,12 @@ pub struct Caches {
     synced: Arc<AtomicUsize>,
 }
 
-/// Number of stores; all must have listed once before the webhook is ready.
-const STORES: usize = 8;
+/// Number of stores that must have listed once before the webhook is ready: the core ones.
+/// The three lifecycle stores are not waited for: reading them may need this very webhook's
+/// conversion (objects stored at an older version, A24), which the API server reaches only
+/// once the pod is ready; until they fill, a missing entry costs a conflict or a spare
+/// KeptnAppCreationRequest, never a wrong admission.
+const STORES: usize = 5;
 
 trait Strip {
     fn strip(&mut self);
@@ -66,7 +70,7 @@ strip_managed_fields!(KeptnWorkload, KeptnAppCreationRequest, KeptnApp);
 /// Starts a reflector for `K` over all namespaces; the returned future drives it.
 fn reflect<K>(
     client: &Client,
-    synced: Arc<AtomicUsize>,
+    synced: Option<Arc<AtomicUsize>>,
 ) -> (
     Store<K>,
     impl std::future::Future<Output = ()> + Send + 'static,
@@ -91,7 +95,9 @@ where
     let ready = store.clone();
     let driver = async move {
         let counted = async move {
-            if ready.wait_until_ready().await.is_ok() {
+            if ready.wait_until_ready().await.is_ok()
+                && let Some(synced) = synced
+            {
                 synced.fetch_add(1, Ordering::SeqCst);
             }
         };
@@ -109,14 +115,14 @@ impl Caches {
     /// Starts all reflectors on the runtime; they run until the process ends.
     pub fn start(client: &Client) -> Self {
         let synced = Arc::new(AtomicUsize::new(0));
-        let (namespaces, a) = reflect::<Namespace>(client, synced.clone());
-        let (replica_sets, b) = reflect::<ReplicaSet>(client, synced.clone());
-        let (deployments, c) = reflect::<Deployment>(client, synced.clone());
-        let (stateful_sets, d) = reflect::<StatefulSet>(client, synced.clone());
-        let (daemon_sets, e) = reflect::<DaemonSet>(client, synced.clone());
-        let (workloads, f) = reflect::<KeptnWorkload>(client, synced.clone());
-        let (requests, g) = reflect::<KeptnAppCreationRequest>(client, synced.clone());
-        let (apps, h) = reflect::<KeptnApp>(client, synced.clone());
+        let (namespaces, a) = reflect::<Namespace>(client, Some(synced.clone()));
+        let (replica_sets, b) = reflect::<ReplicaSet>(client, Some(synced.clone()));
+        let (deployments, c) = reflect::<Deployment>(client, Some(synced.clone()));
+        let (stateful_sets, d) = reflect::<StatefulSet>(client, Some(synced.clone()));
+        let (daemon_sets, e) = reflect::<DaemonSet>(client, Some(synced.clone()));
+        let (workloads, f) = reflect::<KeptnWorkload>(client, None);
+        let (requests, g) = reflect::<KeptnAppCreationRequest>(client, None);
+        let (apps, h) = reflect::<KeptnApp>(client, None);
         tokio::spawn(a);
         tokio::spawn(b);
         tokio::spawn(c);
@@ -138,7 +144,7 @@ impl Caches {
         }
     }
 
-    /// Whether every store has completed its initial list.
+    /// Whether every core store has completed its initial list.
     pub fn synced(&self) -> bool {
         self.synced.load(Ordering::SeqCst) >= STORES
     }

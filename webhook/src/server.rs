@@ -47,7 +47,7 @@ pub struct App {
     pub cluster: Arc<dyn Cluster>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// Readiness: certificate loaded and caches synced.
+    /// Readiness: certificate loaded and the core caches synced.
     pub ready: Arc<dyn Fn() -> bool + Send + Sync>,
 }
 
