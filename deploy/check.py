@@ -309,7 +309,9 @@ def check_crd_conversion(target, docs, crd_files):
     # gets its caBundle the way the webhook configurations get theirs, and none is static.
     converting = [d for d in find(docs, "CustomResourceDefinition")
                   if d["spec"].get("conversion", {}).get("strategy") == "Webhook"]
-    expect(len(converting) >= 9, f"lifecycle CRDs converting through the webhook: {len(converting)}")
+    # Ten lifecycle kinds; the older versions of KeptnAppContext and KeptnAppCreationRequest are v1
+    # under another name and need no conversion.
+    expect(len(converting) == 8, f"lifecycle CRDs converting through the webhook: {len(converting)}")
     for crd in converting:
         n = crd["metadata"]["name"]
         cc = crd["spec"]["conversion"]["webhook"]["clientConfig"]

@@ -126,7 +126,7 @@ fn crds_converting_through_the_webhook_get_the_ca_bundle_and_others_are_left_alo
     }
     text.push_str(
         "---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: others.example.com}\n\
-         spec:\n  conversion:\n    strategy: Webhook\n    webhook:\n      clientConfig:\n        service: {name: other, namespace: elsewhere}\n",
+         spec:\n  conversion:\n    strategy: Webhook\n    webhook:\n      clientConfig:\n        service: {name: other, namespace: elsewhere}\n---\n",
     );
     text.push_str(&base_manifests());
     let p = patch_manifests("crds", &text, install(&n, &m)).unwrap();
