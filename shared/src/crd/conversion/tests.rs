@@ -66,7 +66,7 @@ use proptest::prelude::*;
 /// either direction. Values a spoke refuses are left out; refusals have their own tests.
 #[test]
 fn every_older_version_round_trips_through_v1_and_back() {
-    let mut config = ProptestConfig::with_cases(128);
+    let mut config = ProptestConfig::with_cases(256);
     config.max_global_rejects = 4096;
     for spoke in spokes() {
         let older = (spoke.crd)();
