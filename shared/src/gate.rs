@@ -19,6 +19,14 @@ pub const REMOVED_MARKER: &str = "keptn.sh/scheduling-gate-removed";
 /// (see [`is_marked_removed`]), as Keptn does.
 pub const REMOVED_VALUE: &str = "true";
 
+/// Label the webhook puts on a pod together with [`GATE`], and the gate service takes off with
+/// it (A13): it makes the pods Portcullis holds selectable server-side, so the gate service
+/// watches those pods and not every pod of the cluster (issue 18).
+pub const GATED_LABEL: &str = "portcullis.dev/gated";
+
+/// The value of [`GATED_LABEL`].
+pub const GATED_VALUE: &str = "true";
+
 /// Index of [`GATE`] among a pod's scheduling-gate names, in `spec.schedulingGates` order. The
 /// release patch tests and removes exactly that entry, never another controller's gate.
 pub fn gate_index<I>(names: I) -> Option<usize>
