@@ -210,7 +210,7 @@ pub fn patch_manifests(what: &str, yaml: &str, install: Install<'_>) -> Result<P
         }
         out.push(serde_yaml::to_string(&doc).map_err(|e| bad(e.to_string()))?);
     }
-    if webhooks == 0 && !called.is_empty() {
+    if webhooks == 0 && conversions == 0 && !called.is_empty() {
         called.sort();
         called.dedup();
         return Err(bad(format!(
@@ -220,7 +220,7 @@ pub fn patch_manifests(what: &str, yaml: &str, install: Install<'_>) -> Result<P
             called.join(", ")
         )));
     }
-    if webhooks == 0 && secrets == 0 {
+    if webhooks == 0 && conversions == 0 && secrets == 0 {
         return Err(bad(format!(
             "nothing to fill: no webhook calls service {svc} in namespace {ns}, and there is no Secret {secret} in {ns}",
             svc = service.service(),

@@ -40,15 +40,22 @@ fn crd(plural: &str) -> CustomResourceDefinition {
         .unwrap_or_else(|| panic!("no CRD with plural {plural}"))
 }
 
+/// The schema of `v1`, the stored version Portcullis reads (the older versions have their own
+/// tests in `shared::crd::conversion`).
 fn root_schema(crd: &CustomResourceDefinition) -> &JSONSchemaProps {
-    assert_eq!(
-        crd.spec.versions.len(),
-        1,
-        "{}: one version",
-        crd.spec.names.plural
+    let v1 = crd
+        .spec
+        .versions
+        .iter()
+        .find(|v| v.storage)
+        .unwrap_or_else(|| panic!("{}: a stored version", crd.spec.names.plural));
+    assert!(
+        v1.name == "v1" || crd.spec.group == "options.keptn.sh",
+        "{}: stores {}",
+        crd.spec.names.plural,
+        v1.name
     );
-    crd.spec.versions[0]
-        .schema
+    v1.schema
         .as_ref()
         .and_then(|s| s.open_api_v3_schema.as_ref())
         .expect("version has a schema")
@@ -1470,15 +1477,23 @@ fn assert_structural(plural: &str, path: &str, s: &JSONSchemaProps) {
 #[test]
 fn schemas_are_structural() {
     for c in all() {
-        let root = root_schema(&c);
-        assert_eq!(root.type_.as_deref(), Some("object"));
-        let props = root.properties.as_ref().expect("root properties");
-        assert!(props.contains_key("spec") && props.contains_key("status"));
-        assert!(
-            !props.contains_key("metadata"),
-            "metadata is left to the API server"
-        );
-        assert_structural(&c.spec.names.plural, "", root);
+        // Every served version, the older ones included (A24).
+        for version in &c.spec.versions {
+            let root = version
+                .schema
+                .as_ref()
+                .and_then(|s| s.open_api_v3_schema.as_ref())
+                .expect("version has a schema");
+            assert_eq!(root.type_.as_deref(), Some("object"));
+            let props = root.properties.as_ref().expect("root properties");
+            assert!(props.contains_key("spec") && props.contains_key("status"));
+            assert!(
+                !props.contains_key("metadata"),
+                "metadata is left to the API server"
+            );
+            let at = format!("{} {}", c.spec.names.plural, version.name);
+            assert_structural(&at, "", root);
+        }
     }
 }
 

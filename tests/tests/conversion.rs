@@ -222,6 +222,120 @@ async fn every_kind_at_every_older_version_applies_and_reads_back_as_v1_and_as_i
     );
 }
 
+/// A24: hand-written manifests whose fields moved between versions read back as v1 with the
+/// fields where v1 keeps them (not derived from the conversion under test), and writes that
+/// have no faithful v1 form are refused by the API server with the field named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renamed_fields_land_where_v1_keeps_them_and_unfaithful_writes_are_refused() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cluster = Cluster::with_crds().await;
+    let c: Client = cluster.client();
+    let ns = "renamed";
+    cluster.ensure_namespace(ns).await;
+    let _procs = start_webhook_and_gate(
+        &cluster,
+        &c,
+        Binaries {
+            webhook_kubeconfig: &cluster.kubeconfig(),
+            gate_kubeconfig: &cluster.kubeconfig(),
+            gate_args: &[],
+            log_filter: "info,kube=warn",
+        },
+    )
+    .await;
+    let kubectl = Kubectl::of(&cluster);
+    let v1 = |kind: &str, plural: &str, name: &str| {
+        let api =
+            Api::<DynamicObject>::namespaced_with(c.clone(), ns, &api_resource(kind, HUB, plural));
+        let name = name.to_owned();
+        async move { serde_json::to_value(api.get(&name).await.expect("read as v1")).expect("json") }
+    };
+
+    // A v1alpha1 task named its app and workload at the top; v1 keeps them in the context.
+    kubectl
+        .apply(&json!({
+            "apiVersion": "lifecycle.keptn.sh/v1alpha1", "kind": "KeptnTask",
+            "metadata": {"name": "old-task", "namespace": ns},
+            "spec": {"taskDefinition": "check", "app": "shop", "appVersion": "2.0",
+                "workload": "shop-cart", "workloadVersion": "7",
+                "context": {"appName": "", "appVersion": "", "workloadName": "",
+                    "workloadVersion": "", "taskType": "pre", "objectType": "Workload"}}
+        }))
+        .await
+        .expect("v1alpha1 task applied");
+    let task = v1("KeptnTask", "keptntasks", "old-task").await;
+    assert_eq!(
+        task["spec"]["context"],
+        json!({"appName": "shop", "appVersion": "2.0", "workloadName": "shop-cart",
+            "workloadVersion": "7", "taskType": "pre", "objectType": "Workload"})
+    );
+    assert!(task["spec"].get("app").is_none() && task["spec"].get("workload").is_none());
+
+    // A v1alpha1 definition's `function` is v1's `deno`.
+    kubectl
+        .apply(&json!({
+            "apiVersion": "lifecycle.keptn.sh/v1alpha1", "kind": "KeptnTaskDefinition",
+            "metadata": {"name": "old-function", "namespace": ns},
+            "spec": {"function": {"inline": {"code": "console.log('hi')"}}}
+        }))
+        .await
+        .expect("v1alpha1 definition applied");
+    let definition = v1(
+        "KeptnTaskDefinition",
+        "keptntaskdefinitions",
+        "old-function",
+    )
+    .await;
+    assert_eq!(
+        definition["spec"]["deno"],
+        json!({"inline": {"code": "console.log('hi')"}})
+    );
+    assert!(definition["spec"].get("function").is_none());
+
+    // From v1alpha3 an objective refers to a KeptnMetric, with its namespace, as at v1.
+    kubectl
+        .apply(&json!({
+            "apiVersion": "lifecycle.keptn.sh/v1alpha3", "kind": "KeptnEvaluationDefinition",
+            "metadata": {"name": "slo", "namespace": ns},
+            "spec": {"objectives": [{"keptnMetricRef": {"name": "cpu", "namespace": "metrics"},
+                "evaluationTarget": "<0.8"}]}
+        }))
+        .await
+        .expect("v1alpha3 evaluation definition applied");
+    let slo = v1(
+        "KeptnEvaluationDefinition",
+        "keptnevaluationdefinitions",
+        "slo",
+    )
+    .await;
+    assert_eq!(
+        slo["spec"]["objectives"],
+        json!([{"keptnMetricRef": {"name": "cpu", "namespace": "metrics"}, "evaluationTarget": "<0.8"}])
+    );
+
+    // Writes with no faithful v1 form: refused, the field named.
+    let refused = kubectl
+        .apply(&json!({
+            "apiVersion": "lifecycle.keptn.sh/v1beta1", "kind": "KeptnTaskDefinition",
+            "metadata": {"name": "two-runtimes", "namespace": ns},
+            "spec": {"function": {"inline": {"code": "x"}}, "container": {"name": "c", "image": "busybox"}}
+        }))
+        .await
+        .expect_err("function next to a container is refused");
+    assert!(refused.contains("spec.function"), "{refused}");
+    let refused = kubectl
+        .apply(&json!({
+            "apiVersion": "lifecycle.keptn.sh/v1alpha2", "kind": "KeptnEvaluationDefinition",
+            "metadata": {"name": "raw", "namespace": ns},
+            "spec": {"source": "prometheus", "objectives": [
+                {"name": "errors", "query": "rate(errors[5m])", "evaluationTarget": "<1"}]}
+        }))
+        .await
+        .expect_err("a raw query is refused");
+    assert!(refused.contains("spec.objectives[].query"), "{refused}");
+    assert!(refused.contains("KeptnMetric"), "{refused}");
+}
+
 /// A24, B §5: the KeptnTask example of Keptn's own documentation, written at v1alpha3, is
 /// accepted, stored as v1 with its context, and its Job runs to `Succeeded`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

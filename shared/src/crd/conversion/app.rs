@@ -3,7 +3,7 @@
 //! Up to v1alpha3 an app listed its own checks; from v1beta1 on they live in the
 //! KeptnAppContext of the same name, which a conversion cannot create. The lists travel in the
 //! carry annotation of the v1 object (so they read back at the older versions) and are not run,
-//! as with Keptn (B §1.12); `kubectl portcullis explain` and the docs point to KeptnAppContext.
+//! as with Keptn (B §1.12); README "Moving from Keptn" points to KeptnAppContext.
 
 use super::{Carry, Convert, Refusal, Spoke};
 use crate::crd::common::default_revision;

@@ -3,12 +3,17 @@
 //! v1alpha1 and v1alpha2 named a provider (`source`) and gave each objective as a raw query to it;
 //! from v1alpha3 on an objective refers to a KeptnMetric, which holds provider and query. A raw
 //! query has no KeptnMetric to refer to, and Keptn's `strategy: None` turned such an objective
-//! into one without a metric, so writing one is refused with what to write instead. An objective
+//! into one without a metric, so writing one is refused with what to write instead (a schema
+//! rule, checked on writes at these versions only; a stored one still reads, its query carried).
+//! An objective
 //! whose `query` is empty names the KeptnMetric to evaluate: that is the form a v1 definition
 //! reads back as at these versions. `retries` and `retryInterval` came with v1beta1; before,
 //! they are carried when not the defaults.
 
 use super::{Carry, Convert, Refusal, Spoke};
+
+/// Carry key of raw queries, by objective index, of an object stored before the schema rule.
+const RAW_QUERIES: &str = "spec.objectives.query";
 use crate::crd::common::{default_retries, default_retry_interval};
 use crate::crd::{Duration, KeptnMetricReference};
 
@@ -75,6 +80,10 @@ macro_rules! definition_with_queries {
         /// A raw provider query compared with a target.
         #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
         #[serde(rename_all = "camelCase")]
+        #[schemars(extend("x-kubernetes-validations" = [{
+            "rule": "self.query == ''",
+            "message": RAW_QUERY,
+        }]))]
         pub struct Objective {
             pub name: String,
             pub query: String,
@@ -88,29 +97,32 @@ macro_rules! definition_with_queries {
                 let s = self.spec;
                 let refs: Vec<KeptnMetricReference> =
                     carry.restore(METRIC_REFS).unwrap_or_default();
+                // Raw queries only reach here from objects stored before the schema rule: kept
+                // for the way back, the objective names the KeptnMetric of its name.
+                let queries: Vec<&str> = s.objectives.iter().map(|o| o.query.as_str()).collect();
+                if queries.iter().any(|q| !q.is_empty()) {
+                    carry.keep(RAW_QUERIES, &queries);
+                }
                 let objectives = s
                     .objectives
                     .into_iter()
                     .enumerate()
                     .map(|(i, o)| {
-                        if !o.query.is_empty() {
-                            return Err(raw_query(i, &o.name, &s.source));
-                        }
                         // The namespace comes back only for the objective it was taken from.
                         let namespace = refs
                             .get(i)
                             .filter(|r| r.name == o.name)
                             .map(|r| r.namespace.clone())
                             .unwrap_or_default();
-                        Ok(crate::crd::Objective {
+                        crate::crd::Objective {
                             keptn_metric_ref: KeptnMetricReference {
                                 name: o.name,
                                 namespace,
                             },
                             evaluation_target: o.evaluation_target,
-                        })
+                        }
                     })
-                    .collect::<Result<_, _>>()?;
+                    .collect();
                 carry.keep("spec.source", &s.source);
                 let (retries, retry_interval) = restore_failure_conditions(carry);
                 Ok(crate::crd::KeptnEvaluationDefinition {
@@ -140,15 +152,19 @@ macro_rules! definition_with_queries {
                     metadata: hub.metadata,
                     spec: KeptnEvaluationDefinitionSpec {
                         source: carry.restore("spec.source").unwrap_or_default(),
-                        objectives: s
-                            .objectives
-                            .into_iter()
-                            .map(|o| Objective {
-                                name: o.keptn_metric_ref.name,
-                                query: String::new(),
-                                evaluation_target: o.evaluation_target,
-                            })
-                            .collect(),
+                        objectives: {
+                            let queries: Vec<String> =
+                                carry.restore(RAW_QUERIES).unwrap_or_default();
+                            s.objectives
+                                .into_iter()
+                                .enumerate()
+                                .map(|(i, o)| Objective {
+                                    name: o.keptn_metric_ref.name,
+                                    query: queries.get(i).cloned().unwrap_or_default(),
+                                    evaluation_target: o.evaluation_target,
+                                })
+                            .collect()
+                        },
                     },
                     status: hub.status,
                 })
@@ -157,17 +173,11 @@ macro_rules! definition_with_queries {
     };
 }
 
-fn raw_query(index: usize, name: &str, source: &str) -> Refusal {
-    Refusal::new(
-        format!("spec.objectives[{index}].query"),
-        format!(
-            "objective {name:?} is a raw query to provider {source:?}, and objectives are \
-             evaluated only through KeptnMetrics since v1alpha3; create a KeptnMetric \
-             (metrics.keptn.sh/v1) with that provider and query, then refer to it: \
-             `keptnMetricRef: {{name: <metric>}}` at v1, or `name: <metric>` with `query: \"\"` here"
-        ),
-    )
-}
+/// Why a write of a raw query is refused.
+const RAW_QUERY: &str = "spec.objectives[].query: objectives are evaluated only through \
+    KeptnMetrics since v1alpha3; create a KeptnMetric (metrics.keptn.sh/v1) with the provider and \
+    this query, then refer to it: `keptnMetricRef: {name: <metric>}` at v1, or `name: <metric>` \
+    with `query: \"\"` here";
 
 pub mod v1alpha1 {
     //! KeptnEvaluationDefinition with a provider and raw queries.
@@ -299,7 +309,7 @@ mod tests {
     use serde::de::DeserializeOwned;
     use serde_json::{Value, json};
 
-    use super::super::{CARRY_ANNOTATION_PREFIX, ConversionError, convert};
+    use super::super::{CARRY_ANNOTATION_PREFIX, convert};
     use super::*;
 
     type Hub = crate::crd::KeptnEvaluationDefinition;
@@ -409,7 +419,7 @@ mod tests {
         assert_eq!(old["spec"]["objectives"], named_objectives());
     }
 
-    fn raw_query_is_refused(version: &str) {
+    fn raw_query_is_refused_on_write_and_kept_when_stored(version: &str) {
         let manifest = json!({
             "apiVersion": format!("lifecycle.keptn.sh/{version}"),
             "kind": "KeptnEvaluationDefinition",
@@ -422,14 +432,29 @@ mod tests {
                 ]
             }
         });
-        match convert(manifest, "lifecycle.keptn.sh/v1") {
-            Err(ConversionError::Refused { field, reason, .. }) => {
-                assert_eq!(field, "spec.objectives[1].query");
-                assert!(reason.contains("\"prometheus\""), "{reason}");
-                assert!(reason.contains("keptnMetricRef"), "{reason}");
-            }
-            other => panic!("expected a refusal, got {other:?}"),
-        }
+        let spoke = super::super::spokes()
+            .iter()
+            .find(|s| s.kind == "KeptnEvaluationDefinition" && s.version == version)
+            .expect("served");
+        // A write is refused by the objective's schema rule, which names the field.
+        let schema = serde_json::to_value(&(spoke.crd)().spec.versions[0].schema).expect("schema");
+        let rule = &schema["openAPIV3Schema"]["properties"]["spec"]["properties"]["objectives"]["items"]
+            ["x-kubernetes-validations"][0];
+        assert_eq!(rule["rule"], "self.query == ''");
+        assert!(
+            rule["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("spec.objectives[].query"))
+        );
+        // One stored before the rule still reads, and its query comes back at this version.
+        let v1 = convert(manifest.clone(), "lifecycle.keptn.sh/v1").expect("reads");
+        assert_eq!(
+            v1["spec"]["objectives"][1]["keptnMetricRef"]["name"],
+            "error-rate"
+        );
+        let back = convert(v1, &format!("lifecycle.keptn.sh/{version}")).expect("back");
+        let normal = |v: Value| (spoke.normalize)(v).expect("parses")["spec"].clone();
+        assert_eq!(normal(back), normal(manifest));
     }
 
     #[test]
@@ -444,12 +469,12 @@ mod tests {
 
     #[test]
     fn v1alpha1_raw_query_is_refused() {
-        raw_query_is_refused("v1alpha1");
+        raw_query_is_refused_on_write_and_kept_when_stored("v1alpha1");
     }
 
     #[test]
     fn v1alpha2_raw_query_is_refused() {
-        raw_query_is_refused("v1alpha2");
+        raw_query_is_refused_on_write_and_kept_when_stored("v1alpha2");
     }
 
     #[test]

@@ -371,15 +371,21 @@ pub fn convert(object: Value, desired: &str) -> Result<Value, ConversionError> {
 
     // Each step reads what the version it converts to left in the annotations, and leaves what
     // the version it converts to cannot hold.
+    // The typed steps see only name and namespace: the metadata that goes out is the one that
+    // came in, so nothing in it can fail a conversion.
+    let identity = serde_json::json!({
+        "name": metadata.get("name"),
+        "namespace": metadata.get("namespace"),
+    });
     let mut value = Value::Object(object);
     if let Some(source) = source {
         let mut carry = carry_for(&mut annotations, HUB);
-        value = (source.to_hub)(with_metadata(value, &metadata), &mut carry).map_err(refused)?;
+        value = (source.to_hub)(with_metadata(value, &identity), &mut carry).map_err(refused)?;
         leave(&mut annotations, source.version, carry);
     }
     if let Some(target) = target {
         let mut carry = carry_for(&mut annotations, target.version);
-        value = (target.from_hub)(with_metadata(value, &metadata), &mut carry).map_err(refused)?;
+        value = (target.from_hub)(with_metadata(value, &identity), &mut carry).map_err(refused)?;
         leave(&mut annotations, HUB, carry);
     }
     let Value::Object(mut out) = value else {

@@ -216,6 +216,14 @@ pub mod v1alpha2 {
 /// Set on a v1 object whose `deno` was written as `function`, so that it reads back as written.
 const DENO_WRITTEN_AS_FUNCTION: &str = "spec.function";
 
+/// A stored `function` next to another runtime, which Keptn ignored and v1 cannot hold.
+const FUNCTION_IGNORED: &str = "spec.function (beside another runtime)";
+
+/// Why a write with `function` next to another runtime is refused.
+const FUNCTION_BESIDE_RUNTIME: &str = "spec.function is the deprecated name of deno and cannot be \
+    set next to deno, python or container (Keptn ignored it there): remove spec.function, or \
+    write the function as spec.deno and remove the other runtime";
+
 /// v1alpha3 and v1beta1 have the same fields: v1's and `function`.
 macro_rules! definition_with_runtimes {
     ($version:literal) => {
@@ -234,6 +242,13 @@ macro_rules! definition_with_runtimes {
             derive = "PartialEq"
         )]
         #[serde(rename_all = "camelCase")]
+        // Keptn ran the other runtime and silently ignored `function` next to it; a write at this
+        // version says so instead. Checked by the API server on writes at this version only, so
+        // a stored object of that shape still reads (A24).
+        #[schemars(extend("x-kubernetes-validations" = [{
+            "rule": "!has(self.function) || !(has(self.deno) || has(self.python) || has(self.container))",
+            "message": FUNCTION_BESIDE_RUNTIME,
+        }]))]
         pub struct KeptnTaskDefinitionSpec {
             /// Deprecated name of `deno`.
             #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -265,14 +280,13 @@ macro_rules! definition_with_runtimes {
                 let s = self.spec;
                 let deno = match s.function {
                     None => s.deno,
-                    Some(_) if s.deno.is_some() || s.python.is_some() || s.container.is_some() => {
-                        return Err(Refusal::new(
-                            "spec.function",
-                            "function is the deprecated name of deno and cannot be set next to \
-                             deno, python or container (Keptn ignored it there); remove \
-                             spec.function, or write the function as spec.deno and remove the \
-                             other runtime",
-                        ));
+                    // Only stored objects get here (writes are refused by the schema rule); the
+                    // other runtime is what Keptn ran, and the function is kept as written.
+                    Some(function)
+                        if s.deno.is_some() || s.python.is_some() || s.container.is_some() =>
+                    {
+                        carry.keep_present(FUNCTION_IGNORED, &Some(function));
+                        s.deno
                     }
                     Some(function) => {
                         carry.keep(DENO_WRITTEN_AS_FUNCTION, &true);
@@ -304,7 +318,7 @@ macro_rules! definition_with_runtimes {
                 let (function, deno) = if as_function {
                     (s.deno, None)
                 } else {
-                    (None, s.deno)
+                    (carry.restore(FUNCTION_IGNORED), s.deno)
                 };
                 Ok(KeptnTaskDefinition {
                     metadata: hub.metadata,
@@ -341,7 +355,7 @@ pub mod v1beta1 {
 mod tests {
     use serde_json::{Value, json};
 
-    use super::super::{ConversionError, convert};
+    use super::super::convert;
     use super::*;
 
     const V1: &str = "lifecycle.keptn.sh/v1";
@@ -504,7 +518,7 @@ mod tests {
     }
 
     #[test]
-    fn function_next_to_another_runtime_is_refused() {
+    fn function_next_to_another_runtime_is_refused_on_write_and_kept_when_stored() {
         for version in ["v1alpha3", "v1beta1"] {
             let old = json!({
                 "apiVersion": format!("lifecycle.keptn.sh/{version}"),
@@ -515,13 +529,33 @@ mod tests {
                     "container": {"name": "c", "image": "busybox"}
                 }
             });
-            match convert(old, V1) {
-                Err(ConversionError::Refused { field, reason, .. }) => {
-                    assert_eq!(field, "spec.function");
-                    assert!(reason.contains("deprecated name of deno"), "{reason}");
-                }
-                other => panic!("{version}: {other:?}"),
-            }
+            // The write is refused by the version's schema, with the field named.
+            let spoke = super::super::spokes()
+                .iter()
+                .find(|s| s.kind == "KeptnTaskDefinition" && s.version == version)
+                .expect("served");
+            let crd = (spoke.crd)();
+            let rules = serde_json::to_value(&crd.spec.versions[0].schema).expect("schema")
+                ["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"]
+                .clone();
+            assert!(
+                rules[0]["rule"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("has(self.function)"))
+            );
+            assert!(
+                rules[0]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("spec.function"))
+            );
+            // An object of that shape already stored converts: the container runs (as in
+            // Keptn), the function comes back at this version.
+            let v1 = convert(old.clone(), V1).expect("a stored object still reads");
+            assert_eq!(v1["spec"]["container"]["image"], "busybox");
+            assert!(v1["spec"].get("deno").is_none());
+            let back = convert(v1, &format!("lifecycle.keptn.sh/{version}")).expect("back");
+            let normal = |v: Value| (spoke.normalize)(v).expect("parses")["spec"].clone();
+            assert_eq!(normal(back), normal(old));
         }
     }
 }
