@@ -92,6 +92,40 @@ impl Cluster {
         self.dir.path().join("bin/kubectl")
     }
 
+    /// Runs this cluster's kubectl as a user would, with `stdin`: stdout, or stderr on failure.
+    pub async fn run_kubectl(&self, args: &[&str], stdin: &str) -> Result<String, String> {
+        use tokio::io::AsyncWriteExt;
+        let mut child = tokio::process::Command::new(self.kubectl())
+            // Discovery is cached by host:port, which clusters started one after the other reuse.
+            .env("KUBECACHEDIR", self.dir.path().join("kubectl-cache"))
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl runs");
+        let mut input = child.stdin.take().expect("stdin");
+        input
+            .write_all(stdin.as_bytes())
+            .await
+            .expect("stdin written");
+        drop(input);
+        let out = child.wait_with_output().await.expect("kubectl ends");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// `kubectl apply -f -` of one manifest.
+    pub async fn kubectl_apply(&self, manifest: &serde_json::Value) -> Result<String, String> {
+        self.run_kubectl(&["apply", "-f", "-"], &manifest.to_string())
+            .await
+    }
+
     /// Creates the CRDs of `shared::crd::all()` and waits until each is established.
     pub async fn install_crds(&self) {
         self.install(shared::crd::all()).await;

@@ -3,9 +3,6 @@
 //! real webhook's `/convert`, and read back both as v1 and as the version they were written in;
 //! Keptn's own documented v1alpha3 KeptnTask runs its Job.
 
-use std::path::PathBuf;
-use std::process::Stdio;
-
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::PostParams;
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
@@ -16,59 +13,14 @@ use shared::crd::{KeptnState, KeptnTask};
 
 use e2e::*;
 
-struct Kubectl {
-    kubectl: PathBuf,
-    kubeconfig: PathBuf,
-}
-
-impl Kubectl {
-    fn of(cluster: &Cluster) -> Kubectl {
-        Kubectl {
-            kubectl: cluster.kubectl(),
-            kubeconfig: cluster.kubeconfig(),
-        }
-    }
-
-    /// Runs kubectl with `stdin`; stdout, or the error text.
-    async fn run(&self, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
-        use tokio::io::AsyncWriteExt;
-        let mut child = tokio::process::Command::new(&self.kubectl)
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("kubectl runs");
-        let mut input = child.stdin.take().expect("stdin");
-        input
-            .write_all(stdin.unwrap_or_default().as_bytes())
-            .await
-            .expect("stdin written");
-        drop(input);
-        let out = child.wait_with_output().await.expect("kubectl ends");
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
-    }
-
-    async fn apply(&self, manifest: &Value) -> Result<String, String> {
-        self.run(&["apply", "-f", "-"], Some(&manifest.to_string()))
-            .await
-    }
-
-    /// `kubectl get <plural>.<version>.lifecycle.keptn.sh NAME -o json`.
-    async fn get(&self, plural: &str, version: &str, ns: &str, name: &str) -> Value {
-        let resource = format!("{plural}.{version}.{GROUP}");
-        let out = self
-            .run(&["get", &resource, name, "-n", ns, "-o", "json"], None)
-            .await
-            .unwrap_or_else(|e| panic!("kubectl get {resource} {name}: {e}"));
-        serde_json::from_str(&out).expect("kubectl prints JSON")
-    }
+/// `kubectl get <plural>.<version>.lifecycle.keptn.sh NAME -o json`.
+async fn get_at(cluster: &Cluster, plural: &str, version: &str, ns: &str, name: &str) -> Value {
+    let resource = format!("{plural}.{version}.{GROUP}");
+    let out = cluster
+        .run_kubectl(&["get", &resource, name, "-n", ns, "-o", "json"], "")
+        .await
+        .unwrap_or_else(|e| panic!("kubectl get {resource} {name}: {e}"));
+    serde_json::from_str(&out).expect("kubectl prints JSON")
 }
 
 /// Whether every value in `want` is in `have` (objects by key, arrays element-wise).
@@ -155,7 +107,6 @@ async fn every_kind_at_every_older_version_applies_and_reads_back_as_v1_and_as_i
         },
     )
     .await;
-    let kubectl = Kubectl::of(&cluster);
     let plurals: std::collections::BTreeMap<String, String> = shared::crd::all()
         .into_iter()
         .map(|crd| (crd.spec.names.kind, crd.spec.names.plural))
@@ -175,7 +126,7 @@ async fn every_kind_at_every_older_version_applies_and_reads_back_as_v1_and_as_i
         if let Some(m) = manifest["metadata"].as_object_mut() {
             m.remove("annotations");
         }
-        kubectl.apply(&manifest).await.unwrap_or_else(|e| {
+        cluster.kubectl_apply(&manifest).await.unwrap_or_else(|e| {
             panic!(
                 "kubectl apply {} {}: {e}\n{manifest}",
                 spoke.kind, spoke.version
@@ -203,7 +154,7 @@ async fn every_kind_at_every_older_version_applies_and_reads_back_as_v1_and_as_i
             stored["spec"],
             expected_v1["spec"]
         );
-        let again = kubectl.get(plural, spoke.version, ns, &name).await;
+        let again = get_at(&cluster, plural, spoke.version, ns, &name).await;
         assert_eq!(again["apiVersion"], manifest["apiVersion"]);
         assert!(
             contains(&again["spec"], &manifest["spec"]),
@@ -243,7 +194,6 @@ async fn renamed_fields_land_where_v1_keeps_them_and_unfaithful_writes_are_refus
         },
     )
     .await;
-    let kubectl = Kubectl::of(&cluster);
     let v1 = |kind: &str, plural: &str, name: &str| {
         let api =
             Api::<DynamicObject>::namespaced_with(c.clone(), ns, &api_resource(kind, HUB, plural));
@@ -252,8 +202,8 @@ async fn renamed_fields_land_where_v1_keeps_them_and_unfaithful_writes_are_refus
     };
 
     // A v1alpha1 task named its app and workload at the top; v1 keeps them in the context.
-    kubectl
-        .apply(&json!({
+    cluster
+        .kubectl_apply(&json!({
             "apiVersion": "lifecycle.keptn.sh/v1alpha1", "kind": "KeptnTask",
             "metadata": {"name": "old-task", "namespace": ns},
             "spec": {"taskDefinition": "check", "app": "shop", "appVersion": "2.0",
@@ -272,8 +222,8 @@ async fn renamed_fields_land_where_v1_keeps_them_and_unfaithful_writes_are_refus
     assert!(task["spec"].get("app").is_none() && task["spec"].get("workload").is_none());
 
     // A v1alpha1 definition's `function` is v1's `deno`.
-    kubectl
-        .apply(&json!({
+    cluster
+        .kubectl_apply(&json!({
             "apiVersion": "lifecycle.keptn.sh/v1alpha1", "kind": "KeptnTaskDefinition",
             "metadata": {"name": "old-function", "namespace": ns},
             "spec": {"function": {"inline": {"code": "console.log('hi')"}}}
@@ -293,8 +243,8 @@ async fn renamed_fields_land_where_v1_keeps_them_and_unfaithful_writes_are_refus
     assert!(definition["spec"].get("function").is_none());
 
     // From v1alpha3 an objective refers to a KeptnMetric, with its namespace, as at v1.
-    kubectl
-        .apply(&json!({
+    cluster
+        .kubectl_apply(&json!({
             "apiVersion": "lifecycle.keptn.sh/v1alpha3", "kind": "KeptnEvaluationDefinition",
             "metadata": {"name": "slo", "namespace": ns},
             "spec": {"objectives": [{"keptnMetricRef": {"name": "cpu", "namespace": "metrics"},
@@ -314,8 +264,8 @@ async fn renamed_fields_land_where_v1_keeps_them_and_unfaithful_writes_are_refus
     );
 
     // Writes with no faithful v1 form: refused, the field named.
-    let refused = kubectl
-        .apply(&json!({
+    let refused = cluster
+        .kubectl_apply(&json!({
             "apiVersion": "lifecycle.keptn.sh/v1beta1", "kind": "KeptnTaskDefinition",
             "metadata": {"name": "two-runtimes", "namespace": ns},
             "spec": {"function": {"inline": {"code": "x"}}, "container": {"name": "c", "image": "busybox"}}
@@ -323,8 +273,8 @@ async fn renamed_fields_land_where_v1_keeps_them_and_unfaithful_writes_are_refus
         .await
         .expect_err("function next to a container is refused");
     assert!(refused.contains("spec.function"), "{refused}");
-    let refused = kubectl
-        .apply(&json!({
+    let refused = cluster
+        .kubectl_apply(&json!({
             "apiVersion": "lifecycle.keptn.sh/v1alpha2", "kind": "KeptnEvaluationDefinition",
             "metadata": {"name": "raw", "namespace": ns},
             "spec": {"source": "prometheus", "objectives": [
@@ -363,7 +313,6 @@ async fn keptns_documented_v1alpha3_keptn_task_runs() {
         },
     )
     .await;
-    let kubectl = Kubectl::of(&cluster);
     // A container task at the definition's v1alpha3 too; kwok runs its pod to success.
     let definition = json!({
         "apiVersion": "lifecycle.keptn.sh/v1alpha3", "kind": "KeptnTaskDefinition",
@@ -372,8 +321,8 @@ async fn keptns_documented_v1alpha3_keptn_task_runs() {
             "annotations": {"kwok.portcullis.dev/run-for": "300ms"}},
         "spec": {"container": {"name": "hello", "image": "busybox:1.36", "command": ["echo", "hello"]}}
     });
-    kubectl
-        .apply(&definition)
+    cluster
+        .kubectl_apply(&definition)
         .await
         .expect("definition applied");
     let task = json!({
@@ -387,7 +336,7 @@ async fn keptns_documented_v1alpha3_keptn_task_runs() {
             "retries": 0, "timeout": "2m"
         }
     });
-    kubectl.apply(&task).await.expect("task applied");
+    cluster.kubectl_apply(&task).await.expect("task applied");
     let done: KeptnTask = wait_for("the v1alpha3 task finished", WAIT, || {
         let c = c.clone();
         async move {
@@ -403,9 +352,7 @@ async fn keptns_documented_v1alpha3_keptn_task_runs() {
     assert_eq!(done.spec.context.app_name, "my-app");
     assert_eq!(done.spec.context.workload_name, "my-workload");
     // Read at the version it was written in, status included.
-    let old = kubectl
-        .get("keptntasks", "v1alpha3", ns, "run-hello-keptn")
-        .await;
+    let old = get_at(&cluster, "keptntasks", "v1alpha3", ns, "run-hello-keptn").await;
     assert_eq!(old["status"]["status"], "Succeeded");
     assert_eq!(old["spec"]["context"]["appName"], "my-app");
 }

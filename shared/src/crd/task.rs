@@ -65,7 +65,7 @@ impl Default for KeptnTaskDefinitionSpec {
     }
 }
 
-fn default_ttl_seconds_after_finished() -> i32 {
+pub(crate) fn default_ttl_seconds_after_finished() -> i32 {
     300
 }
 

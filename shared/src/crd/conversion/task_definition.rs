@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Carry, Convert, Refusal, Spoke};
 use crate::crd::common::{Duration, default_retries_i32, default_timeout};
+use crate::crd::task::default_ttl_seconds_after_finished;
 use crate::crd::{
     AutomountServiceAccountTokenSpec, ImagePullSecret, KeptnTaskDefinitionStatus, RuntimeSpec,
     ServiceAccountSpec,
@@ -23,11 +24,6 @@ pub(super) fn spokes() -> Vec<Spoke> {
         Spoke::of::<v1alpha3::KeptnTaskDefinition>(),
         Spoke::of::<v1beta1::KeptnTaskDefinition>(),
     ]
-}
-
-/// v1's default for `ttlSecondsAfterFinished` (its own default fn is private to the v1 module).
-fn default_ttl() -> i32 {
-    crate::crd::KeptnTaskDefinitionSpec::default().ttl_seconds_after_finished
 }
 
 pub mod legacy {
@@ -97,7 +93,7 @@ pub mod legacy {
             automount_service_account_token: carry.restore("spec.automountServiceAccountToken"),
             ttl_seconds_after_finished: carry
                 .restore("spec.ttlSecondsAfterFinished")
-                .unwrap_or_else(default_ttl),
+                .unwrap_or_else(default_ttl_seconds_after_finished),
             image_pull_secrets: carry.restore("spec.imagePullSecrets").unwrap_or_default(),
         }
     }
@@ -120,7 +116,7 @@ pub mod legacy {
             "spec.automountServiceAccountToken",
             &s.automount_service_account_token,
         );
-        if s.ttl_seconds_after_finished != default_ttl() {
+        if s.ttl_seconds_after_finished != default_ttl_seconds_after_finished() {
             carry.keep(
                 "spec.ttlSecondsAfterFinished",
                 &s.ttl_seconds_after_finished,
@@ -267,7 +263,7 @@ macro_rules! definition_with_runtimes {
             pub service_account: Option<ServiceAccountSpec>,
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub automount_service_account_token: Option<AutomountServiceAccountTokenSpec>,
-            #[serde(default = "default_ttl")]
+            #[serde(default = "default_ttl_seconds_after_finished")]
             pub ttl_seconds_after_finished: i32,
             #[serde(default, skip_serializing_if = "Vec::is_empty")]
             pub image_pull_secrets: Vec<ImagePullSecret>,
