@@ -222,7 +222,7 @@ pub mod v1beta1 {
     use serde::{Deserialize, Serialize};
 
     use super::*;
-    pub use crate::crd::{KeptnAppStatus, KeptnWorkloadRef};
+    pub use crate::crd::KeptnAppStatus;
 
     #[derive(kube::CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
     #[kube(
@@ -234,41 +234,27 @@ pub mod v1beta1 {
         status = "KeptnAppStatus",
         derive = "PartialEq"
     )]
-    #[serde(rename_all = "camelCase")]
     pub struct KeptnAppSpec {
-        pub version: String,
-        #[serde(default = "default_revision")]
-        #[schemars(range(min = 0))]
-        pub revision: i64,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        pub workloads: Vec<KeptnWorkloadRef>,
+        /// Same json fields as v1; one definition keeps the two schemas from drifting apart.
+        #[serde(flatten)]
+        pub app: crate::crd::KeptnAppSpec,
     }
 
     impl Convert for KeptnApp {
         type Hub = crate::crd::KeptnApp;
 
         fn to_hub(self, _: &mut Carry) -> Result<Self::Hub, Refusal> {
-            let s = self.spec;
             Ok(crate::crd::KeptnApp {
                 metadata: self.metadata,
-                spec: crate::crd::KeptnAppSpec {
-                    version: s.version,
-                    revision: s.revision,
-                    workloads: s.workloads,
-                },
+                spec: self.spec.app,
                 status: self.status,
             })
         }
 
         fn from_hub(hub: Self::Hub, _: &mut Carry) -> Result<Self, Refusal> {
-            let s = hub.spec;
             Ok(KeptnApp {
                 metadata: hub.metadata,
-                spec: KeptnAppSpec {
-                    version: s.version,
-                    revision: s.revision,
-                    workloads: s.workloads,
-                },
+                spec: KeptnAppSpec { app: hub.spec },
                 status: hub.status,
             })
         }
