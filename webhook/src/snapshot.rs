@@ -81,18 +81,6 @@ pub fn meta_view<K: kube::Resource>(object: &K) -> ObjectMetaView {
     }
 }
 
-/// The metadata of a full object, as a metadata watch or read would give it: for callers holding
-/// whole objects (manifests, tests).
-pub fn metadata_of<K: kube::Resource>(mut object: K) -> PartialObjectMeta<K> {
-    let mut metadata = std::mem::take(object.meta_mut());
-    metadata.managed_fields = None;
-    PartialObjectMeta {
-        types: None,
-        metadata,
-        _phantom: std::marker::PhantomData,
-    }
-}
-
 /// Objects fetched directly because the caches lacked them (A5); `None` = not found.
 #[derive(Debug, Default, Clone)]
 pub struct Fetched {
