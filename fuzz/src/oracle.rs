@@ -14,7 +14,7 @@ use base64::Engine as _;
 use futures::future::BoxFuture;
 use http_body_util::BodyExt;
 use serde_json::Value;
-use shared::gate::GATE;
+use shared::gate::{GATE, GATED_LABEL, GATED_VALUE};
 use tower::ServiceExt;
 use webhook::cluster::{Cluster, ClusterError};
 use webhook::decision::{Needed, Write};
@@ -198,9 +198,11 @@ pub struct Answer {
 ///   HTTP 400 with a non-empty message, anything else HTTP 200 with a response echoing the uid;
 /// - a denial has a 4xx/5xx `status.code`, a message and no patch;
 /// - only pods are patched (A7: workloads and task definitions never are), only with `add`
-///   operations on `/spec/schedulingGates` and `/metadata/annotations` (A9), and the patch applies
-///   to the raw request object; the result keeps every other field, keeps other gates and adds
-///   exactly one [`GATE`] (A8), and changes only identity annotations;
+///   operations on `/spec/schedulingGates`, `/metadata/labels` (only [`GATED_LABEL`]) and
+///   `/metadata/annotations` (A9), and the patch applies to the raw request object; the result
+///   keeps every other field, keeps other gates and adds exactly one [`GATE`] (A8), carries
+///   [`GATED_LABEL`] (without it the gate service never sees the pod), and changes only that
+///   label and identity annotations;
 /// - the response is at most `3 × (request + parent metadata in the world) + 4 KiB`: the patch
 ///   copies each identity value at most twice (workload value as single-service app), base64
 ///   grows it by 4/3, and everything else in the response is bounded.
@@ -308,6 +310,8 @@ pub fn check(
         let ok = match path.as_str() {
             "/spec/schedulingGates" => add.value == serde_json::json!([{ "name": GATE }]),
             "/spec/schedulingGates/-" => add.value == serde_json::json!({ "name": GATE }),
+            "/metadata/labels" => add.value == serde_json::json!({ GATED_LABEL: GATED_VALUE }),
+            "/metadata/labels/portcullis.dev~1gated" => add.value == GATED_VALUE,
             "/metadata/annotations" => add.value.as_object().is_some_and(|m| {
                 m.iter()
                     .all(|(k, v)| IDENTITY_KEYS.contains(&k.as_str()) && v.is_string())
@@ -333,7 +337,8 @@ pub fn check(
     Ok(Some(answer))
 }
 
-/// The patched pod differs from the original only by one added gate and identity annotations.
+/// The patched pod differs from the original only by one added gate, the gated label and
+/// identity annotations.
 fn compare(original: &Value, patched: &Value) -> Result<(), String> {
     let strip = |v: &Value| {
         let mut v = v.clone();
@@ -342,11 +347,26 @@ fn compare(original: &Value, patched: &Value) -> Result<(), String> {
         }
         if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.remove("annotations");
+            meta.remove("labels");
         }
         v
     };
     if strip(original) != strip(patched) {
-        return Err("the patch changed fields other than gates and annotations".into());
+        return Err("the patch changed fields other than gates, labels and annotations".into());
+    }
+    let labels = |v: &Value| {
+        v.pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut expected = labels(original);
+    expected.insert(GATED_LABEL.into(), GATED_VALUE.into());
+    if labels(patched) != expected {
+        return Err(format!(
+            "labels are not the original ones plus {GATED_LABEL}: {:?}",
+            labels(patched)
+        ));
     }
     let gates = |v: &Value| -> Vec<Value> {
         v.pointer("/spec/schedulingGates")

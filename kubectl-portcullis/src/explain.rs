@@ -90,7 +90,8 @@ async fn options(objects: &[serde_json::Value], args: &ExplainArgs, global: &Glo
     };
     let api: kube::Api<Namespace> = kube::Api::all(client);
     for name in core::namespaces_to_read(objects, &options) {
-        match tokio::time::timeout(CLUSTER_TIMEOUT, api.get_opt(&name)).await {
+        // Metadata only: enablement reads annotations and labels, as the webhook does.
+        match tokio::time::timeout(CLUSTER_TIMEOUT, api.get_metadata_opt(&name)).await {
             Ok(Ok(found)) => {
                 options.cluster_namespaces.insert(name, found);
             }

@@ -5,15 +5,13 @@
 
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
 use kubectl_portcullis::explain::{Explanation, Options, explain};
 use serde_json::{Value, json};
 use shared::resolve::ObjectMetaView;
 use webhook::decision::{Decision, Verdict, Write};
 use webhook::server::{POD_PATH, WORKLOAD_PATH};
-use webhook::snapshot::{MemorySnapshot, ParentKind};
+use webhook::snapshot::{MemorySnapshot, NamespaceMeta, ParentKind, ReplicaSetMeta};
 
 fn fixtures() -> Vec<(String, Value)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../webhook/tests/fixtures");
@@ -41,11 +39,11 @@ fn world_snapshot(world: &Value) -> MemorySnapshot {
     let mut snapshot = MemorySnapshot::complete();
     for ns in world["namespaces"].as_array().into_iter().flatten() {
         snapshot =
-            snapshot.with_namespace(serde_json::from_value::<Namespace>(ns.clone()).unwrap());
+            snapshot.with_namespace(serde_json::from_value::<NamespaceMeta>(ns.clone()).unwrap());
     }
     for rs in world["replicaSets"].as_array().into_iter().flatten() {
-        snapshot =
-            snapshot.with_replica_set(serde_json::from_value::<ReplicaSet>(rs.clone()).unwrap());
+        snapshot = snapshot
+            .with_replica_set(serde_json::from_value::<ReplicaSetMeta>(rs.clone()).unwrap());
     }
     for p in world["parents"].as_array().into_iter().flatten() {
         let kind = match p["kind"].as_str().unwrap() {

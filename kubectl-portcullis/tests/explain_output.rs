@@ -64,6 +64,7 @@ Deployment shop/checkout
                                 create KeptnAppCreationRequest shop/shop
   Pods:                         allowed with a patch (/mutate-v1-pod)
   Pod patch:                    add /spec/schedulingGates [{\"name\":\"keptn-prechecks-gate\"}]
+                                add /metadata/labels/portcullis.dev~1gated \"true\"
   Note:                         KeptnAppVersion of a new KeptnApp shop made of the workloads of these manifests (shop-checkout); other workloads of the app in the cluster change it
 ";
 
@@ -139,7 +140,8 @@ fn json_of_an_annotated_deployment() {
     assert_eq!(
         pods["patch"],
         json!([{"op": "add", "path": "/spec/schedulingGates",
-            "value": [{"name": "keptn-prechecks-gate"}]}])
+            "value": [{"name": "keptn-prechecks-gate"}]},
+            {"op": "add", "path": "/metadata/labels/portcullis.dev~1gated", "value": "true"}])
     );
     assert_eq!(pods["keptnWorkloadVersion"], "shop-checkout-0.9.3");
     // They come after the Deployment: its KeptnWorkload now names their ReplicaSet.

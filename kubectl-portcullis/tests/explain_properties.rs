@@ -12,8 +12,6 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
 use kubectl_portcullis::explain::{Explanation, Options, explain, manifest};
 use proptest::prelude::*;
@@ -22,7 +20,7 @@ use serde_json::{Value, json};
 use shared::resolve::ObjectMetaView;
 use webhook::decision::{Decision, Verdict, Write};
 use webhook::fixtures;
-use webhook::snapshot::{MemorySnapshot, ParentKind};
+use webhook::snapshot::{MemorySnapshot, NamespaceMeta, ParentKind, ReplicaSetMeta};
 use webhook::strategies::{annotated_map, container, meta_map, owner};
 
 // ------------------------------------------------------------------ runner
@@ -243,12 +241,12 @@ fn world(case: &WorldCase) -> (Vec<Value>, MemorySnapshot, Options) {
     if let Some((annotations, labels)) = manifest_ns {
         let ns = fixtures::namespace("shop", annotations, labels);
         objects.push(ns.clone());
-        snapshot = snapshot.with_namespace(serde_json::from_value::<Namespace>(ns).unwrap());
+        snapshot = snapshot.with_namespace(serde_json::from_value::<NamespaceMeta>(ns).unwrap());
     }
     if let Some(annotations) = &known_ns {
         // The flag wins: the core sees an enabled namespace.
         let ns = fixtures::namespace("shop", annotations.clone(), json!({}));
-        snapshot = snapshot.with_namespace(serde_json::from_value::<Namespace>(ns).unwrap());
+        snapshot = snapshot.with_namespace(serde_json::from_value::<NamespaceMeta>(ns).unwrap());
     }
     if let Some(owner) = case.rs {
         let mut rs = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
@@ -258,7 +256,7 @@ fn world(case: &WorldCase) -> (Vec<Value>, MemorySnapshot, Options) {
                 json!([{"apiVersion": "apps/v1", "kind": kind, "name": "web", "uid": "d"}]);
         }
         objects.push(rs.clone());
-        snapshot = snapshot.with_replica_set(serde_json::from_value::<ReplicaSet>(rs).unwrap());
+        snapshot = snapshot.with_replica_set(serde_json::from_value::<ReplicaSetMeta>(rs).unwrap());
     }
     if let Some((annotations, labels)) = &case.parent {
         for kind in &case.parent_kinds {

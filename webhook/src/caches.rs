@@ -1,14 +1,16 @@
 //! Watch caches (kube-runtime reflectors, A1, A5, A10) behind the core's [`Snapshot`].
 //!
-//! Built-in objects are stripped to their metadata (without managed fields) before they are
-//! stored: resolution only reads labels, annotations and owner references.
+//! Namespaces and the apps/v1 kinds exist cluster-wide in numbers Portcullis does not control, so
+//! they are watched as metadata only (issue 18): the API server never sends their specs, and
+//! resolution only reads labels, annotations and owner references. Managed fields are dropped
+//! from every object before it is stored.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
@@ -16,16 +18,16 @@ use serde::de::DeserializeOwned;
 use shared::crd::{KeptnApp, KeptnAppCreationRequest, KeptnWorkload};
 use shared::resolve::ObjectMetaView;
 
-use crate::snapshot::{Cached, ParentKind, Snapshot, meta_view};
+use crate::snapshot::{Cached, NamespaceMeta, ParentKind, ReplicaSetMeta, Snapshot, meta_view};
 
 /// The reflector stores.
 #[derive(Clone)]
 pub struct Caches {
-    namespaces: Store<Namespace>,
-    replica_sets: Store<ReplicaSet>,
-    deployments: Store<Deployment>,
-    stateful_sets: Store<StatefulSet>,
-    daemon_sets: Store<DaemonSet>,
+    namespaces: Store<NamespaceMeta>,
+    replica_sets: Store<ReplicaSetMeta>,
+    deployments: Store<PartialObjectMeta<Deployment>>,
+    stateful_sets: Store<PartialObjectMeta<StatefulSet>>,
+    daemon_sets: Store<PartialObjectMeta<DaemonSet>>,
     workloads: Store<KeptnWorkload>,
     requests: Store<KeptnAppCreationRequest>,
     apps: Store<KeptnApp>,
@@ -39,35 +41,9 @@ pub struct Caches {
 /// KeptnAppCreationRequest, never a wrong admission.
 const STORES: usize = 5;
 
-trait Strip {
-    fn strip(&mut self);
-}
-
-macro_rules! strip_to_metadata {
-    ($($kind:ty),*) => {$(
-        impl Strip for $kind {
-            fn strip(&mut self) {
-                self.metadata.managed_fields = None;
-                self.spec = None;
-                self.status = None;
-            }
-        }
-    )*};
-}
-strip_to_metadata!(Namespace, ReplicaSet, Deployment, StatefulSet, DaemonSet);
-
-macro_rules! strip_managed_fields {
-    ($($kind:ty),*) => {$(
-        impl Strip for $kind {
-            fn strip(&mut self) {
-                self.metadata.managed_fields = None;
-            }
-        }
-    )*};
-}
-strip_managed_fields!(KeptnWorkload, KeptnAppCreationRequest, KeptnApp);
-
-/// Starts a reflector for `K` over all namespaces; the returned future drives it.
+/// Starts a reflector for `K` over all namespaces; the returned future drives it and, once the
+/// store has listed, counts it in `synced`. For `K = PartialObjectMeta<_>` the API server is asked
+/// for metadata only (kube 5's replacement of `metadata_watcher`).
 fn reflect<K>(
     client: &Client,
     synced: Option<Arc<AtomicUsize>>,
@@ -77,7 +53,6 @@ fn reflect<K>(
 )
 where
     K: Resource<DynamicType = ()>
-        + Strip
         + Clone
         + DeserializeOwned
         + std::fmt::Debug
@@ -89,7 +64,7 @@ where
     let api: Api<K> = Api::all(client.clone());
     let stream = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
-        .modify(K::strip)
+        .modify(|object: &mut K| object.meta_mut().managed_fields = None)
         .reflect(writer)
         .touched_objects();
     let ready = store.clone();
@@ -115,11 +90,12 @@ impl Caches {
     /// Starts all reflectors on the runtime; they run until the process ends.
     pub fn start(client: &Client) -> Self {
         let synced = Arc::new(AtomicUsize::new(0));
-        let (namespaces, a) = reflect::<Namespace>(client, Some(synced.clone()));
-        let (replica_sets, b) = reflect::<ReplicaSet>(client, Some(synced.clone()));
-        let (deployments, c) = reflect::<Deployment>(client, Some(synced.clone()));
-        let (stateful_sets, d) = reflect::<StatefulSet>(client, Some(synced.clone()));
-        let (daemon_sets, e) = reflect::<DaemonSet>(client, Some(synced.clone()));
+        let core = || Some(synced.clone());
+        let (namespaces, a) = reflect::<NamespaceMeta>(client, core());
+        let (replica_sets, b) = reflect::<ReplicaSetMeta>(client, core());
+        let (deployments, c) = reflect::<PartialObjectMeta<Deployment>>(client, core());
+        let (stateful_sets, d) = reflect::<PartialObjectMeta<StatefulSet>>(client, core());
+        let (daemon_sets, e) = reflect::<PartialObjectMeta<DaemonSet>>(client, core());
         let (workloads, f) = reflect::<KeptnWorkload>(client, None);
         let (requests, g) = reflect::<KeptnAppCreationRequest>(client, None);
         let (apps, h) = reflect::<KeptnApp>(client, None);
@@ -167,11 +143,11 @@ fn cached<T>(found: Option<T>) -> Cached<T> {
 }
 
 impl Snapshot for Caches {
-    fn namespace(&self, name: &str) -> Cached<Arc<Namespace>> {
+    fn namespace(&self, name: &str) -> Cached<Arc<NamespaceMeta>> {
         cached(get(&self.namespaces, None, name))
     }
 
-    fn replica_set(&self, namespace: &str, name: &str) -> Cached<Arc<ReplicaSet>> {
+    fn replica_set(&self, namespace: &str, name: &str) -> Cached<Arc<ReplicaSetMeta>> {
         cached(get(&self.replica_sets, Some(namespace), name))
     }
 

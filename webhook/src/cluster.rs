@@ -8,6 +8,7 @@ use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, ObjectReference};
 use kube::api::PostParams;
+use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
 use shared::crd::{KeptnAppCreationRequest, KeptnWorkload};
@@ -134,18 +135,38 @@ impl KubeCluster {
         result
     }
 
+    /// The fallback read of A5: metadata only, like the caches it stands in for (issue 18).
+    async fn get_metadata_opt<K>(
+        &self,
+        api: Api<K>,
+        resource: &'static str,
+        name: &str,
+    ) -> kube::Result<Option<PartialObjectMeta<K>>>
+    where
+        K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let result = api.get_metadata_opt(name).await.map(|found| {
+            found.map(|mut meta| {
+                meta.metadata.managed_fields = None;
+                meta
+            })
+        });
+        self.outcome("get", resource, &result);
+        result
+    }
+
     async fn fetch_inner(&self, needed: &Needed, fetched: &mut Fetched) -> kube::Result<()> {
         let client = self.client.clone();
         match needed {
             Needed::Namespace(name) => {
                 let ns = self
-                    .get_opt(Api::<Namespace>::all(client), "namespaces", name)
+                    .get_metadata_opt(Api::<Namespace>::all(client), "namespaces", name)
                     .await?;
                 fetched.namespaces.insert(name.clone(), ns.map(Arc::new));
             }
             Needed::ReplicaSet { namespace, name } => {
                 let rs = self
-                    .get_opt(
+                    .get_metadata_opt(
                         Api::<ReplicaSet>::namespaced(client, namespace),
                         "replicasets",
                         name,
@@ -162,7 +183,7 @@ impl KubeCluster {
             } => {
                 let meta = match kind {
                     ParentKind::Deployment => self
-                        .get_opt(
+                        .get_metadata_opt(
                             Api::<Deployment>::namespaced(client, namespace),
                             "deployments",
                             name,
@@ -170,7 +191,7 @@ impl KubeCluster {
                         .await?
                         .map(|o| meta_view(&o)),
                     ParentKind::StatefulSet => self
-                        .get_opt(
+                        .get_metadata_opt(
                             Api::<StatefulSet>::namespaced(client, namespace),
                             "statefulsets",
                             name,
@@ -178,7 +199,7 @@ impl KubeCluster {
                         .await?
                         .map(|o| meta_view(&o)),
                     ParentKind::DaemonSet => self
-                        .get_opt(
+                        .get_metadata_opt(
                             Api::<DaemonSet>::namespaced(client, namespace),
                             "daemonsets",
                             name,

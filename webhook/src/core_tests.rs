@@ -2,12 +2,11 @@
 //! A22) and workloads (A7).
 
 use json_patch::PatchOperation;
-use k8s_openapi::api::core::v1::Namespace;
 use kube::core::DynamicObject;
 use kube::core::admission::AdmissionRequest;
 use serde_json::{Value, json};
 use shared::crd::{KeptnApp, KeptnAppCreationRequest, KeptnWorkload};
-use shared::gate::{GATE, REMOVED_MARKER, REMOVED_VALUE};
+use shared::gate::{GATE, GATED_LABEL, GATED_VALUE, REMOVED_MARKER, REMOVED_VALUE};
 use shared::resolve::keys;
 
 use crate::decision::{Decision, Needed, Verdict, Write};
@@ -18,12 +17,12 @@ use crate::fixtures::{
 use crate::namespaces::{ENABLED, ENABLEMENT_KEY};
 use crate::pods::{self, messages};
 use crate::review::parse;
-use crate::snapshot::{Fetched, MemorySnapshot, ParentKind, Snapshot, WithFetched};
+use crate::snapshot::{Fetched, MemorySnapshot, NamespaceMeta, ParentKind, Snapshot, WithFetched};
 use crate::workloads;
 
 const NS: &str = "shop";
 
-fn enabled_namespace() -> Namespace {
+fn enabled_namespace() -> NamespaceMeta {
     ns(NS).enabled().build()
 }
 
@@ -163,6 +162,11 @@ fn deployment_pod_gated_from_annotated_parent() {
     let decision = admit_pod(&pod, &world);
     let out = apply(&pod, &decision);
     assert_eq!(out["spec"]["schedulingGates"], json!([{"name": GATE}]));
+    assert_eq!(
+        out["metadata"]["labels"],
+        json!({"pod-template-hash": "7d4b9c8f6d", GATED_LABEL: GATED_VALUE}),
+        "the gated label joins the pod's labels (A8)"
+    );
     let a = annotations(&out);
     assert_eq!(a["keptn.sh/workload"], "web");
     assert_eq!(a["keptn.sh/version"], "1.0");
@@ -202,8 +206,32 @@ fn pod_without_annotations_gets_the_map_in_one_operation() {
     let decision = admit_pod(&pod, &world);
     assert_eq!(
         patch_paths(&decision),
-        ["/spec/schedulingGates", "/metadata/annotations"]
+        [
+            "/spec/schedulingGates",
+            "/metadata/labels/portcullis.dev~1gated",
+            "/metadata/annotations"
+        ]
     );
+}
+
+#[test]
+fn pod_without_labels_gets_the_label_map_in_one_operation() {
+    let world = deployment_world(&[(keys::WORKLOAD, "web")]);
+    let mut pod = deployment_pod().build();
+    if let Some(meta) = pod["metadata"].as_object_mut() {
+        meta.remove("labels");
+    }
+    let decision = admit_pod(&pod, &world);
+    assert_eq!(
+        patch_paths(&decision),
+        [
+            "/spec/schedulingGates",
+            "/metadata/labels",
+            "/metadata/annotations"
+        ]
+    );
+    let out = apply(&pod, &decision);
+    assert_eq!(out["metadata"]["labels"], json!({GATED_LABEL: GATED_VALUE}));
 }
 
 #[test]
@@ -215,6 +243,7 @@ fn pod_with_annotations_gets_escaped_keys() {
         patch_paths(&decision),
         [
             "/spec/schedulingGates",
+            "/metadata/labels/portcullis.dev~1gated",
             "/metadata/annotations/keptn.sh~1app",
             "/metadata/annotations/keptn.sh~1version",
             "/metadata/annotations/keptn.sh~1workload",
@@ -230,7 +259,7 @@ fn namespace_enabled_by_label_a4() {
         meta().annotated(keys::WORKLOAD, "web"),
     );
     let decision = admit_pod(&deployment_pod().build(), &world);
-    assert_eq!(patch_of(&decision).len(), 2);
+    assert_eq!(patch_of(&decision).len(), 3);
 }
 
 #[test]
@@ -497,6 +526,30 @@ fn preset_gate_without_identity_is_stamped_not_duplicated() {
     let out = apply(&pod, &decision);
     assert_eq!(out["spec"]["schedulingGates"], json!([{"name": GATE}]));
     assert_eq!(annotations(&out)["keptn.sh/workload"], "web");
+    assert_eq!(
+        out["metadata"]["labels"][GATED_LABEL], GATED_VALUE,
+        "labelled although the gate was there: the gate service sees only labelled pods"
+    );
+}
+
+#[test]
+fn reinvoked_pod_that_lost_the_label_gets_only_the_label() {
+    let world = deployment_world(&[(keys::WORKLOAD, "web")]);
+    let pod = deployment_pod().build();
+    let mut out = apply(&pod, &admit_pod(&pod, &world));
+    if let Some(labels) = out["metadata"]["labels"].as_object_mut() {
+        labels.remove(GATED_LABEL);
+    }
+    let again = admit_pod(&out, &world);
+    assert_eq!(
+        patch_paths(&again),
+        ["/metadata/labels/portcullis.dev~1gated"]
+    );
+    assert!(again.writes.is_empty());
+    assert_eq!(
+        apply(&out, &again)["metadata"]["labels"][GATED_LABEL],
+        GATED_VALUE
+    );
 }
 
 // ---------------------------------------------------------------- pods: caches (A5, A10)
@@ -537,7 +590,7 @@ fn missing_namespace_and_replica_set_are_asked_for_once_each() {
         Some(meta().annotated(keys::WORKLOAD, "web").build()),
     );
     let decision = admit_with(&req, &base, &fetched).unwrap();
-    assert_eq!(patch_of(&decision).len(), 2);
+    assert_eq!(patch_of(&decision).len(), 3);
 }
 
 #[test]
@@ -571,7 +624,7 @@ fn second_pod_of_a_rollout_writes_nothing_a10() {
         .with_app_creation_request(kacr);
     let second = admit_pod(&pod, &world);
     assert!(second.writes.is_empty(), "{:?}", second.writes);
-    assert_eq!(patch_of(&second).len(), 2, "the pod is still gated");
+    assert_eq!(patch_of(&second).len(), 3, "the pod is still gated");
 }
 
 #[test]
@@ -1023,6 +1076,10 @@ fn pod_matrix() {
                     assert!(ours <= 1, "{label}: at most one Portcullis gate");
                     if gated {
                         assert_eq!(ours, 1, "{label}: gated");
+                        assert_eq!(
+                            out["metadata"]["labels"][GATED_LABEL], GATED_VALUE,
+                            "{label}"
+                        );
                         let a = annotations(&out);
                         assert_eq!(a["keptn.sh/workload"], "svc", "{label}");
                         assert_eq!(a["keptn.sh/version"], "2.0", "{label}");

@@ -7,12 +7,11 @@
 //! tests, benches and examples get through the crate's dev-dependency on itself; never part of
 //! the release binary.
 
-use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Namespace;
 use serde_json::{Value, json};
 use shared::resolve::ObjectMetaView;
 
 use crate::namespaces::{ENABLED, ENABLEMENT_KEY};
+use crate::snapshot::{NamespaceMeta, ReplicaSetMeta};
 
 /// Deserialises a builder's JSON into the typed object the caches hold.
 fn typed<T: serde::de::DeserializeOwned>(object: Value) -> T {
@@ -272,7 +271,7 @@ pub fn namespace(name: &str, annotations: Value, labels: Value) -> Value {
     })
 }
 
-/// A Namespace as the namespace cache holds it.
+/// A Namespace as the namespace cache holds it: metadata only.
 #[derive(Debug, Clone)]
 pub struct NamespaceBuilder {
     object: Value,
@@ -292,8 +291,8 @@ impl NamespaceBuilder {
         self.annotated(ENABLEMENT_KEY, ENABLED)
     }
 
-    /// The typed Namespace.
-    pub fn build(self) -> Namespace {
+    /// The Namespace's metadata.
+    pub fn build(self) -> NamespaceMeta {
         typed(self.object)
     }
 }
@@ -342,8 +341,8 @@ impl ReplicaSetBuilder {
         self
     }
 
-    /// The typed ReplicaSet.
-    pub fn build(self) -> ReplicaSet {
+    /// The ReplicaSet's metadata.
+    pub fn build(self) -> ReplicaSetMeta {
         typed(self.object)
     }
 }

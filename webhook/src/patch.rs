@@ -1,5 +1,5 @@
 //! JSON Patch operations built by hand for exactly what the webhook adds to a pod (A8, A9): the
-//! scheduling gate and the identity annotations. Each operation is computed against the raw
+//! scheduling gate, the gated label and the identity annotations. Each operation is computed against the raw
 //! request object, so applying the same patch logic to its own result yields nothing (reinvocation).
 
 use std::collections::BTreeMap;
@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, PatchOperation};
 use serde_json::{Value, json};
-use shared::gate::{GATE, is_gated};
+use shared::gate::{GATE, GATED_LABEL, GATED_VALUE, is_gated};
 
 fn add(path: PointerBuf, value: Value) -> PatchOperation {
     PatchOperation::Add(AddOperation { path, value })
@@ -51,18 +51,42 @@ pub fn annotation_operations(
     current: Option<&BTreeMap<String, String>>,
     wanted: &BTreeMap<String, String>,
 ) -> Vec<PatchOperation> {
+    map_operations("annotations", current, wanted)
+}
+
+/// The operation putting [`GATED_LABEL`] on a pod that gets (or keeps) the gate, built like
+/// [`annotation_operations`]: the gate service watches only pods with this label, so a gated pod
+/// without it would never be released. `None` when the label is already there.
+pub fn gated_label_operation(current: Option<&BTreeMap<String, String>>) -> Option<PatchOperation> {
+    let wanted = BTreeMap::from([(GATED_LABEL.to_owned(), GATED_VALUE.to_owned())]);
+    map_operations("labels", current, &wanted).pop()
+}
+
+/// Whether the pod's labels already carry [`GATED_LABEL`] with [`GATED_VALUE`].
+pub fn has_gated_label(current: Option<&BTreeMap<String, String>>) -> bool {
+    current
+        .and_then(|labels| labels.get(GATED_LABEL))
+        .is_some_and(|v| v == GATED_VALUE)
+}
+
+/// `metadata.<field>` (a string map) made to carry `wanted`; see [`annotation_operations`].
+fn map_operations(
+    field: &str,
+    current: Option<&BTreeMap<String, String>>,
+    wanted: &BTreeMap<String, String>,
+) -> Vec<PatchOperation> {
     let Some(current) = current else {
         if wanted.is_empty() {
             return Vec::new();
         }
-        return vec![add(pointer(&["metadata", "annotations"]), json!(wanted))];
+        return vec![add(pointer(&["metadata", field]), json!(wanted))];
     };
     wanted
         .iter()
         .filter(|(key, value)| current.get(*key) != Some(*value))
         .map(|(key, value)| {
             add(
-                pointer(&["metadata", "annotations", key]),
+                pointer(&["metadata", field, key]),
                 Value::String(value.clone()),
             )
         })
@@ -163,6 +187,47 @@ mod tests {
         let current = BTreeMap::from([("keptn.sh/app".to_string(), "a".to_string())]);
         assert!(annotation_operations(Some(&current), &current.clone()).is_empty());
         assert!(annotation_operations(None, &BTreeMap::new()).is_empty());
+    }
+
+    #[test]
+    fn gated_label_creates_the_map_when_absent() {
+        let op = gated_label_operation(None).unwrap();
+        assert_eq!(paths(std::slice::from_ref(&op)), ["/metadata/labels"]);
+        let out = apply(&json!({"metadata": {"name": "p"}}), &[op]);
+        assert_eq!(out["metadata"]["labels"], json!({GATED_LABEL: GATED_VALUE}));
+        assert!(has_gated_label(Some(&typed_labels(&out))));
+    }
+
+    #[test]
+    fn gated_label_added_to_existing_labels_escaped() {
+        let current = BTreeMap::from([("app".to_string(), "web".to_string())]);
+        let op = gated_label_operation(Some(&current)).unwrap();
+        assert_eq!(
+            paths(std::slice::from_ref(&op)),
+            ["/metadata/labels/portcullis.dev~1gated"]
+        );
+        let out = apply(&json!({"metadata": {"labels": {"app": "web"}}}), &[op]);
+        assert_eq!(
+            out["metadata"]["labels"],
+            json!({"app": "web", GATED_LABEL: GATED_VALUE})
+        );
+    }
+
+    #[test]
+    fn gated_label_present_produces_nothing_other_value_is_replaced() {
+        let labelled = BTreeMap::from([(GATED_LABEL.to_string(), GATED_VALUE.to_string())]);
+        assert!(gated_label_operation(Some(&labelled)).is_none());
+        let other = BTreeMap::from([(GATED_LABEL.to_string(), "no".to_string())]);
+        assert!(!has_gated_label(Some(&other)));
+        let out = apply(
+            &json!({"metadata": {"labels": {GATED_LABEL: "no"}}}),
+            &[gated_label_operation(Some(&other)).unwrap()],
+        );
+        assert_eq!(out["metadata"]["labels"][GATED_LABEL], GATED_VALUE);
+    }
+
+    fn typed_labels(pod: &Value) -> BTreeMap<String, String> {
+        serde_json::from_value(pod["metadata"]["labels"].clone()).unwrap()
     }
 
     #[test]

@@ -110,10 +110,18 @@ pub fn admit(
     let stamped = [keys::APP, keys::WORKLOAD, keys::VERSION]
         .iter()
         .all(|k| meta.annotations.get(*k).is_some_and(|v| !v.is_empty()));
+    let labels = pod.metadata.labels.as_ref();
     if stamped && patch::has_gate(spec) {
         // Reinvoked after a later webhook changed the pod: resolving again would read the
-        // stamped `keptn.sh/app` as an explicit app (shared::resolve), so nothing is redone.
-        return Ok(Decision::only(Verdict::allow(messages::ALREADY_GATED)));
+        // stamped `keptn.sh/app` as an explicit app (shared::resolve), so nothing is redone but
+        // the label, should the pod have lost it: without it the pod is never released.
+        return Ok(Decision::only(match patch::gated_label_operation(labels) {
+            None => Verdict::allow(messages::ALREADY_GATED),
+            Some(op) => Verdict::Allow {
+                patch: vec![op],
+                message: Some(messages::ALREADY_GATED.to_owned()),
+            },
+        }));
     }
     let Some(owner_ref) = supported_owner(pod.metadata.owner_references.as_deref()) else {
         return Ok(Decision::only(Verdict::allow(
@@ -166,6 +174,7 @@ pub fn admit(
         )));
     }
     let mut operations: Vec<_> = patch::gate_operation(spec).into_iter().collect();
+    operations.extend(patch::gated_label_operation(labels));
     operations.extend(patch::annotation_operations(
         annotations,
         &identity.pod_annotations,

@@ -7,8 +7,17 @@ use std::sync::Arc;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
+use kube::core::PartialObjectMeta;
 use shared::crd::{KeptnApp, KeptnAppCreationRequest, KeptnWorkload};
 use shared::resolve::ObjectMetaView;
+
+/// A Namespace as the caches and the fallback read hold it: metadata only (issue 18), since
+/// enablement (A4) reads only its annotations and labels.
+pub type NamespaceMeta = PartialObjectMeta<Namespace>;
+
+/// A ReplicaSet as the caches and the fallback read hold it: metadata only, since only its owner
+/// references are read (B §1.3).
+pub type ReplicaSetMeta = PartialObjectMeta<ReplicaSet>;
 
 /// The result of a cache read for an object whose absence may be a cache race.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,10 +54,10 @@ impl ParentKind {
 
 /// Read access to the caches the admission core needs.
 pub trait Snapshot {
-    /// A Namespace by name.
-    fn namespace(&self, name: &str) -> Cached<Arc<Namespace>>;
-    /// A ReplicaSet (metadata is what matters).
-    fn replica_set(&self, namespace: &str, name: &str) -> Cached<Arc<ReplicaSet>>;
+    /// A Namespace's metadata by name.
+    fn namespace(&self, name: &str) -> Cached<Arc<NamespaceMeta>>;
+    /// A ReplicaSet's metadata.
+    fn replica_set(&self, namespace: &str, name: &str) -> Cached<Arc<ReplicaSetMeta>>;
     /// The labels and annotations of a Deployment, StatefulSet or DaemonSet.
     fn parent(&self, kind: ParentKind, namespace: &str, name: &str) -> Cached<ObjectMetaView>;
     /// A KeptnWorkload; absent from the cache means "create it" (a lagging cache only costs a
@@ -76,9 +85,9 @@ pub fn meta_view<K: kube::Resource>(object: &K) -> ObjectMetaView {
 #[derive(Debug, Default, Clone)]
 pub struct Fetched {
     /// Namespaces by name.
-    pub namespaces: HashMap<String, Option<Arc<Namespace>>>,
+    pub namespaces: HashMap<String, Option<Arc<NamespaceMeta>>>,
     /// ReplicaSets by (namespace, name).
-    pub replica_sets: HashMap<(String, String), Option<Arc<ReplicaSet>>>,
+    pub replica_sets: HashMap<(String, String), Option<Arc<ReplicaSetMeta>>>,
     /// Parents by (kind, namespace, name).
     pub parents: HashMap<(ParentKind, String, String), Option<ObjectMetaView>>,
 }
@@ -135,11 +144,11 @@ fn fill<T: Clone>(cached: Cached<T>, fetched: Option<&Option<T>>) -> Cached<T> {
 }
 
 impl<S: Snapshot + ?Sized> Snapshot for WithFetched<'_, S> {
-    fn namespace(&self, name: &str) -> Cached<Arc<Namespace>> {
+    fn namespace(&self, name: &str) -> Cached<Arc<NamespaceMeta>> {
         fill(self.base.namespace(name), self.fetched.namespaces.get(name))
     }
 
-    fn replica_set(&self, namespace: &str, name: &str) -> Cached<Arc<ReplicaSet>> {
+    fn replica_set(&self, namespace: &str, name: &str) -> Cached<Arc<ReplicaSetMeta>> {
         fill(
             self.base.replica_set(namespace, name),
             self.fetched
@@ -180,8 +189,8 @@ impl<S: Snapshot + ?Sized> Snapshot for WithFetched<'_, S> {
 pub struct MemorySnapshot {
     /// Whether a missing object is known absent rather than possibly not yet cached.
     pub complete: bool,
-    namespaces: HashMap<String, Arc<Namespace>>,
-    replica_sets: HashMap<(String, String), Arc<ReplicaSet>>,
+    namespaces: HashMap<String, Arc<NamespaceMeta>>,
+    replica_sets: HashMap<(String, String), Arc<ReplicaSetMeta>>,
     parents: HashMap<(ParentKind, String, String), ObjectMetaView>,
     workloads: HashMap<(String, String), Arc<KeptnWorkload>>,
     requests: HashMap<(String, String), Arc<KeptnAppCreationRequest>>,
@@ -201,15 +210,15 @@ impl MemorySnapshot {
         }
     }
 
-    /// Adds a Namespace.
-    pub fn with_namespace(mut self, namespace: Namespace) -> Self {
+    /// Adds a Namespace's metadata.
+    pub fn with_namespace(mut self, namespace: NamespaceMeta) -> Self {
         self.namespaces
             .insert(namespace.name_any(), Arc::new(namespace));
         self
     }
 
-    /// Adds a ReplicaSet.
-    pub fn with_replica_set(mut self, rs: ReplicaSet) -> Self {
+    /// Adds a ReplicaSet's metadata.
+    pub fn with_replica_set(mut self, rs: ReplicaSetMeta) -> Self {
         self.replica_sets.insert(key(&rs), Arc::new(rs));
         self
     }
@@ -259,14 +268,14 @@ fn pair(namespace: &str, name: &str) -> (String, String) {
 }
 
 impl Snapshot for MemorySnapshot {
-    fn namespace(&self, name: &str) -> Cached<Arc<Namespace>> {
+    fn namespace(&self, name: &str) -> Cached<Arc<NamespaceMeta>> {
         match self.namespaces.get(name) {
             Some(ns) => Cached::Found(ns.clone()),
             None => self.miss(),
         }
     }
 
-    fn replica_set(&self, namespace: &str, name: &str) -> Cached<Arc<ReplicaSet>> {
+    fn replica_set(&self, namespace: &str, name: &str) -> Cached<Arc<ReplicaSetMeta>> {
         match self.replica_sets.get(&pair(namespace, name)) {
             Some(rs) => Cached::Found(rs.clone()),
             None => self.miss(),

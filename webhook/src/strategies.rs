@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 /// Keys of annotations and labels, the webhook's and some that only look like them.
-pub const KEYS: [&str; 17] = [
+pub const KEYS: [&str; 18] = [
     "keptn.sh/workload",
     "keptn.sh/version",
     "keptn.sh/app",
@@ -25,6 +25,7 @@ pub const KEYS: [&str; 17] = [
     "keptn.sh/workload~odd/key",
     "example.com/other",
     "keptn.sh/lifecycle-toolkit",
+    "portcullis.dev/gated",
 ];
 
 pub fn odd_value() -> impl Strategy<Value = String> {

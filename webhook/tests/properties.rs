@@ -2,7 +2,8 @@
 //! real router. The checks live in `fuzz/src/oracle.rs`, shared with the cargo-fuzz target
 //! `admission`; see [`oracle::check`] and [`oracle::check_all`] for the properties:
 //! no panic; unreadable body → 400 with a message, else 200 echoing the uid; every patch is `add`
-//! on `/spec/schedulingGates` or `/metadata/annotations` and applies to the raw object (A9);
+//! on `/spec/schedulingGates`, the gated label or `/metadata/annotations`, applies to the raw
+//! object (A9) and leaves the pod gated and labelled (A8);
 //! reinvocation on the patched object adds nothing (A8, A10); dry run answers the same and
 //! writes nothing (A6); writes in the caches are not repeated (A10); bounded response size.
 //!
@@ -193,7 +194,8 @@ fn build_world(case: &WorldCase) -> World {
 #[derive(Debug, Clone)]
 struct PodCase {
     annotations: Option<BTreeMap<String, String>>,
-    labels: BTreeMap<String, String>,
+    /// `None`: the pod has no `metadata.labels` at all.
+    labels: Option<BTreeMap<String, String>>,
     owners: Vec<Value>,
     gates: Option<Value>,
     node_name: Option<&'static str>,
@@ -207,7 +209,7 @@ struct PodCase {
 fn pod_case() -> impl Strategy<Value = PodCase> {
     (
         prop::option::weighted(0.8, annotated_map()),
-        meta_map(),
+        prop::option::weighted(0.8, meta_map()),
         prop::collection::vec(owner(), 0..3),
         gates(),
         prop::option::weighted(0.15, prop::sample::select(vec!["", "node-1"])),
@@ -254,8 +256,17 @@ fn build_pod_review(case: &PodCase) -> Value {
     if let Some(annotations) = &case.annotations {
         meta["annotations"] = json!(annotations);
     }
-    for (k, v) in &case.labels {
-        meta["labels"][k] = json!(v);
+    match &case.labels {
+        Some(labels) => {
+            for (k, v) in labels {
+                meta["labels"][k] = json!(v);
+            }
+        }
+        None => {
+            if let Some(meta) = meta.as_object_mut() {
+                meta.remove("labels");
+            }
+        }
     }
     if !case.owners.is_empty() {
         meta["ownerReferences"] = Value::Array(case.owners.clone());
@@ -342,8 +353,11 @@ fn generated_pod_reviews_are_gated_when_annotated() {
             });
             annotations.insert("keptn.sh/workload".into(), workload);
             annotations.insert("keptn.sh/version".into(), version);
-            pod.labels
-                .retain(|k, _| !k.starts_with("keptn.sh/") && !k.starts_with("app.kubernetes.io/"));
+            if let Some(labels) = &mut pod.labels {
+                labels.retain(|k, _| {
+                    !k.starts_with("keptn.sh/") && !k.starts_with("app.kubernetes.io/")
+                });
+            }
             let world = build_world(&WorldCase {
                 ns: NsState::Annotated,
                 warm,

@@ -12,8 +12,6 @@ use axum::http::{Request, StatusCode};
 use base64::Engine as _;
 use futures::future::BoxFuture;
 use http_body_util::BodyExt;
-use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Namespace;
 use serde_json::{Value, json};
 use shared::resolve::ObjectMetaView;
 use tower::ServiceExt;
@@ -22,7 +20,7 @@ use webhook::decision::{Needed, Write};
 use webhook::fixtures;
 use webhook::metrics::Metrics;
 use webhook::server::{self, App, Limits};
-use webhook::snapshot::{Fetched, MemorySnapshot, ParentKind};
+use webhook::snapshot::{Fetched, MemorySnapshot, NamespaceMeta, ParentKind, ReplicaSetMeta};
 
 /// Records what the shell asks of the cluster; answers fetches from `world`.
 #[derive(Default)]
@@ -150,11 +148,11 @@ fn world_snapshot(world: &Value) -> MemorySnapshot {
     let mut snapshot = MemorySnapshot::complete();
     for ns in world["namespaces"].as_array().into_iter().flatten() {
         snapshot =
-            snapshot.with_namespace(serde_json::from_value::<Namespace>(ns.clone()).unwrap());
+            snapshot.with_namespace(serde_json::from_value::<NamespaceMeta>(ns.clone()).unwrap());
     }
     for rs in world["replicaSets"].as_array().into_iter().flatten() {
-        snapshot =
-            snapshot.with_replica_set(serde_json::from_value::<ReplicaSet>(rs.clone()).unwrap());
+        snapshot = snapshot
+            .with_replica_set(serde_json::from_value::<ReplicaSetMeta>(rs.clone()).unwrap());
     }
     for p in world["parents"].as_array().into_iter().flatten() {
         let kind = match p["kind"].as_str().unwrap() {
@@ -502,7 +500,7 @@ async fn write_failure_rejects_with_event() {
 
 #[tokio::test]
 async fn replica_set_missing_from_cache_costs_one_get_a5() {
-    let rs: ReplicaSet = serde_json::from_value(json!({
+    let rs: ReplicaSetMeta = serde_json::from_value(json!({
         "metadata": {"name": "web-abc", "namespace": "shop", "uid": "rs-uid-1",
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "d"}]}
     }))

@@ -9,8 +9,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Namespace;
 use kube::core::DynamicObject;
 use kube::core::admission::AdmissionRequest;
 use serde::{Deserialize, Serialize};
@@ -24,7 +22,8 @@ use shared::resolve::{
 use webhook::decision::{Decision, Denial, Needed, Verdict, Write};
 use webhook::namespaces::{ENABLED, ENABLEMENT_KEY, Enablement};
 use webhook::snapshot::{
-    Cached, Fetched, MemorySnapshot, ParentKind, Snapshot, WithFetched, meta_view,
+    Cached, Fetched, MemorySnapshot, NamespaceMeta, ParentKind, ReplicaSetMeta, Snapshot,
+    WithFetched, meta_view,
 };
 
 /// Placeholder for the `pod-template-hash` of the ReplicaSet a Deployment will create (its real
@@ -41,8 +40,9 @@ pub struct Options {
     pub default_namespace: String,
     /// `--namespace-enabled`: every namespace the workloads go to counts as enabled.
     pub namespace_enabled: bool,
-    /// Namespaces read from the cluster (`None`: it does not exist).
-    pub cluster_namespaces: BTreeMap<String, Option<Namespace>>,
+    /// Namespaces read from the cluster, metadata only as the webhook reads them (`None`: it
+    /// does not exist).
+    pub cluster_namespaces: BTreeMap<String, Option<NamespaceMeta>>,
     /// Why the cluster could not be asked for the namespaces (they count as not enabled).
     pub cluster_error: Option<String>,
 }
@@ -227,14 +227,14 @@ fn typed<T: serde::de::DeserializeOwned>(object: &Value) -> Option<T> {
     serde_json::from_value(object.clone()).ok()
 }
 
-fn enabled_namespace(name: &str) -> Namespace {
-    let mut ns = Namespace::default();
+fn enabled_namespace(name: &str) -> NamespaceMeta {
+    let mut ns = NamespaceMeta::default();
     ns.metadata.name = Some(name.to_owned());
     ns.metadata.annotations = Some([(ENABLEMENT_KEY.to_owned(), ENABLED.to_owned())].into());
     ns
 }
 
-fn enablement_of(ns: &Namespace) -> Enablement {
+fn enablement_of(ns: &NamespaceMeta) -> Enablement {
     let name = ns.metadata.name.clone().unwrap_or_default();
     let snapshot = MemorySnapshot::complete().with_namespace(ns.clone());
     webhook::namespaces::enablement(&name, &snapshot)
@@ -248,7 +248,7 @@ fn build_world(objects: &[Value], options: &Options) -> World {
     for object in objects {
         match (kind_of(object), subject(object)) {
             ("Namespace", _) => {
-                if let Some(ns) = typed::<Namespace>(object) {
+                if let Some(ns) = typed::<NamespaceMeta>(object) {
                     manifest_namespaces.insert(meta_str(object, "name").to_owned(), ns);
                 }
             }
@@ -260,7 +260,7 @@ fn build_world(objects: &[Value], options: &Options) -> World {
                 }
             }
             (_, Some(Subject::ReplicaSet)) => {
-                if let Some(rs) = typed::<ReplicaSet>(object) {
+                if let Some(rs) = typed::<ReplicaSetMeta>(object) {
                     snapshot = snapshot.with_replica_set(rs);
                 }
             }
@@ -277,7 +277,7 @@ fn build_world(objects: &[Value], options: &Options) -> World {
                     );
                 }
                 if kind == ParentKind::Deployment
-                    && let Some(rs) = typed::<ReplicaSet>(&replica_set_of(object))
+                    && let Some(rs) = typed::<ReplicaSetMeta>(&replica_set_of(object))
                 {
                     snapshot = snapshot.with_replica_set(rs);
                 }
@@ -915,7 +915,7 @@ fn explain_controller(object: &Value, subject: Subject, world: &World) -> Explai
     };
     let bare = subject == Subject::ReplicaSet
         && webhook::pods::supported_owner(
-            typed::<ReplicaSet>(object)
+            typed::<ReplicaSetMeta>(object)
                 .and_then(|rs| rs.metadata.owner_references)
                 .as_deref(),
         )
