@@ -32,14 +32,9 @@ pub struct Caches {
     requests: Store<KeptnAppCreationRequest>,
     apps: Store<KeptnApp>,
     synced: Arc<AtomicUsize>,
+    /// How many stores count towards `synced`.
+    core_stores: usize,
 }
-
-/// Number of stores that must have listed once before the webhook is ready: the core ones.
-/// The three lifecycle stores are not waited for: reading them may need this very webhook's
-/// conversion (objects stored at an older version, A24), which the API server reaches only
-/// once the pod is ready; until they fill, a missing entry costs a conflict or a spare
-/// KeptnAppCreationRequest, never a wrong admission.
-const STORES: usize = 5;
 
 /// Starts a reflector for `K` over all namespaces; the returned future drives it and, once the
 /// store has listed, counts it in `synced`. For `K = PartialObjectMeta<_>` the API server is asked
@@ -89,8 +84,16 @@ where
 impl Caches {
     /// Starts all reflectors on the runtime; they run until the process ends.
     pub fn start(client: &Client) -> Self {
+        // Only the core stores are waited for: reading the three lifecycle ones may need this
+        // very webhook's conversion (objects stored at an older version, A24), which the API
+        // server reaches only once the pod is ready; until they fill, a missing entry costs a
+        // conflict (converged, `desired::converged`) or a spare KeptnAppCreationRequest.
         let synced = Arc::new(AtomicUsize::new(0));
-        let core = || Some(synced.clone());
+        let mut core_stores = 0;
+        let mut core = || {
+            core_stores += 1;
+            Some(synced.clone())
+        };
         let (namespaces, a) = reflect::<NamespaceMeta>(client, core());
         let (replica_sets, b) = reflect::<ReplicaSetMeta>(client, core());
         let (deployments, c) = reflect::<PartialObjectMeta<Deployment>>(client, core());
@@ -117,12 +120,13 @@ impl Caches {
             requests,
             apps,
             synced,
+            core_stores,
         }
     }
 
     /// Whether every core store has completed its initial list.
     pub fn synced(&self) -> bool {
-        self.synced.load(Ordering::SeqCst) >= STORES
+        self.synced.load(Ordering::SeqCst) >= self.core_stores
     }
 }
 

@@ -264,14 +264,14 @@ impl KubeCluster {
         Api::namespaced(self.client.clone(), &w.namespace().unwrap_or_default())
     }
 
-    /// One re-read and one write after a conflict: the fresh object with the desired spec and
-    /// owner references (or a create when it vanished).
+    /// One re-read and one write after a conflict: the fresh object converged on the desired
+    /// one ([`crate::desired::converged`]), or a create when it vanished.
     async fn converge_workload(&self, desired: &KeptnWorkload) -> kube::Result<()> {
         let api = self.workloads(desired);
         let pp = PostParams::default();
         let name = desired.name_any();
         let current = self.get_opt(api.clone(), "keptnworkloads", &name).await?;
-        let Some(mut current) = current else {
+        let Some(current) = current else {
             let mut fresh = desired.clone();
             fresh.metadata.resource_version = None;
             fresh.metadata.uid = None;
@@ -279,14 +279,10 @@ impl KubeCluster {
             self.outcome("create", "keptnworkloads", &result);
             return result.map(drop);
         };
-        if current.spec == desired.spec
-            && current.metadata.owner_references == desired.metadata.owner_references
-        {
+        let Some(updated) = crate::desired::converged(&current, desired) else {
             return Ok(());
-        }
-        current.spec = desired.spec.clone();
-        current.metadata.owner_references = desired.metadata.owner_references.clone();
-        let result = api.replace(&name, &pp, &current).await;
+        };
+        let result = api.replace(&name, &pp, &updated).await;
         self.outcome("replace", "keptnworkloads", &result);
         result.map(drop)
     }

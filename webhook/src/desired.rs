@@ -77,6 +77,31 @@ pub fn workload_spec(identity: &Identity, owner: &Owner) -> KeptnWorkloadSpec {
     }
 }
 
+/// The KeptnWorkload to write over `existing` after a create or replace lost a race with it
+/// (the cache lagged, or had not filled yet, A24): `desired` on the fresh object, except that a
+/// workload admission's reference to the workload itself never replaces a reference of the same
+/// version, which pods have made more precise (the [`Origin::Workload`] rule of the plan, told
+/// here by the reference's kind). `None` when nothing differs.
+pub fn converged(existing: &KeptnWorkload, desired: &KeptnWorkload) -> Option<KeptnWorkload> {
+    let mut spec = desired.spec.clone();
+    let mut owner_references = desired.metadata.owner_references.clone();
+    let from_workload = matches!(
+        spec.resource_reference.kind.as_str(),
+        "Deployment" | "StatefulSet" | "DaemonSet"
+    );
+    if from_workload && existing.spec.version == spec.version {
+        spec.resource_reference = existing.spec.resource_reference.clone();
+        owner_references = existing.metadata.owner_references.clone();
+    }
+    if existing.spec == spec && existing.metadata.owner_references == owner_references {
+        return None;
+    }
+    let mut updated = existing.clone();
+    updated.spec = spec;
+    updated.metadata.owner_references = owner_references;
+    Some(updated)
+}
+
 /// The writes that make the caches hold what `identity` asks for in `namespace`.
 pub fn plan(
     identity: &Identity,
@@ -198,4 +223,50 @@ fn app_creation_request_write(
             status: None,
         },
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn workload(version: &str, kind: &str, owner: &str) -> KeptnWorkload {
+        serde_json::from_value(json!({
+            "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnWorkload",
+            "metadata": {"name": "shop-cart", "namespace": "ns", "resourceVersion": "9",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": kind, "name": owner, "uid": owner}]},
+            "spec": {"app": "shop", "version": version,
+                "resourceReference": {"uid": owner, "kind": kind, "name": owner}}
+        }))
+        .expect("workload")
+    }
+
+    #[test]
+    fn a_workload_admission_losing_a_race_leaves_the_pods_reference_of_the_same_version() {
+        let existing = workload("1", "ReplicaSet", "cart-6b8f");
+        let desired = workload("1", "Deployment", "cart");
+        assert_eq!(converged(&existing, &desired), None);
+        // A new version names the workload itself again.
+        let updated = converged(&existing, &workload("2", "Deployment", "cart")).expect("update");
+        assert_eq!(updated.spec.version, "2");
+        assert_eq!(updated.spec.resource_reference.kind, "Deployment");
+        assert_eq!(updated.metadata.resource_version.as_deref(), Some("9"));
+    }
+
+    #[test]
+    fn a_pod_admission_losing_a_race_writes_its_owner() {
+        let existing = workload("1", "Deployment", "cart");
+        let updated =
+            converged(&existing, &workload("1", "ReplicaSet", "cart-6b8f")).expect("update");
+        assert_eq!(updated.spec.resource_reference.name, "cart-6b8f");
+        assert_eq!(
+            updated.metadata.owner_references.clone().expect("owners")[0].kind,
+            "ReplicaSet"
+        );
+        assert_eq!(
+            converged(&updated, &workload("1", "ReplicaSet", "cart-6b8f")),
+            None
+        );
+    }
 }

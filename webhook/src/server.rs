@@ -227,11 +227,16 @@ async fn convert(State(app): State<Arc<App>>, body: Bytes) -> Response {
                     .unwrap_or_default();
                 tracing::info!(%uid, reason = %message, "conversion refused");
             }
-            let body = serde_json::to_vec(&review).unwrap_or_default();
-            (
-                outcome.label(),
-                ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
-            )
+            match serde_json::to_vec(&review) {
+                Ok(body) => (
+                    outcome.label(),
+                    ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+                ),
+                Err(e) => (
+                    "invalid",
+                    (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+                ),
+            }
         }
     };
     app.metrics
