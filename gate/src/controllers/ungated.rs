@@ -129,7 +129,7 @@ enum Found {
     /// Gated without the label: labelled now, for the release watch.
     Adopted,
     /// Escaped the gate.
-    Escaped(Pod),
+    Escaped(Box<Pod>),
 }
 
 /// The pod watches of the enabled namespaces, each stopped by its handle.
@@ -264,7 +264,11 @@ pub(super) async fn reporter(ctx: Arc<Context>) {
                     _ => ERROR_RETRY,
                 };
                 let delay: Duration = backoff(base, again.failures);
-                tracing::debug!(error = %e, namespace = %again.namespace, pod = %again.name, retry_in = ?delay, "reading a pod without the gated label");
+                if matches!(e, Error::Conflict(_)) {
+                    tracing::debug!(error = %e, namespace = %again.namespace, pod = %again.name, "pod changed while read");
+                } else {
+                    tracing::warn!(error = %e, namespace = %again.namespace, pod = %again.name, retry_in = ?delay, "reading or adopting a pod without the gated label failed");
+                }
                 retries.push(
                     async move {
                         tokio::time::sleep(delay).await;
@@ -300,7 +304,7 @@ async fn examine(ctx: &Context, c: &Candidate) -> Result<Found, Error> {
         };
     }
     if should_report(&facts(&pod.metadata, pod.spec.as_ref())) {
-        return Ok(Found::Escaped(pod));
+        return Ok(Found::Escaped(Box::new(pod)));
     }
     Ok(Found::Nothing)
 }
