@@ -1,12 +1,14 @@
 //! Scheduling-gate release (A11–A14): may this pod's gate go, the JSON Patch that removes only our
-//! gate, and which gated pods the sweeper reports. Pure.
+//! gate (and the gated label), the one that adopts a pod gated without the label, and which gated
+//! pods the sweeper reports. Pure.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use json_patch::jsonptr::{PointerBuf, Token};
 use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation, TestOperation};
 use shared::crd::{ItemStatus, KeptnAppVersion, KeptnState, KeptnWorkloadVersion};
-use shared::gate::{REMOVED_MARKER, REMOVED_VALUE, gate_index};
+use shared::gate::{GATED_LABEL, GATED_VALUE, REMOVED_MARKER, REMOVED_VALUE, gate_index};
 
 use crate::events::Subject;
 use crate::phase::{Level, Phase, Stage};
@@ -120,42 +122,108 @@ fn hold(subject: &Subject, phase: Phase, items: &[ItemStatus]) -> Decision {
     }
 }
 
-/// A13: JSON Patch removing only our gate at its index `i` (`test` then `remove`, so that a
-/// patch computed from a stale view of the gates fails instead of removing another controller's
-/// gate) and adding the marker annotation. `None` when the pod does not carry the gate.
-pub fn release_operations(gates: &[String], has_annotations: bool) -> Option<Patch> {
-    let i = gate_index(gates)?;
+/// What the release and adoption patches read of a pod: built from the pod as the caller last
+/// saw it, so a stale view makes the patch's `test` fail rather than touch the wrong entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodGates {
+    /// Names of `spec.schedulingGates`, in order.
+    pub gates: Vec<String>,
+    /// Whether `metadata.annotations` exists (an `add` below a missing map fails).
+    pub has_annotations: bool,
+    /// Whether `metadata.labels` exists.
+    pub has_labels: bool,
+    /// The value of [`GATED_LABEL`], if the pod carries it.
+    pub gated_label: Option<String>,
+}
+
+impl PodGates {
+    pub fn new(
+        gates: Vec<String>,
+        annotations: Option<&BTreeMap<String, String>>,
+        labels: Option<&BTreeMap<String, String>>,
+    ) -> Self {
+        PodGates {
+            gates,
+            has_annotations: annotations.is_some(),
+            has_labels: labels.is_some(),
+            gated_label: labels.and_then(|l| l.get(GATED_LABEL)).cloned(),
+        }
+    }
+}
+
+/// `test` that the gate at index `i` is ours: a patch computed from a stale view of the gates
+/// then fails as a whole instead of touching another controller's gate.
+fn test_gate(i: usize) -> (PatchOperation, PointerBuf) {
     let entry = PointerBuf::from_tokens([
         Token::new("spec"),
         Token::new("schedulingGates"),
         Token::from(i),
     ]);
-    let marker = if has_annotations {
+    let test = PatchOperation::Test(TestOperation {
+        path: entry.with_trailing_token("name"),
+        value: GATE.into(),
+    });
+    (test, entry)
+}
+
+/// `add` of one entry to a string map of `metadata`, or of the whole map when it is absent.
+fn add_to_map(map: &str, exists: bool, key: &str, value: &str) -> PatchOperation {
+    PatchOperation::Add(if exists {
+        // Token::new escapes `~` as `~0` and `/` as `~1` (RFC 6901).
         AddOperation {
-            // Token::new escapes `~` as `~0` and `/` as `~1` (RFC 6901).
-            path: PointerBuf::from_tokens(["metadata", "annotations", REMOVED_MARKER]),
-            value: REMOVED_VALUE.into(),
+            path: PointerBuf::from_tokens(["metadata", map, key]),
+            value: value.into(),
         }
     } else {
         AddOperation {
-            path: PointerBuf::from_tokens(["metadata", "annotations"]),
-            value: serde_json::json!({ REMOVED_MARKER: REMOVED_VALUE }),
+            path: PointerBuf::from_tokens(["metadata", map]),
+            value: serde_json::json!({ key: value }),
         }
-    };
-    Some(Patch(vec![
-        PatchOperation::Test(TestOperation {
-            path: entry.with_trailing_token("name"),
-            value: GATE.into(),
-        }),
+    })
+}
+
+/// A13: JSON Patch removing only our gate at its index (`test` then `remove`), adding the marker
+/// annotation and, when the pod carries it, removing [`GATED_LABEL`] so that the released pod
+/// leaves the gate's watch (a `remove` of a missing label would fail the whole patch). `None`
+/// when the pod does not carry the gate.
+pub fn release_operations(pod: &PodGates) -> Option<Patch> {
+    let (test, entry) = test_gate(gate_index(&pod.gates)?);
+    let mut ops = vec![
+        test,
         PatchOperation::Remove(RemoveOperation { path: entry }),
-        PatchOperation::Add(marker),
+        add_to_map(
+            "annotations",
+            pod.has_annotations,
+            REMOVED_MARKER,
+            REMOVED_VALUE,
+        ),
+    ];
+    if pod.gated_label.is_some() {
+        ops.push(PatchOperation::Remove(RemoveOperation {
+            path: PointerBuf::from_tokens(["metadata", "labels", GATED_LABEL]),
+        }));
+    }
+    Some(Patch(ops))
+}
+
+/// A11 adoption: JSON Patch adding [`GATED_LABEL`] to a pod gated by someone that does not label
+/// (Keptn, an older Portcullis), guarded by the `test` of the gate so that a pod released
+/// meanwhile is not labelled. `None` when the pod is not gated or already labelled.
+pub fn adoption_operations(pod: &PodGates) -> Option<Patch> {
+    if pod.gated_label.as_deref() == Some(GATED_VALUE) {
+        return None;
+    }
+    let (test, _) = test_gate(gate_index(&pod.gates)?);
+    Some(Patch(vec![
+        test,
+        add_to_map("labels", pod.has_labels, GATED_LABEL, GATED_VALUE),
     ]))
 }
 
 /// [`release_operations`] as the JSON the API server receives, which the tests assert on.
 #[cfg(test)]
-fn release_patch(gates: &[String], has_annotations: bool) -> Option<serde_json::Value> {
-    release_operations(gates, has_annotations)
+fn release_patch(pod: &PodGates) -> Option<serde_json::Value> {
+    release_operations(pod)
         .map(|patch| serde_json::to_value(patch).expect("a JSON Patch serialises"))
 }
 
@@ -338,25 +406,38 @@ mod tests {
         ));
     }
 
+    fn pod_gates(gates: &[&str], annotations: bool, label: Option<&str>) -> PodGates {
+        PodGates {
+            gates: gates.iter().map(|g| g.to_string()).collect(),
+            has_annotations: annotations,
+            has_labels: label.is_some(),
+            gated_label: label.map(str::to_owned),
+        }
+    }
+
+    fn apply(p: serde_json::Value, pod: &mut serde_json::Value) -> Result<(), String> {
+        let patch: json_patch::Patch = serde_json::from_value(p).map_err(|e| e.to_string())?;
+        json_patch::patch(pod, &patch).map_err(|e| e.to_string())
+    }
+
     #[test]
-    fn a13_patch_removes_only_our_gate_by_index() {
-        let gates = vec!["other.io/gate".to_owned(), GATE.to_owned()];
-        let p = release_patch(&gates, true).unwrap();
+    fn a13_patch_removes_only_our_gate_by_index_and_the_label() {
+        let p = release_patch(&pod_gates(&["other.io/gate", GATE], true, Some("true"))).unwrap();
         assert_eq!(
             p,
             serde_json::json!([
                 {"op": "test", "path": "/spec/schedulingGates/1/name", "value": "keptn-prechecks-gate"},
                 {"op": "remove", "path": "/spec/schedulingGates/1"},
                 {"op": "add", "path": "/metadata/annotations/keptn.sh~1scheduling-gate-removed", "value": "true"},
+                {"op": "remove", "path": "/metadata/labels/portcullis.dev~1gated"},
             ])
         );
-        // Applying it keeps the other gate.
+        // Applying it keeps the other gate and the other labels.
         let mut pod = serde_json::json!({
-            "metadata": {"annotations": {"a": "b"}},
+            "metadata": {"annotations": {"a": "b"}, "labels": {"app": "x", GATED_LABEL: "true"}},
             "spec": {"schedulingGates": [{"name": "other.io/gate"}, {"name": GATE}]}
         });
-        let patch: json_patch::Patch = serde_json::from_value(p).unwrap();
-        json_patch::patch(&mut pod, &patch).unwrap();
+        apply(p, &mut pod).unwrap();
         assert_eq!(
             pod["spec"]["schedulingGates"],
             serde_json::json!([{"name": "other.io/gate"}])
@@ -366,47 +447,113 @@ mod tests {
             "true"
         );
         assert_eq!(pod["metadata"]["annotations"]["a"], "b");
+        assert_eq!(pod["metadata"]["labels"], serde_json::json!({"app": "x"}));
+    }
+
+    #[test]
+    fn a13_patch_of_an_unlabelled_pod_leaves_labels_alone() {
+        // A pod gated by Keptn and released before it was adopted: removing the absent label
+        // would fail the whole patch.
+        let p = release_patch(&pod_gates(&[GATE], false, None)).unwrap();
+        assert_eq!(p.as_array().map(Vec::len), Some(3));
+        let mut pod = serde_json::json!({
+            "metadata": {"labels": {"app": "x"}}, "spec": {"schedulingGates": [{"name": GATE}]}
+        });
+        apply(p, &mut pod).unwrap();
+        assert_eq!(pod["spec"]["schedulingGates"], serde_json::json!([]));
+        assert_eq!(pod["metadata"]["labels"], serde_json::json!({"app": "x"}));
     }
 
     #[test]
     fn a13_patch_without_annotations_and_stale_index_fails_test() {
-        let p = release_patch(&[GATE.to_owned()], false).unwrap();
-        let patch: json_patch::Patch = serde_json::from_value(p).unwrap();
-        let mut pod =
-            serde_json::json!({"metadata": {}, "spec": {"schedulingGates": [{"name": GATE}]}});
-        json_patch::patch(&mut pod, &patch).unwrap();
+        let p = release_patch(&pod_gates(&[GATE], false, Some("true"))).unwrap();
+        let mut pod = serde_json::json!({
+            "metadata": {"labels": {GATED_LABEL: "true"}},
+            "spec": {"schedulingGates": [{"name": GATE}]}
+        });
+        apply(p.clone(), &mut pod).unwrap();
         assert_eq!(pod["spec"]["schedulingGates"], serde_json::json!([]));
         assert_eq!(
             pod["metadata"]["annotations"]["keptn.sh/scheduling-gate-removed"],
             "true"
         );
         // If another controller moved the gates meanwhile, the test op fails: nothing is removed.
-        let mut moved =
-            serde_json::json!({"metadata": {}, "spec": {"schedulingGates": [{"name": "x"}]}});
-        assert!(json_patch::patch(&mut moved, &patch).is_err());
+        let mut moved = serde_json::json!({
+            "metadata": {"labels": {GATED_LABEL: "true"}},
+            "spec": {"schedulingGates": [{"name": "x"}]}
+        });
+        assert!(apply(p, &mut moved).is_err());
         assert_eq!(
             moved["spec"]["schedulingGates"],
             serde_json::json!([{"name": "x"}])
         );
-        assert_eq!(release_patch(&["x".to_owned()], true), None);
+        assert_eq!(moved["metadata"]["labels"][GATED_LABEL], "true");
+        assert_eq!(release_patch(&pod_gates(&["x"], true, Some("true"))), None);
     }
 
     #[test]
     fn a13_typed_operations_serialise_as_the_patch() {
-        let gates = vec!["a".to_owned(), "b".to_owned(), GATE.to_owned()];
         for has_annotations in [true, false] {
-            let typed = release_operations(&gates, has_annotations).unwrap();
-            assert_eq!(
-                serde_json::to_value(&typed).unwrap(),
-                release_patch(&gates, has_annotations).unwrap()
-            );
-            let paths: Vec<String> = typed.iter().map(|op| op.path().to_string()).collect();
-            assert_eq!(
-                paths[..2],
-                ["/spec/schedulingGates/2/name", "/spec/schedulingGates/2"]
-            );
+            for label in [None, Some("true")] {
+                let pod = pod_gates(&["a", "b", GATE], has_annotations, label);
+                let typed = release_operations(&pod).unwrap();
+                assert_eq!(
+                    serde_json::to_value(&typed).unwrap(),
+                    release_patch(&pod).unwrap()
+                );
+                let paths: Vec<String> = typed.iter().map(|op| op.path().to_string()).collect();
+                assert_eq!(
+                    paths[..2],
+                    ["/spec/schedulingGates/2/name", "/spec/schedulingGates/2"]
+                );
+                assert_eq!(paths.len(), if label.is_some() { 4 } else { 3 });
+            }
         }
-        assert_eq!(release_operations(&[], false), None);
+        assert_eq!(release_operations(&PodGates::default()), None);
+    }
+
+    #[test]
+    fn adoption_labels_a_gated_pod_only_while_it_is_gated() {
+        let adopt = |pod: &PodGates| {
+            adoption_operations(pod).map(|p| serde_json::to_value(p).expect("serialises"))
+        };
+        let mut labelled = pod_gates(&["other.io/gate", GATE], true, None);
+        labelled.has_labels = true;
+        assert_eq!(
+            adopt(&labelled).unwrap(),
+            serde_json::json!([
+                {"op": "test", "path": "/spec/schedulingGates/1/name", "value": "keptn-prechecks-gate"},
+                {"op": "add", "path": "/metadata/labels/portcullis.dev~1gated", "value": "true"},
+            ])
+        );
+        let p = adopt(&pod_gates(&[GATE], true, None)).unwrap();
+        let mut pod =
+            serde_json::json!({"metadata": {}, "spec": {"schedulingGates": [{"name": GATE}]}});
+        apply(p.clone(), &mut pod).unwrap();
+        assert_eq!(
+            pod["metadata"]["labels"],
+            serde_json::json!({GATED_LABEL: "true"})
+        );
+        // Released meanwhile: the test fails and the pod is not labelled.
+        let mut released = serde_json::json!({"metadata": {}, "spec": {"schedulingGates": []}});
+        assert!(apply(p, &mut released).is_err());
+        assert_eq!(released["metadata"].get("labels"), None);
+        assert_eq!(
+            adopt(&pod_gates(&[GATE], true, Some("true"))),
+            None,
+            "adopted"
+        );
+        assert!(adopt(&pod_gates(&[GATE], true, Some("false"))).is_some());
+        assert_eq!(adopt(&pod_gates(&["x"], true, None)), None, "not ours");
+        let read = PodGates::new(
+            vec![GATE.to_owned()],
+            None,
+            Some(&BTreeMap::from([(
+                GATED_LABEL.to_owned(),
+                "true".to_owned(),
+            )])),
+        );
+        assert_eq!(read, pod_gates(&[GATE], false, Some("true")));
     }
 
     #[test]

@@ -28,7 +28,7 @@ use shared::crd::{
     KeptnWorkloadVersion,
 };
 
-pub use shared::gate::GATE;
+pub use shared::gate::{GATE, GATED_LABEL, GATED_VALUE};
 pub const WAIT: Duration = Duration::from_secs(60);
 pub const SERVICE: &str = "portcullis-webhook";
 pub const INSTALL_NS: &str = "portcullis-system";
@@ -200,8 +200,8 @@ where
         .flatten()
 }
 
-/// An annotated Deployment whose pods carry what the webhook would give them: the gate and the
-/// stamped identity (A8). `extra` annotations go on the pod template; `kwok.portcullis.dev/*`
+/// An annotated Deployment whose pods carry what the webhook would give them: the gate, the
+/// gated label and the stamped identity (A8). `extra` annotations go on the pod template; `kwok.portcullis.dev/*`
 /// keys among them are set as labels too (kwok outcome control, `tools/kwok-stages.yaml`).
 pub async fn gated_deployment(
     client: &Client,
@@ -215,7 +215,7 @@ pub async fn gated_deployment(
     let mut annotations = json!({
         "keptn.sh/app": app, "keptn.sh/workload": name, "keptn.sh/version": version
     });
-    let mut labels = json!({"app": name});
+    let mut labels = json!({"app": name, GATED_LABEL: GATED_VALUE});
     if let (Some(a), Some(e)) = (annotations.as_object_mut(), extra.as_object()) {
         a.extend(e.clone());
     }

@@ -31,7 +31,7 @@ use shared::crd::{
     KeptnApp, KeptnState, KeptnTask, KeptnTaskDefinition, KeptnWorkload, KeptnWorkloadVersion,
 };
 
-use e2e::{GATE, OUTCOME, RUN_FOR, metric, wait_for};
+use e2e::{GATE, GATED_LABEL, GATED_VALUE, OUTCOME, RUN_FOR, metric, wait_for};
 
 const NS: &str = "bench";
 const WORKLOADS: usize = 50;
@@ -88,7 +88,7 @@ async fn create_pod(api: &Api<Pod>, value: serde_json::Value) {
 fn gated_pod(name: &str, role: &str, app: &str, workload: &str) -> serde_json::Value {
     json!({
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "labels": {ROLE: role}, "annotations": {
+        "metadata": {"name": name, "labels": {ROLE: role, GATED_LABEL: GATED_VALUE}, "annotations": {
             "keptn.sh/app": app, "keptn.sh/workload": workload, "keptn.sh/version": "1"}},
         "spec": {"schedulingGates": [{"name": GATE}], "containers": [{"name": "c", "image": "busybox"}]}
     })

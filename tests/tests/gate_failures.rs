@@ -30,9 +30,9 @@ use shared::crd::{
 
 use e2e::proxy::{Fault, FaultProxy, Rule};
 use e2e::{
-    GATE, INSTALL_NS, OUTCOME, Processes, RUN_FOR, SERVICE, WAIT, certificates, client_for,
-    free_port, gated, kwv_state, metric, pods, ready, register_webhooks, released, wait_for,
-    wait_webhook_ready,
+    GATE, GATED_LABEL, GATED_VALUE, INSTALL_NS, OUTCOME, Processes, RUN_FOR, SERVICE, WAIT,
+    certificates, client_for, free_port, gated, kwv_state, metric, pods, ready, register_webhooks,
+    released, wait_for, wait_webhook_ready,
 };
 
 const REMOVED: &str = "keptn.sh/scheduling-gate-removed";
@@ -248,14 +248,17 @@ async fn all_released(client: &Client, ns: &str, app: &str, n: usize) -> Vec<Pod
 }
 
 /// A Deployment with a Keptn workload identity on its pod template; `gate_in_template` gives
-/// the pods the gate themselves (the webhook's part, for tests without the webhook).
+/// the pods the gate and the gated label themselves (the webhook's part, for tests without the
+/// webhook).
 fn deployment(name: &str, version: &str, replicas: i32, gate_in_template: bool) -> Deployment {
     let mut spec =
         json!({"containers": [{"name": name, "image": format!("example/{name}:{version}")}]});
     let mut annotations = json!({"keptn.sh/workload": name, "keptn.sh/version": version});
+    let mut labels = json!({"app": name});
     if gate_in_template {
         spec["schedulingGates"] = json!([{"name": GATE}]);
         annotations["keptn.sh/app"] = json!(name);
+        labels[GATED_LABEL] = json!(GATED_VALUE);
     }
     serde_json::from_value(json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
@@ -264,7 +267,7 @@ fn deployment(name: &str, version: &str, replicas: i32, gate_in_template: bool) 
             "replicas": replicas,
             "selector": {"matchLabels": {"app": name}},
             "template": {
-                "metadata": {"labels": {"app": name}, "annotations": annotations},
+                "metadata": {"labels": labels, "annotations": annotations},
                 "spec": spec
             }
         }

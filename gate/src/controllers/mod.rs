@@ -349,12 +349,22 @@ where
     fn run(
         &mut self,
         api: Api<K>,
+        modify: impl FnMut(&mut K) + Send + 'static,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        self.run_with(api, watcher::Config::default(), modify)
+    }
+
+    /// [`Self::run`] with a watch configuration (a label selector).
+    fn run_with(
+        &mut self,
+        api: Api<K>,
+        config: watcher::Config,
         mut modify: impl FnMut(&mut K) + Send + 'static,
     ) -> impl Future<Output = ()> + Send + 'static {
         let writer = self.writer.take();
         async move {
             let Some(writer) = writer else { return };
-            watcher(api, watcher::Config::default().any_semantic())
+            watcher(api, config.any_semantic())
                 .default_backoff()
                 .modify(move |o| modify(o))
                 .reflect_shared(writer)
@@ -504,7 +514,12 @@ pub async fn run(
         replicasets.run(all(&client), slim).boxed(),
         statefulsets.run(all(&client), slim).boxed(),
         daemonsets.run(all(&client), slim).boxed(),
-        pods.run(all(&client), GatedPod::slim).boxed(),
+        pods.run_with(
+            all(&client),
+            watcher::Config::default().labels(&pods::gated_selector()),
+            GatedPod::slim,
+        )
+        .boxed(),
     ]);
 
     let readiness = {

@@ -1,7 +1,9 @@
 //! Gate release (A11–A13) and the stale-gate sweeper (A14).
 //!
-//! Pods are cached as [`GatedPod`]: metadata and scheduling gates only, and for pods without our
-//! gate not even that, so that 10,000 gated pods stay cheap.
+//! Only pods labelled [`GATED_LABEL`] are watched (a server-side selector: what Portcullis holds,
+//! not every pod of the cluster, issue 18); pods gated without it are labelled first by
+//! [`super::ungated`]. They are cached as [`GatedPod`]: metadata and scheduling gates only, and
+//! for pods without our gate not even that, so that 10,000 gated pods stay cheap.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
@@ -24,10 +26,12 @@ use crate::error::Error;
 use crate::observability::metrics::AgeLabels;
 use lifecycle::events::{Note, NoteTarget};
 use lifecycle::planner::find_app_version;
-use lifecycle::release::{AGE_BUCKETS, Decision, age_bucket, decide, is_stale, release_operations};
+use lifecycle::release::{
+    AGE_BUCKETS, Decision, PodGates, age_bucket, decide, is_stale, release_operations,
+};
 use operator::api::ApiError;
 use operator::api::timed;
-use shared::gate::{GATE, is_gated};
+use shared::gate::{GATE, GATED_LABEL, GATED_VALUE, is_gated};
 
 /// A pod as the gate controller caches it.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -87,6 +91,15 @@ impl GatedPod {
         is_gated(self.gates())
     }
 
+    /// What the release patch is built from.
+    fn pod_gates(&self) -> PodGates {
+        PodGates::new(
+            self.gates(),
+            self.metadata.annotations.as_ref(),
+            self.metadata.labels.as_ref(),
+        )
+    }
+
     fn gates(&self) -> Vec<String> {
         self.spec
             .scheduling_gates
@@ -101,7 +114,10 @@ impl GatedPod {
     pub fn slim(pod: &mut GatedPod) {
         let meta = &mut pod.metadata;
         meta.managed_fields = None;
-        meta.labels = None;
+        // The release patch removes the gated label only when present.
+        if let Some(l) = meta.labels.as_mut() {
+            l.retain(|k, _| k == GATED_LABEL);
+        }
         if !pod
             .spec
             .scheduling_gates
@@ -266,18 +282,18 @@ async fn reconcile_pod(pod: Arc<GatedPod>, ctx: Arc<Context>) -> Result<Action, 
     }
 }
 
-/// A13: one JSON Patch removing our gate at its index; a failed `test` (someone changed the
-/// gates meanwhile) re-reads the pod and retries; a pod that is gone or ungated is done.
+/// A13: one JSON Patch removing our gate at its index and the gated label (so the pod leaves the
+/// watch); a failed `test` (someone changed the gates meanwhile) re-reads the pod and retries; a
+/// pod that is gone or ungated is done.
 async fn release(ctx: &Context, pod: &GatedPod) -> Result<(), Error> {
     let ns = pod
         .namespace()
         .ok_or(Error::MissingField("metadata.namespace"))?;
     let name = pod.name_any();
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let mut gates = pod.gates();
-    let mut has_annotations = pod.metadata.annotations.is_some();
+    let mut view = pod.pod_gates();
     for _attempt in 0..3 {
-        let Some(patch) = release_operations(&gates, has_annotations) else {
+        let Some(patch) = release_operations(&view) else {
             return Ok(());
         };
         match timed(api.patch(&name, &PatchParams::default(), &Patch::Json::<()>(patch))).await {
@@ -293,18 +309,32 @@ async fn release(ctx: &Context, pod: &GatedPod) -> Result<(), Error> {
                 let Some(fresh) = timed(api.get_opt(&name)).await? else {
                     return Ok(());
                 };
-                gates = fresh
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.scheduling_gates.as_ref())
-                    .map(|g| g.iter().map(|g| g.name.clone()).collect())
-                    .unwrap_or_default();
-                has_annotations = fresh.metadata.annotations.is_some();
+                view = pod_gates_of(&fresh);
             }
             Err(e) => return Err(e.into()),
         }
     }
     Err(Error::Conflict(format!("pod {ns}/{name}")))
+}
+
+/// [`PodGates`] of a full pod.
+pub(super) fn pod_gates_of(pod: &Pod) -> PodGates {
+    let gates = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.scheduling_gates.as_ref())
+        .map(|g| g.iter().map(|g| g.name.clone()).collect())
+        .unwrap_or_default();
+    PodGates::new(
+        gates,
+        pod.metadata.annotations.as_ref(),
+        pod.metadata.labels.as_ref(),
+    )
+}
+
+/// The server-side selector of the release watch.
+pub(super) fn gated_selector() -> String {
+    format!("{GATED_LABEL}={GATED_VALUE}")
 }
 
 /// A14: periodically sets the gated-pods gauge by age and reports (once per pod and process)
@@ -369,5 +399,45 @@ pub(super) async fn sweeper(ctx: Arc<Context>) {
                 .get_or_create(&AgeLabels { age })
                 .set(n);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(gates: &[&str]) -> GatedPod {
+        let mut p = GatedPod::default();
+        p.metadata.labels = Some(BTreeMap::from([
+            ("app".to_owned(), "shop".to_owned()),
+            (GATED_LABEL.to_owned(), GATED_VALUE.to_owned()),
+        ]));
+        p.metadata.annotations = Some(BTreeMap::from([(
+            "keptn.sh/workload".to_owned(),
+            "shop".to_owned(),
+        )]));
+        p.spec.scheduling_gates = Some(
+            gates
+                .iter()
+                .map(|g| GateName {
+                    name: (*g).to_owned(),
+                })
+                .collect(),
+        );
+        p
+    }
+
+    #[test]
+    fn slim_keeps_the_gated_label_for_the_release_patch() {
+        let mut gated = pod(&[GATE]);
+        GatedPod::slim(&mut gated);
+        let view = gated.pod_gates();
+        assert_eq!(view.gated_label.as_deref(), Some(GATED_VALUE));
+        assert_eq!(gated.metadata.labels.map(|l| l.len()), Some(1));
+        assert!(release_operations(&view).is_some());
+        let mut other = pod(&["other.io/gate"]);
+        GatedPod::slim(&mut other);
+        assert!(!other.gated());
+        assert_eq!(other.metadata.annotations, None);
     }
 }
