@@ -110,7 +110,7 @@ BENCH_WORKLOADS ?= 1000
 .PHONY: bench-scale
 bench-scale: control-plane
 	$(CARGO) build --release --locked -p webhook -p gate --bins
-	BENCH_PODS="$(BENCH_PODS)" BENCH_WORKLOADS="$(BENCH_WORKLOADS)" \
+	BENCH_PODS="$(BENCH_PODS)" BENCH_WORKLOADS="$(BENCH_WORKLOADS)" PORTCULLIS_KWOK_PARALLELISM=32 \
 		$(CARGO) test -p e2e --release --locked --test scale_bench -- --ignored --nocapture
 
 ## bench-webhook (webhook owner): criterion bench of the pod handler, then a load run of the release

@@ -34,6 +34,9 @@
 //!    KeptnTask first seen `Succeeded` to the pod first seen without the scheduling gate, and from
 //!    the pod first seen (created) to the same. "Seen" is this test's own watches.
 //!
+//! kwok plays 4 pod stages at once by default, ~50 pods a second here: `make bench-scale` sets
+//! `PORTCULLIS_KWOK_PARALLELISM=32`, which `tools/cluster.sh` passes on to kwok.
+//!
 //! The kube-apiserver limits do not get in the way: `tools/cluster.sh` starts it through kwokctl
 //! with `--disable-qps-limits` (`--max-requests-inflight=0`, `--max-mutating-requests-inflight=0`,
 //! priority and fairness off), etcd's quota is 8 GiB, and the watch cache sizes itself.
@@ -382,7 +385,7 @@ async fn fill(c: &Client, s: &Sizes) -> (Duration, Duration) {
         .labels(&format!("{FILLER}=1"))
         .fields("status.phase!=Running")
         .limit(1);
-    let timeout = Duration::from_secs(120) + Duration::from_millis(10 * s.pods as u64);
+    let timeout = Duration::from_secs(120) + Duration::from_millis(20 * s.pods as u64);
     let deadline = Instant::now() + timeout;
     let mut last_report = Instant::now();
     loop {
@@ -457,6 +460,25 @@ async fn list_counters(c: &Client) -> ListCounters {
         }
     }
     out
+}
+
+/// Waits (up to 30 s) until the API server has served no LIST for 2 s, so that a process's
+/// start window holds no one else's lists (a CRD's storage re-created, say, makes watchers relist).
+async fn lists_quiet(c: &Client) -> ListCounters {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = list_counters(c).await;
+    let mut quiet_since = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = list_counters(c).await;
+        if now.requests != last.requests {
+            quiet_since = Instant::now();
+        }
+        last = now;
+        if quiet_since.elapsed() >= Duration::from_secs(2) || Instant::now() >= deadline {
+            return last;
+        }
+    }
 }
 
 /// One request in the audit log.
@@ -719,6 +741,7 @@ struct Rollout {
     webhook_requests: usize,
     gate_requests: usize,
     gate_lease_requests: usize,
+    gate_event_requests: usize,
     from_task: (Duration, Duration),
     from_created: (Duration, Duration),
     breakdown: Vec<String>,
@@ -958,6 +981,11 @@ async fn rollout(cluster: &Cluster, c: &Client, workloads: usize, pids: (u32, u3
         webhook_requests: count("webhook", false) + count("webhook", true),
         gate_requests: count("gate", false),
         gate_lease_requests: count("gate", true),
+        gate_event_requests: by
+            .iter()
+            .filter(|((w, what), _)| w == "gate" && what == "create events")
+            .map(|(_, n)| n)
+            .sum(),
         from_task: (percentile(&from_task, 0.5), percentile(&from_task, 0.99)),
         from_created: (
             percentile(&from_created, 0.5),
@@ -1019,7 +1047,7 @@ async fn run(pods: usize, workloads: usize) -> Row {
     let mut procs = Processes::new();
     let ca = e2e::certificates(procs.logs.path());
     let port = e2e::free_port();
-    let before = list_counters(&admin).await;
+    let before = lists_quiet(&admin).await;
     let spawned = Instant::now();
     procs.spawn_webhook("webhook", port, &webhook_kc, LOG_FILTER);
     let webhook_pid = procs.children[0].id().expect("webhook pid");
@@ -1054,7 +1082,7 @@ async fn run(pods: usize, workloads: usize) -> Row {
 
     // Then the gate alone, as deployed (leader election).
     let admin_port = e2e::free_port();
-    let before = list_counters(&admin).await;
+    let before = lists_quiet(&admin).await;
     let spawned = Instant::now();
     procs.spawn(
         "gate",
@@ -1122,7 +1150,7 @@ fn report(rows: &[Row]) -> String {
         let ro = &r.rollout;
         let per_pod = |n: usize| n as f64 / ro.pods as f64;
         out.push_str(&format!(
-            "| {} / {} / {} | {:.2} s | {:.1} MiB | {:.1} MiB, {:.0} objects | {:.2} s | {:.1} MiB | {:.1} MiB, {:.0} objects | {} × {} pods | {:.1} s | {:.1} s | {:.2} | {:.2} | {:.0} / {:.0} ms | {:.0} / {:.0} ms |\n",
+            "| {} / {} / {} | {:.2} s | {:.1} MiB | {:.1} MiB, {:.0} objects | {:.2} s | {:.1} MiB | {:.1} MiB, {:.0} objects | {} × {} pods | {:.1} s | {:.1} s | {:.2} | {:.2} ({:.2} Events) | {:.0} / {:.0} ms | {:.0} / {:.0} ms |\n",
             r.sizes.pods,
             r.sizes.replica_sets,
             r.sizes.deployments,
@@ -1140,6 +1168,7 @@ fn report(rows: &[Row]) -> String {
             ro.completed.as_secs_f64(),
             per_pod(ro.webhook_requests),
             per_pod(ro.gate_requests),
+            per_pod(ro.gate_event_requests),
             ms(ro.from_task.0),
             ms(ro.from_task.1),
             ms(ro.from_created.0),
@@ -1151,7 +1180,7 @@ fn report(rows: &[Row]) -> String {
          each process under its deploy/base ServiceAccount. *ready*: spawn → `/readyz` 200. *RSS*: VmRSS once ready and \
          stable. *listed at start*: growth of the API server's LIST response bytes and returned objects from spawn until \
          then. *Running*, *Completed*: from the first Deployment created. *req/pod*: the process's API requests received \
-         during the rollout (audit log) per managed pod, the gate's Lease renewals not included. *release*: \
+         during the rollout (audit log) per managed pod, the gate's Lease renewals not included, its Event creations included and also shown apart. *release*: \
          per pod, from the pod's pre-deployment KeptnTask seen Succeeded, or from the pod seen created, to the pod seen \
          without `keptn-prechecks-gate` (the benchmark's own watches).\n",
     );
@@ -1188,6 +1217,11 @@ fn report(rows: &[Row]) -> String {
 async fn bench_scale() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let sizes = env_counts("BENCH_PODS", "10000,100000");
+    if std::env::var_os("PORTCULLIS_KWOK_PARALLELISM").is_none() {
+        eprintln!(
+            "PORTCULLIS_KWOK_PARALLELISM is not set (`make bench-scale` sets it): kwok runs ~50 pods a second"
+        );
+    }
     let workloads = env_counts("BENCH_WORKLOADS", "1000")
         .first()
         .copied()
