@@ -101,6 +101,18 @@ bench-gate:
 	$(CARGO) build --release --locked -p gate --bins
 	$(CARGO) test -p e2e --release --locked --test gate_bench -- --ignored --nocapture
 
+## bench-scale: the webhook and the gate on a big cluster (tests/tests/scale_bench.rs): for each pod count of
+## BENCH_PODS (default 10000,100000; 30 % as many ReplicaSets, 10 % Deployments), RSS, bytes and objects listed and
+## time to ready at start, then a managed rollout of BENCH_WORKLOADS (default 1000) workloads x 2 pods: time to all
+## Running and Completed, API requests per pod, release latency. Table in target/bench-scale.md. Not in `make test`.
+BENCH_PODS ?= 10000,100000
+BENCH_WORKLOADS ?= 1000
+.PHONY: bench-scale
+bench-scale: control-plane
+	$(CARGO) build --release --locked -p webhook -p gate --bins
+	BENCH_PODS="$(BENCH_PODS)" BENCH_WORKLOADS="$(BENCH_WORKLOADS)" PORTCULLIS_KWOK_PARALLELISM=32 \
+		$(CARGO) test -p e2e --release --locked --test scale_bench -- --ignored --nocapture
+
 ## bench-webhook (webhook owner): criterion bench of the pod handler, then a load run of the release
 ## webhook binary on a real control plane with oha over TLS keep-alive (webhook/bench/load.sh; RATE,
 ## DURATION, CONNECTIONS, HTTP2=1).

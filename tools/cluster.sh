@@ -37,6 +37,19 @@ up)
   flock 8
   # The components kwokctl starts inherit the descriptor: unlock explicitly, also on failure.
   trap 'flock -u 8 2>/dev/null || true' EXIT
+  # Opt-in (the scale benchmark, tests/tests/scale_bench.rs): how many pod and node stages kwok
+  # plays at once (kwok's default, 4, ran ~50 pods a second here: too few to start 100,000). The
+  # file replaces kwok's defaults of the other options, so they are repeated (the pod CIDR larger).
+  extra=()
+  if [[ -n "${PORTCULLIS_KWOK_PARALLELISM:-}" ]]; then
+    printf '%s\n' "apiVersion: config.kwok.x-k8s.io/v1alpha1" "kind: KwokConfiguration" "options:" \
+      "  podPlayStageParallelism: $PORTCULLIS_KWOK_PARALLELISM" \
+      "  nodePlayStageParallelism: $PORTCULLIS_KWOK_PARALLELISM" \
+      "  nodeLeaseParallelism: 4" "  podsOnNodeSyncParallelism: 1" "  cidr: 10.0.0.0/12" \
+      "  enableDebuggingHandlers: true" "  enableProfilingHandler: true" \
+      "  enablePodsOnNodeSyncListPager: true" >"$dir/kwok-parallelism.yaml"
+    extra+=(--config "$dir/kwok-parallelism.yaml")
+  fi
   kwokctl create cluster --name "$name" --runtime binary \
     --kube-authorization=true --kube-admission=true --disable-qps-limits \
     --etcd-binary "$bin/etcd" \
@@ -44,7 +57,7 @@ up)
     --kube-controller-manager-binary "$bin/kube-controller-manager" \
     --kube-scheduler-binary "$bin/kube-scheduler" \
     --kwok-controller-binary "$bin/kwok" \
-    --config "$root/tools/kwokctl.yaml" --config "$root/tools/kwok-stages.yaml" \
+    --config "$root/tools/kwokctl.yaml" --config "$root/tools/kwok-stages.yaml" "${extra[@]}" \
     --kube-audit-policy "$root/tools/audit-policy.yaml" \
     --kubeconfig "$dir/kubeconfig" \
     --timeout 60s --wait 60s --quiet-pull >"$dir/kwokctl.log" 2>&1 ||
