@@ -23,7 +23,8 @@ use shared::crd::{KeptnState, KeptnTask, KeptnWorkloadVersion};
 
 use e2e::*;
 
-const KEPTN_WEBHOOK: &str = "keptn-mutating-webhook-configuration";
+/// The name Keptn 2.x's chart gives its pod webhook configuration (README "Moving from Keptn").
+const KEPTN_WEBHOOK: &str = "lifecycle-mutating-webhook-configuration";
 const NS: &str = "shop";
 
 /// The lifecycle CRDs as a Keptn release that stored v1beta1 left them: every version served,
@@ -44,28 +45,9 @@ fn keptn_crds() -> Vec<CustomResourceDefinition> {
 }
 
 async fn apply(cluster: &Cluster, manifest: Value) {
-    use tokio::io::AsyncWriteExt;
-    let mut child = tokio::process::Command::new(cluster.kubectl())
-        .arg("--kubeconfig")
-        .arg(cluster.kubeconfig())
-        .args(["apply", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("kubectl runs");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin
-        .write_all(manifest.to_string().as_bytes())
-        .await
-        .expect("manifest written");
-    drop(stdin);
-    let out = child.wait_with_output().await.expect("kubectl ends");
-    assert!(
-        out.status.success(),
-        "kubectl apply: {}\n{manifest}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if let Err(e) = cluster.kubectl_apply(&manifest).await {
+        panic!("kubectl apply: {e}\n{manifest}");
+    }
 }
 
 fn definition(name: &str, run_for: &str) -> Value {
@@ -232,7 +214,7 @@ async fn portcullis_takes_over_a_running_keptn_mid_rollout() {
     let crds: Api<CustomResourceDefinition> = Api::all(c.clone());
     for crd in shared::crd::all() {
         let name = crd.name_any();
-        let mut installed = crds.get(&name).await.expect("installed");
+        let installed = crds.get(&name).await.expect("installed");
         let stored = installed
             .status
             .as_ref()
@@ -241,11 +223,13 @@ async fn portcullis_takes_over_a_running_keptn_mid_rollout() {
         if crd.spec.group == GROUP && crd.spec.versions.len() > 1 {
             assert!(stored.contains(&"v1beta1".to_owned()), "{name}: {stored:?}");
         }
-        installed.spec = crd.spec;
-        crds.replace(&name, &PostParams::default(), &installed)
-            .await
-            .unwrap_or_else(|e| panic!("{name} replaced: {e}"));
     }
+    // Step 3 of the README, for the CRDs: Portcullis's replace Keptn's through kubectl apply.
+    let dir = repo_root().join("deploy/crds");
+    cluster
+        .run_kubectl(&["apply", "-k", &dir.to_string_lossy()], "")
+        .await
+        .unwrap_or_else(|e| panic!("kubectl apply -k deploy/crds: {e}"));
     let portcullis = start_webhook_and_gate(
         &cluster,
         &c,
