@@ -50,6 +50,12 @@ e2e: control-plane prometheus
 control-plane:
 	tools/build.sh >/dev/null
 
+## release-tools: build (once per machine; cached in ~/.cache/portcullis, keyed by tools/release/go.sum)
+## helm and crane, for the chart and the images.
+.PHONY: release-tools
+release-tools:
+	tools/release/build.sh >/dev/null
+
 ## cluster-up: a control plane with two kwok nodes in $(CLUSTER_DIR), in the background:
 ## KUBECONFIG=$(CLUSTER_DIR)/kubeconfig, kubectl at $(CLUSTER_DIR)/bin/kubectl. cluster-down stops it.
 cluster-up: control-plane
