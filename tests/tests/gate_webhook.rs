@@ -146,3 +146,88 @@ async fn annotated_deployment_through_webhook_and_gate() {
     assert_eq!(app.spec.version, "0.4");
     drop(procs);
 }
+
+/// StatefulSets and DaemonSets through both binaries: the gate watches them only in the
+/// namespaces that have workload versions (README "Scale"), and still sees each one's rollout
+/// finish (B §3.9.1), in a namespace it had never looked into before the first version appeared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statefulset_and_daemonset_complete_through_scoped_watches() {
+    use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cluster = e2e::Cluster::with_crds().await;
+    let c: Client = cluster.client();
+    cluster.ensure_namespace(INSTALL_NS).await;
+    let procs = start_webhook_and_gate(
+        &cluster,
+        &c,
+        Binaries {
+            webhook_kubeconfig: &cluster.kubeconfig(),
+            gate_kubeconfig: &cluster.kubeconfig(),
+            gate_args: &[],
+            log_filter: "info,kube=warn,gate=debug",
+        },
+    )
+    .await;
+    // Created after the gate started, so its watches of this namespace start on demand.
+    let ns = "stateful";
+    let namespace: Namespace = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": ns, "annotations": {"keptn.sh/lifecycle-toolkit": "enabled"}}
+    }))
+    .expect("ns");
+    Api::<Namespace>::all(c.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("namespace");
+    e2e::default_service_account(&c, ns).await;
+
+    let template = |name: &str| {
+        json!({
+            "metadata": {"labels": {"app": name},
+                "annotations": {"keptn.sh/workload": name, "keptn.sh/version": "1"}},
+            "spec": {"containers": [{"name": name, "image": format!("example/{name}:1")}]}
+        })
+    };
+    let sts: StatefulSet = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "db"},
+        "spec": {"replicas": 1, "serviceName": "db",
+            "selector": {"matchLabels": {"app": "db"}}, "template": template("db")}
+    }))
+    .expect("statefulset");
+    Api::<StatefulSet>::namespaced(c.clone(), ns)
+        .create(&PostParams::default(), &sts)
+        .await
+        .expect("statefulset created");
+    let ds: DaemonSet = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": "agent"},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": template("agent")}
+    }))
+    .expect("daemonset");
+    Api::<DaemonSet>::namespaced(c.clone(), ns)
+        .create(&PostParams::default(), &ds)
+        .await
+        .expect("daemonset created");
+
+    for (kwv, kind) in [("db-db-1", "StatefulSet"), ("agent-agent-1", "DaemonSet")] {
+        wait_for(&format!("{kind} version {kwv} Completed"), WAIT, || {
+            let c = c.clone();
+            async move {
+                let v = Api::<KeptnWorkloadVersion>::namespaced(c, ns)
+                    .get_opt(kwv)
+                    .await
+                    .ok()??;
+                let s = v.status?;
+                (v.spec.workload.resource_reference.kind == kind
+                    && s.deployment_status == KeptnState::Succeeded
+                    && s.current_phase == "Completed"
+                    && s.status == KeptnState::Succeeded)
+                    .then_some(())
+            }
+        })
+        .await;
+    }
+    drop(procs);
+}

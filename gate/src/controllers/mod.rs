@@ -9,6 +9,8 @@ mod discovery;
 pub use discovery::apply_config;
 mod pods;
 mod retention;
+mod scoped;
+pub use scoped::ScopedCache;
 #[cfg(test)]
 mod tests;
 mod ungated;
@@ -46,6 +48,8 @@ const CONFLICT_RETRY: Duration = Duration::from_millis(200);
 /// Longest backoff of a failing object: well below a finished task Job's default TTL (300 s), so a
 /// task whose status write keeps failing finds its Job again instead of running a second one.
 const MAX_RETRY: Duration = Duration::from_secs(60);
+/// How often the scoped watches of namespaces without workload versions are stopped.
+const SCOPE_PRUNE_INTERVAL: Duration = Duration::from_secs(300);
 /// Buffer of each shared watch stream.
 const SHARED_BUFFER: usize = 1024;
 
@@ -79,9 +83,10 @@ pub struct Caches {
     pub evaluations: Store<KeptnEvaluation>,
     pub task_definitions: Store<KeptnTaskDefinition>,
     pub evaluation_definitions: Store<KeptnEvaluationDefinition>,
-    pub replicasets: Store<ReplicaSet>,
-    pub statefulsets: Store<StatefulSet>,
-    pub daemonsets: Store<DaemonSet>,
+    /// Scoped to the namespaces that have KeptnWorkloadVersions ([`scoped`]).
+    pub replicasets: ScopedCache<ReplicaSet>,
+    pub statefulsets: ScopedCache<StatefulSet>,
+    pub daemonsets: ScopedCache<DaemonSet>,
     pub pods: Store<GatedPod>,
 }
 
@@ -406,9 +411,9 @@ pub async fn run(
     let mut contexts = SharedCache::<KeptnAppContext>::new();
     let mut kacrs = SharedCache::<KeptnAppCreationRequest>::new();
     let mut workloads = SharedCache::<KeptnWorkload>::new();
-    let mut replicasets = SharedCache::<ReplicaSet>::new();
-    let mut statefulsets = SharedCache::<StatefulSet>::new();
-    let mut daemonsets = SharedCache::<DaemonSet>::new();
+    let (replicasets, replicaset_triggers) = ScopedCache::<ReplicaSet>::new(client.clone());
+    let (statefulsets, statefulset_triggers) = ScopedCache::<StatefulSet>::new(client.clone());
+    let (daemonsets, daemonset_triggers) = ScopedCache::<DaemonSet>::new(client.clone());
     let mut pods = SharedCache::<GatedPod>::new();
 
     let caches = Caches {
@@ -422,9 +427,9 @@ pub async fn run(
         evaluations: evaluations.store.clone(),
         task_definitions: task_defs.store.clone(),
         evaluation_definitions: eval_defs.store.clone(),
-        replicasets: replicasets.store.clone(),
-        statefulsets: statefulsets.store.clone(),
-        daemonsets: daemonsets.store.clone(),
+        replicasets: replicasets.clone(),
+        statefulsets: statefulsets.clone(),
+        daemonsets: daemonsets.clone(),
         pods: pods.store.clone(),
     };
     observability
@@ -479,9 +484,9 @@ pub async fn run(
                 evaluations: evaluations.subscribe().boxed(),
                 task_defs: task_defs.subscribe().boxed(),
                 eval_defs: eval_defs.subscribe().boxed(),
-                replicasets: replicasets.subscribe().boxed(),
-                statefulsets: statefulsets.subscribe().boxed(),
-                daemonsets: daemonsets.subscribe().boxed(),
+                replicasets: replicaset_triggers.boxed(),
+                statefulsets: statefulset_triggers.boxed(),
+                daemonsets: daemonset_triggers.boxed(),
             },
         )
         .boxed(),
@@ -511,9 +516,16 @@ pub async fn run(
         contexts.run(all(&client), slim).boxed(),
         kacrs.run(all(&client), slim).boxed(),
         workloads.run(all(&client), slim).boxed(),
-        replicasets.run(all(&client), slim).boxed(),
-        statefulsets.run(all(&client), slim).boxed(),
-        daemonsets.run(all(&client), slim).boxed(),
+        scoped::prune(
+            kwv.store.clone(),
+            vec![
+                Box::new(move |keep: &HashSet<String>| replicasets.retain(keep)),
+                Box::new(move |keep: &HashSet<String>| statefulsets.retain(keep)),
+                Box::new(move |keep: &HashSet<String>| daemonsets.retain(keep)),
+            ],
+            SCOPE_PRUNE_INTERVAL,
+        )
+        .boxed(),
         pods.run_with(
             all(&client),
             watcher::Config::default().labels(&pods::gated_selector()),
@@ -536,9 +548,6 @@ pub async fn run(
                 caches.evaluations.wait_until_ready().boxed(),
                 caches.task_definitions.wait_until_ready().boxed(),
                 caches.evaluation_definitions.wait_until_ready().boxed(),
-                caches.replicasets.wait_until_ready().boxed(),
-                caches.statefulsets.wait_until_ready().boxed(),
-                caches.daemonsets.wait_until_ready().boxed(),
                 caches.pods.wait_until_ready().boxed(),
             ];
             if futures::future::join_all(waits)

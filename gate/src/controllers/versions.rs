@@ -425,30 +425,46 @@ pub(super) async fn workload_versions(ctx: Arc<Context>, t: WorkloadVersionTrigg
 /// Argo Rollout (no cache, rare) is read directly.
 async fn observe(ctx: &Context, ns: &str, r: &ResourceReference) -> Observation {
     let c = &ctx.caches;
+    // A namespace's cache starts with the first version that looks into it.
+    let syncing = |kind: &str| Observation::Missing(format!("{kind}s of {ns} not listed yet"));
     match r.kind.as_str() {
-        "ReplicaSet" => match c.replicasets.get(&key(&r.name, ns)) {
-            None => Observation::Missing(format!("ReplicaSet {ns}/{} not found", r.name)),
-            Some(rs) => match deploy::rollout_owner(&rs) {
-                None => Observation::Running(deploy::replicaset_running(&rs)),
-                Some(rollout) => {
-                    let gvk = GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Rollout");
-                    let api: Api<DynamicObject> =
-                        Api::namespaced_with(ctx.client.clone(), ns, &ApiResource::from_gvk(&gvk));
-                    match api.get(&rollout).await {
-                        Ok(obj) => Observation::Running(deploy::rollout_running(&obj.data)),
-                        Err(e) => Observation::Missing(format!("Rollout {ns}/{rollout}: {e}")),
+        "ReplicaSet" => {
+            let Some(store) = c.replicasets.store(ns).await else {
+                return syncing("ReplicaSet");
+            };
+            match store.get(&key(&r.name, ns)) {
+                None => Observation::Missing(format!("ReplicaSet {ns}/{} not found", r.name)),
+                Some(rs) => match deploy::rollout_owner(&rs) {
+                    None => Observation::Running(deploy::replicaset_running(&rs)),
+                    Some(rollout) => {
+                        let gvk = GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Rollout");
+                        let api: Api<DynamicObject> = Api::namespaced_with(
+                            ctx.client.clone(),
+                            ns,
+                            &ApiResource::from_gvk(&gvk),
+                        );
+                        match api.get(&rollout).await {
+                            Ok(obj) => Observation::Running(deploy::rollout_running(&obj.data)),
+                            Err(e) => Observation::Missing(format!("Rollout {ns}/{rollout}: {e}")),
+                        }
                     }
-                }
-            },
+                },
+            }
+        }
+        "StatefulSet" => match c.statefulsets.store(ns).await {
+            None => syncing("StatefulSet"),
+            Some(store) => store.get(&key(&r.name, ns)).map_or_else(
+                || Observation::Missing(format!("StatefulSet {ns}/{} not found", r.name)),
+                |s| Observation::Running(deploy::statefulset_running(&s)),
+            ),
         },
-        "StatefulSet" => c.statefulsets.get(&key(&r.name, ns)).map_or_else(
-            || Observation::Missing(format!("StatefulSet {ns}/{} not found", r.name)),
-            |s| Observation::Running(deploy::statefulset_running(&s)),
-        ),
-        "DaemonSet" => c.daemonsets.get(&key(&r.name, ns)).map_or_else(
-            || Observation::Missing(format!("DaemonSet {ns}/{} not found", r.name)),
-            |d| Observation::Running(deploy::daemonset_running(&d)),
-        ),
+        "DaemonSet" => match c.daemonsets.store(ns).await {
+            None => syncing("DaemonSet"),
+            Some(store) => store.get(&key(&r.name, ns)).map_or_else(
+                || Observation::Missing(format!("DaemonSet {ns}/{} not found", r.name)),
+                |d| Observation::Running(deploy::daemonset_running(&d)),
+            ),
+        },
         "Deployment" => Observation::Placeholder,
         other => Observation::Unsupported(other.to_owned()),
     }
