@@ -1,6 +1,6 @@
 # Portcullis — top-level tasks. `make test` is what CI runs (.ci/run).
 CARGO ?= cargo
-CRD_DIR := deploy/crds
+CRD_DIR := charts/portcullis/files/crds
 CLUSTER_DIR ?= target/cluster
 
 .PHONY: all build test fmt-check clippy crds crds-check refs-check purity-check prometheus unit e2e deploy-check demo images clean \
