@@ -1520,11 +1520,7 @@ fn crdgen_writes_checks_and_reports_drift() {
     let d = dir.path().as_os_str();
 
     let stderr = failed_check(d, "empty dir fails the check");
-    assert_eq!(
-        stderr.matches("missing: ").count(),
-        13,
-        "13 CRDs: {stderr}"
-    );
+    assert_eq!(stderr.matches("missing: ").count(), 13, "13 CRDs: {stderr}");
 
     assert!(crdgen(&[d]).status.success());
     let first: Vec<(String, String)> = read_dir(dir.path());
@@ -1566,7 +1562,8 @@ fn crdgen_writes_checks_and_reports_drift() {
 
 #[test]
 fn committed_crds_are_up_to_date() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/portcullis/files/crds");
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/portcullis/files/crds");
     let out = crdgen(&["--check".as_ref(), dir.as_os_str()]);
     assert!(
         out.status.success(),
