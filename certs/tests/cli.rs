@@ -213,10 +213,7 @@ fn patch_fills_a_manifest_from_the_directory() {
     );
     let manifest = tmp.path().join("m.yaml");
     std::fs::copy(
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../deploy/base/webhook-configurations.yaml"
-        ),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/portcullis.yaml"),
         &manifest,
     )
     .unwrap();
