@@ -23,14 +23,18 @@ fn decode(v: &Value) -> String {
     String::from_utf8(b).unwrap()
 }
 
-/// The static install exactly as `deploy/portcullis.yaml` has it (the chart's defaults): the
-/// webhook configurations, the empty certificate Secret and everything else.
+/// The static install as `deploy/portcullis.yaml` has it (the chart's defaults) less the CRDs:
+/// the webhook configurations, the empty certificate Secret and everything else.
 fn base_manifests() -> String {
-    std::fs::read_to_string(concat!(
+    let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../deploy/portcullis.yaml"
     ))
-    .unwrap()
+    .unwrap();
+    text.split("\n---\n")
+        .filter(|d| !d.contains("\nkind: CustomResourceDefinition\n"))
+        .collect::<Vec<_>>()
+        .join("\n---\n")
 }
 
 fn install<'a>(names: &'a ServiceName, material: &'a Material) -> Install<'a> {
