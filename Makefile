@@ -1,6 +1,6 @@
 # Portcullis — top-level tasks. `make test` is what CI runs (.ci/run).
 CARGO ?= cargo
-CRD_DIR := deploy/crds
+CRD_DIR := charts/portcullis/files/crds
 CLUSTER_DIR ?= target/cluster
 
 .PHONY: all build test fmt-check clippy crds crds-check refs-check purity-check prometheus unit e2e deploy-check demo images clean \
@@ -13,7 +13,7 @@ build:
 
 ## test: everything CI checks — formatting, lints, CRD drift, all tests (the end-to-end ones on
 ## the real control plane), both demos.
-test: fmt-check clippy crds-check refs-check purity-check deploy-check unit e2e demo demo-fail
+test: fmt-check clippy crds-check refs-check purity-check deploy-check chart-check unit e2e demo demo-fail
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -65,11 +65,13 @@ cluster-up: control-plane
 cluster-down:
 	tools/cluster.sh down $(CLUSTER_DIR)
 
-## crds: regenerate deploy/crds/*.yaml from the Rust types in `shared`.
+## crds: regenerate the chart's CRDs (charts/portcullis/files/crds) from the Rust types in `shared`,
+## then deploy/ from the chart.
 crds:
 	$(CARGO) run -q --locked -p shared --bin portcullis-crdgen -- $(CRD_DIR)
+	$(MAKE) deploy
 
-## crds-check: fail when deploy/crds is out of date with the types.
+## crds-check: fail when the chart's CRDs are out of date with the types.
 crds-check:
 	$(CARGO) run -q --locked -p shared --bin portcullis-crdgen -- --check $(CRD_DIR)
 
@@ -77,9 +79,24 @@ crds-check:
 refs-check:
 	python3 tools/check-refs.py
 
-## deploy-check: render deploy/base and every overlay with kubectl kustomize and check their properties.
-deploy-check: control-plane
-	PATH="$$(tools/build.sh):$$PATH" deploy/check.sh
+## deploy-check: helm lint, then render the chart with helm template for the defaults and every value
+## set of charts/portcullis/ci, and check their properties and the static manifest (deploy/check.sh).
+deploy-check: release-tools
+	HELM="$$(tools/release/build.sh)/helm" deploy/check.sh
+
+## deploy: render deploy/portcullis.yaml and deploy/crds from the chart (default values).
+.PHONY: deploy chart-docs chart-check
+deploy: release-tools
+	python3 tools/render-deploy.py "$$(tools/release/build.sh)/helm"
+
+## chart-docs: regenerate the values table of charts/portcullis/README.md from values.yaml's comments.
+chart-docs:
+	python3 tools/chart-docs.py
+
+## chart-check: fail when deploy/ or the chart's values table drift from the chart.
+chart-check: release-tools
+	python3 tools/render-deploy.py "$$(tools/release/build.sh)/helm" --check
+	python3 tools/chart-docs.py --check
 
 ## images: container images (needs a container engine with BuildKit; none runs on the dev machines).
 images:

@@ -169,7 +169,7 @@ grouped() {
 }
 
 # rbac_clean: fail when the API server refused portcullis-webhook, portcullis-gate or
-# portcullis-metrics anything (deploy/base's RBAC): no Forbidden in their logs, no 403 for their
+# portcullis-metrics anything (the chart's RBAC): no Forbidden in their logs, no 403 for their
 # ServiceAccounts in the audit log.
 rbac_clean() {
   local refused
@@ -279,38 +279,32 @@ ports=("$WEBHOOK_PORT" "$GATE_PORT" "$KEPTN_PORT" "$PROM_PORT" "$METRICS_PORT")
   fail "no five distinct ports: $(cat "$WORK/ports.log")"
 
 # ---------------------------------------------------------------------------------------------
-step "Installing Portcullis: certificates from portcullis-certs, manifests of deploy/ (demo/local)"
+step "Installing Portcullis: the chart rendered for local processes, certificates from portcullis-certs"
+HELM="$(cd "$ROOT" && tools/release/build.sh)/helm" || fail "building helm failed (tools/release/build.sh)"
 show "$BIN/portcullis-certs" create --dir "$WORK/certs"
-note "demo/local = deploy/base without the three Deployments (webhook, gate, metrics) and their"
-note "PodDisruptionBudgets (the binaries run as local processes here), and with the Service"
-note "portcullis-webhook turned into an ExternalName Service for localhost: the API server calls the"
-note "local webhook through it."
-printf '    $ kubectl kustomize demo/local | portcullis-certs patch --dir %s | kubectl apply -f -\n' \
-  "$WORK/certs"
-kubectl kustomize "$DEMO/local" | "$BIN/portcullis-certs" patch --dir "$WORK/certs" 2>"$WORK/patch.log" |
+note "demo/local/values.yaml: the Service portcullis-webhook is an ExternalName Service for localhost,"
+note "on the local webhook's port, so the API server calls the local webhook through it. The three"
+note "Deployments and their PodDisruptionBudgets are dropped (the binaries run as local processes)."
+printf '    $ helm template portcullis charts/portcullis -n %s -f demo/local/values.yaml \\\n' "$SYSTEM_NS"
+printf '        --set portcullis.webhook.service.port=%s | <drop Deployments, PDBs> |\n' "$WEBHOOK_PORT"
+printf '        portcullis-certs patch --dir %s | kubectl apply -f -\n' "$WORK/certs"
+NAMESPACE_YAML="apiVersion: v1
+kind: Namespace
+metadata: {name: $SYSTEM_NS, labels: {pod-security.kubernetes.io/enforce: restricted}}
+---"
+{ echo "$NAMESPACE_YAML"; "$HELM" template portcullis "$ROOT/charts/portcullis" -n "$SYSTEM_NS" \
+  -f "$DEMO/local/values.yaml" --set "portcullis.webhook.service.port=$WEBHOOK_PORT"; } |
+  python3 -c '
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(sys.stdin) if d and d["kind"] not in ("Deployment", "PodDisruptionBudget")]
+yaml.safe_dump_all(docs, sys.stdout, sort_keys=False)' |
+  "$BIN/portcullis-certs" patch --dir "$WORK/certs" 2>"$WORK/patch.log" |
   kubectl apply -f - >"$WORK/apply.log" || fail "the install failed: $(cat "$WORK/patch.log" "$WORK/apply.log")"
 sed 's/^ *INFO */      portcullis-certs: /' "$WORK/patch.log"
 # One line per kind: "12 customresourcedefinition.apiextensions.k8s.io created", ...
 awk '{ split($1, a, "/"); n[a[1] " " $2]++ } END { for (k in n) printf "      %2d %s\n", n[k], k }' \
   "$WORK/apply.log" | sort -k2
 show kubectl get service portcullis-webhook -n "$SYSTEM_NS"
-# port_patch KIND: a JSON patch setting the service port of every webhook of KIND portcullis-webhook.
-port_patch() {
-  local n i ops=()
-  n=$(kubectl get "$1" portcullis-webhook -o jsonpath='{range .webhooks[*]}x{end}') && [[ -n $n ]] ||
-    return 1
-  for ((i = 0; i < ${#n}; i++)); do
-    ops+=("{\"op\":\"replace\",\"path\":\"/webhooks/$i/clientConfig/service/port\",\"value\":$WEBHOOK_PORT}")
-  done
-  local IFS=,
-  printf '[%s]' "${ops[*]}"
-}
-note "The webhook configurations call the Service on port 443, where a pod would listen; the local"
-note "webhook listens on $WEBHOOK_PORT, so the API server is to call localhost:$WEBHOOK_PORT:"
-for kind in mutatingwebhookconfiguration validatingwebhookconfiguration; do
-  patch=$(port_patch "$kind") || fail "no webhooks in $kind portcullis-webhook"
-  show kubectl patch "$kind" portcullis-webhook --type=json -p "$patch"
-done
 wait_until "the CRDs to be established" 60 \
   kubectl wait --for=condition=Established crd --all --timeout=5s
 show kubectl apply -f "$DEMO/app/config.yaml"
@@ -318,7 +312,7 @@ show kubectl apply -f "$DEMO/app/config.yaml"
 # ---------------------------------------------------------------------------------------------
 step "Starting portcullis-webhook and portcullis-gate as local processes, as their ServiceAccounts"
 # sa_kubeconfig NAME: a kubeconfig for ServiceAccount portcullis-system/NAME, with a token from the
-# TokenRequest API and the admin kubeconfig's server and CA; RBAC gives it what deploy/base grants.
+# TokenRequest API and the admin kubeconfig's server and CA; RBAC gives it what the chart grants.
 sa_kubeconfig() {
   local sa=$1 file="$WORK/$1.kubeconfig" token ca
   token=$(kubectl create token "$sa" -n "$SYSTEM_NS" --duration=24h) ||

@@ -1,4 +1,4 @@
-//! Secret manifests and filling the install manifests of deploy/base.
+//! Secret manifests and filling the install manifest deploy/portcullis.yaml.
 
 mod common;
 
@@ -23,19 +23,18 @@ fn decode(v: &Value) -> String {
     String::from_utf8(b).unwrap()
 }
 
-/// The webhook configurations and the Secret placeholder exactly as deploy/base has them.
+/// The static install as `deploy/portcullis.yaml` has it (the chart's defaults) less the CRDs:
+/// the webhook configurations, the empty certificate Secret and everything else.
 fn base_manifests() -> String {
-    let base = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/base/");
-    let mut text = String::new();
-    for f in [
-        "webhook-configurations.yaml",
-        "webhook-tls-secret.yaml",
-        "webhook.yaml",
-    ] {
-        text.push_str(&std::fs::read_to_string(format!("{base}{f}")).unwrap());
-        text.push_str("\n---\n");
-    }
-    text
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/portcullis.yaml"
+    ))
+    .unwrap();
+    text.split("\n---\n")
+        .filter(|d| !d.contains("\nkind: CustomResourceDefinition\n"))
+        .collect::<Vec<_>>()
+        .join("\n---\n")
 }
 
 fn install<'a>(names: &'a ServiceName, material: &'a Material) -> Install<'a> {
@@ -115,7 +114,10 @@ fn base_manifests_get_ca_bundle_and_secret_and_a_second_run_changes_nothing() {
 fn crds_converting_through_the_webhook_get_the_ca_bundle_and_others_are_left_alone() {
     let m = create(&names(), &short_policy(), t0()).unwrap();
     let n = names();
-    let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/crds/");
+    let crds = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../charts/portcullis/files/crds/"
+    );
     let mut text = String::new();
     for f in [
         "keptntasks.lifecycle.keptn.sh.yaml",

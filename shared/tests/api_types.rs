@@ -1520,15 +1520,11 @@ fn crdgen_writes_checks_and_reports_drift() {
     let d = dir.path().as_os_str();
 
     let stderr = failed_check(d, "empty dir fails the check");
-    assert_eq!(
-        stderr.matches("missing: ").count(),
-        14,
-        "13 CRDs + kustomization: {stderr}"
-    );
+    assert_eq!(stderr.matches("missing: ").count(), 13, "13 CRDs: {stderr}");
 
     assert!(crdgen(&[d]).status.success());
     let first: Vec<(String, String)> = read_dir(dir.path());
-    assert_eq!(first.len(), 14);
+    assert_eq!(first.len(), 13);
     assert!(
         crdgen(&["--check".as_ref(), d]).status.success(),
         "fresh output passes"
@@ -1538,27 +1534,8 @@ fn crdgen_writes_checks_and_reports_drift() {
     assert!(crdgen(&[d]).status.success());
     assert_eq!(read_dir(dir.path()), first);
 
-    // The kustomization lists exactly the CRD files, so `../crds` in a kustomize base has them all.
-    let (_, kustomization) = first
-        .iter()
-        .find(|(n, _)| n == "kustomization.yaml")
-        .expect("kustomization written");
-    let k: serde_yaml::Value = serde_yaml::from_str(kustomization).expect("kustomization parses");
-    let listed: Vec<&str> = k["resources"]
-        .as_sequence()
-        .expect("resources list")
-        .iter()
-        .filter_map(|r| r.as_str())
-        .collect();
-    let crd_files: Vec<&str> = first
-        .iter()
-        .map(|(n, _)| n.as_str())
-        .filter(|n| *n != "kustomization.yaml")
-        .collect();
-    assert_eq!(listed, crd_files);
-
     // Each CRD file parses back to the CRD the types generate.
-    for (name, text) in first.iter().filter(|(n, _)| n != "kustomization.yaml") {
+    for (name, text) in &first {
         let parsed: CustomResourceDefinition = serde_yaml::from_str(text).expect("CRD YAML parses");
         assert_eq!(&file_name(&parsed), name);
         let generated = all()
@@ -1585,11 +1562,12 @@ fn crdgen_writes_checks_and_reports_drift() {
 
 #[test]
 fn committed_crds_are_up_to_date() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/crds");
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/portcullis/files/crds");
     let out = crdgen(&["--check".as_ref(), dir.as_os_str()]);
     assert!(
         out.status.success(),
-        "deploy/crds is stale, run `make crds`: {}",
+        "charts/portcullis/files/crds is stale, run `make crds`: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -609,18 +609,29 @@ impl Default for Processes {
     }
 }
 
-/// The documents of a `deploy/base` file, as JSON.
-pub fn deploy_documents(file: &str) -> Vec<serde_json::Value> {
-    let path = format!("{}/deploy/base/{file}", repo_root().display());
+/// The documents of the static install `deploy/portcullis.yaml` (the chart rendered with its
+/// defaults) whose kind is one of `kinds`, as JSON.
+pub fn deploy_documents(kinds: &[&str]) -> Vec<serde_json::Value> {
+    let path = format!("{}/deploy/portcullis.yaml", repo_root().display());
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_yaml::Deserializer::from_str(&text)
         .map(|d| {
             let v: serde_yaml::Value = serde::Deserialize::deserialize(d).expect("yaml");
             serde_json::to_value(v).expect("json")
         })
-        .filter(|v: &serde_json::Value| !v.is_null())
+        .filter(|v: &serde_json::Value| v["kind"].as_str().is_some_and(|k| kinds.contains(&k)))
         .collect()
 }
+
+/// The Namespace, ServiceAccounts and RBAC of the static install, in the order to create them.
+pub const RBAC_KINDS: &[&str] = &[
+    "Namespace",
+    "ServiceAccount",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+];
 
 /// How [`start_webhook_and_gate`] runs the two binaries.
 pub struct Binaries<'a> {
@@ -635,7 +646,7 @@ pub struct Binaries<'a> {
 }
 
 /// Starts the real webhook (with fresh certificates, behind the webhook Service on a free port)
-/// and the gate, waits until the webhook serves TLS, then registers `deploy/base`'s
+/// and the gate, waits until the webhook serves TLS, then registers the static install's
 /// MutatingWebhookConfiguration with the CA bundle filled in, created through `client`.
 pub async fn start_webhook_and_gate(
     cluster: &Cluster,
@@ -673,12 +684,12 @@ pub async fn start_webhook_and_gate(
     procs
 }
 
-/// Creates `deploy/base`'s MutatingWebhookConfiguration through `client` with the CA bundle
+/// Creates the static install's MutatingWebhookConfiguration through `client` with the CA bundle
 /// `ca`, its Service reference at `port` (where the local webhook listens, see
 /// [`Cluster::route_service_to_localhost`]); `failure_policy` overrides every hook's
-/// failurePolicy (`None` keeps deploy/base's).
+/// failurePolicy (`None` keeps the chart's default).
 pub async fn register_webhooks(client: &Client, ca: &str, port: u16, failure_policy: Option<&str>) {
-    let mut mwc = deploy_documents("webhook-configurations.yaml")
+    let mut mwc = deploy_documents(&["MutatingWebhookConfiguration"])
         .into_iter()
         .find(|d| d["kind"] == "MutatingWebhookConfiguration")
         .expect("a MutatingWebhookConfiguration");

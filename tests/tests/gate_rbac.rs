@@ -1,4 +1,4 @@
-//! The shipped RBAC proven by running it: a real API server with the RBAC authorizer, `deploy/base`'s
+//! The shipped RBAC proven by running it: a real API server with the RBAC authorizer, the static install's (`deploy/portcullis.yaml`)
 //! ServiceAccounts, ClusterRoles, Roles and bindings applied as the admin, and the real
 //! `portcullis-webhook` and `portcullis-gate` binaries each running under its own
 //! ServiceAccount's token. A full lifecycle (webhook admission, a pre-deployment task Job, a
@@ -19,7 +19,8 @@ use serde_json::{Value, json};
 use shared::crd::{KeptnAppVersion, KeptnState, KeptnWorkloadVersion};
 
 use e2e::{
-    Binaries, INSTALL_NS, Processes, WAIT, deploy_documents, start_webhook_and_gate, wait_for,
+    Binaries, INSTALL_NS, Processes, RBAC_KINDS, WAIT, deploy_documents, start_webhook_and_gate,
+    wait_for,
 };
 
 const NS: &str = "hooked";
@@ -28,7 +29,7 @@ const WEBHOOK_SA: &str = "portcullis-webhook";
 /// A lifecycle of three versions with task Jobs and evaluations takes longer than one check.
 const LONG_WAIT: Duration = Duration::from_secs(180);
 
-/// Create one manifest as the admin (the kinds `deploy/base`'s RBAC files hold).
+/// Create one manifest as the admin (the kinds the static install's (`deploy/portcullis.yaml`) RBAC files hold).
 async fn create_manifest(admin: &Client, obj: &Value) {
     let kind = obj["kind"].as_str().expect("kind");
     let (group, plural, namespaced) = match kind {
@@ -62,16 +63,11 @@ async fn create_manifest(admin: &Client, obj: &Value) {
     }
 }
 
-/// Everything but the processes: CRDs, namespaces, and `deploy/base`'s RBAC with `edit`
+/// Everything but the processes: CRDs, namespaces, and the static install's (`deploy/portcullis.yaml`) RBAC with `edit`
 /// applied to each document first.
 async fn install(admin: &Client, edit: impl Fn(&mut Value)) {
-    for file in [
-        "namespace.yaml",
-        "serviceaccounts.yaml",
-        "rbac-webhook.yaml",
-        "rbac-gate.yaml",
-    ] {
-        for mut doc in deploy_documents(file) {
+    {
+        for mut doc in deploy_documents(RBAC_KINDS) {
             edit(&mut doc);
             create_manifest(admin, &doc).await;
         }
@@ -298,7 +294,7 @@ fn forbidden_lines(log: &str) -> Vec<&str> {
         .collect()
 }
 
-/// An edit of `deploy/base` that takes `verb` on `resource` out of the ClusterRole `role`.
+/// An edit of the static install that takes `verb` on `resource` out of the ClusterRole `role`.
 fn without_verb(role: &str, resource: &str, verb: &str) -> impl Fn(&mut Value) {
     move |doc| {
         if doc["kind"] == "ClusterRole" && doc["metadata"]["name"] == role {
@@ -334,7 +330,7 @@ async fn wait_forbidden(
     .await
 }
 
-/// deploy/base's RBAC suffices for the whole lifecycle of three versions: admission, a task
+/// deploy/portcullis.yaml's RBAC suffices for the whole lifecycle of three versions: admission, a task
 /// Job, an evaluation, pod release, the leader Lease, and retention deleting the oldest
 /// versions. Neither process sees a single 403.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

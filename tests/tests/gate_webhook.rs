@@ -1,5 +1,5 @@
 //! End-to-end with both real binaries: `portcullis-webhook` (registered with the
-//! MutatingWebhookConfiguration of `deploy/base`, called by kube-apiserver through its Service)
+//! MutatingWebhookConfiguration of `deploy/portcullis.yaml`, called by kube-apiserver through its Service)
 //! and `portcullis-gate`, on a real control plane. The binaries must be built (`cargo build
 //! --workspace --bins`; `make test` does it first).
 

@@ -12,7 +12,7 @@
 //!    container statuses: the size of a real running pod). The ReplicaSets have `replicas: 0`,
 //!    the Deployments `replicas: 0` and `paused: true` (so the deployment controller creates no
 //!    ReplicaSet for them); both carry a full pod template.
-//! 2. **Start.** `deploy/base`'s RBAC, then the release webhook alone, then the release gate
+//! 2. **Start.** the static install's (`deploy/portcullis.yaml`) RBAC, then the release webhook alone, then the release gate
 //!    alone (`--leader-elect`, as deployed), each under its own ServiceAccount's token. For each:
 //!    time from spawn to its `/readyz` answering 200 (polled every 50 ms), its `VmRSS` once ready
 //!    and stable (2 s of samples within 2 %), and what it listed from spawn until then: bytes are
@@ -60,7 +60,10 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use shared::crd::{KeptnState, KeptnTask, KeptnTaskDefinition, KeptnWorkloadVersion};
 
-use e2e::{Cluster, INSTALL_NS, OUTCOME, Processes, RUN_FOR, SERVICE, deploy_documents, wait_for};
+use e2e::{
+    Cluster, INSTALL_NS, OUTCOME, Processes, RBAC_KINDS, RUN_FOR, SERVICE, deploy_documents,
+    wait_for,
+};
 
 const WEBHOOK_SA: &str = "portcullis-webhook";
 const GATE_SA: &str = "portcullis-gate";
@@ -632,7 +635,7 @@ async fn measure_start(
     }
 }
 
-/// Creates one manifest of `deploy/base`'s RBAC files as the admin.
+/// Creates one manifest of the static install's (`deploy/portcullis.yaml`) RBAC files as the admin.
 async fn create_manifest(admin: &Client, obj: &Value) {
     let kind = obj["kind"].as_str().expect("kind");
     let (group, plural, namespaced) = match kind {
@@ -1022,13 +1025,8 @@ async fn run(pods: usize, workloads: usize) -> Row {
         filled.as_secs_f64()
     );
 
-    for file in [
-        "namespace.yaml",
-        "serviceaccounts.yaml",
-        "rbac-webhook.yaml",
-        "rbac-gate.yaml",
-    ] {
-        for doc in deploy_documents(file) {
+    {
+        for doc in deploy_documents(RBAC_KINDS) {
             create_manifest(&admin, &doc).await;
         }
     }

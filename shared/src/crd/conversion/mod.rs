@@ -45,8 +45,8 @@ pub const CONVERT_PATH: &str = "/convert";
 /// the data belongs to (`…/v1alpha3` on a v1 object, `…/v1` on an older one).
 pub const CARRY_ANNOTATION_PREFIX: &str = "conversion.portcullis.dev/";
 
-/// The webhook Service the CRDs' conversion config calls (deploy/base, `portcullis-system`;
-/// kustomize rewrites the namespace with the install's).
+/// The webhook Service the CRDs' conversion config calls (`portcullis-system`; the chart's
+/// `crds.yaml` template rewrites the namespace and port with the install's).
 pub const SERVICE_NAME: &str = "portcullis-webhook";
 pub const SERVICE_NAMESPACE: &str = "portcullis-system";
 
