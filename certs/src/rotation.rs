@@ -366,12 +366,13 @@ fn current_ca(current: &Material) -> Result<(Vec<CertInfo>, usize), CertError> {
     let bundle = parse_certificates("ca.crt", &current.ca_bundle_pem)?;
     let ca_key = parse_key("ca.key", &current.ca_key_pem)?;
     let ca_spki = key_spki(&ca_key);
-    let index = bundle
-        .iter()
-        .position(|c| c.spki == ca_spki)
-        .ok_or(CertError::CaKeyNotInBundle {
-            count: bundle.len(),
-        })?;
+    let index =
+        bundle
+            .iter()
+            .position(|c| c.spki == ca_spki)
+            .ok_or(CertError::CaKeyNotInBundle {
+                count: bundle.len(),
+            })?;
     Ok((bundle, index))
 }
 
