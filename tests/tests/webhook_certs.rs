@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use e2e::{
-    Cluster, INSTALL_NS, Processes, SERVICE, WAIT, cert_keeper_rbac, converting_crds, gated,
+    Cluster, INSTALL_NS, Processes, SERVICE, WAIT, cert_keeper_rbac, converting_crds,
     register_webhooks_without_ca, wait_for, wait_webhook_ready, webhook_binary,
 };
 use k8s_openapi::api::admissionregistration::v1::{
@@ -44,6 +44,12 @@ async fn install(
     (cluster, kubeconfig)
 }
 
+/// The webhook binary; `PORTCULLIS_E2E_WEBHOOK` names a copy when the shared target directory
+/// may be rebuilt from another checkout during the run.
+fn binary() -> std::path::PathBuf {
+    std::env::var_os("PORTCULLIS_E2E_WEBHOOK").map_or_else(webhook_binary, Into::into)
+}
+
 fn spawn(procs: &mut Processes, name: &str, port: u16, kubeconfig: &Path, policy: &[&str]) {
     let mut args = vec![
         format!("--listen=127.0.0.1:{port}"),
@@ -55,7 +61,7 @@ fn spawn(procs: &mut Processes, name: &str, port: u16, kubeconfig: &Path, policy
     args.extend(policy.iter().map(|s| (*s).to_owned()));
     procs.spawn(
         name,
-        &webhook_binary(),
+        &binary(),
         &args,
         kubeconfig,
         "info,webhook=debug,kube=warn",
@@ -180,15 +186,34 @@ async fn install_with_no_manual_step_then_a_reset_ca_bundle_is_restored() {
         "keptn.sh/workload": "solo", "keptn.sh/version": "1.0"}},
         "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}}))
     .expect("pod");
-    let created = Api::<Pod>::namespaced(client.clone(), ns)
+    Api::<Pod>::namespaced(client.clone(), ns)
         .create(&PostParams::default(), &pod)
         .await
-        .expect("pod admitted through the webhook");
+        .expect("pod admitted through the webhook (failurePolicy Fail)");
+    // The webhooks answer through the API server: a Deployment naming a missing container is
+    // denied by the mutating hook, an empty KeptnTaskDefinition by the validating one.
+    let bad: Deployment =
+        serde_json::from_value(json!({"metadata": {"name": "bad", "annotations": {
+        "keptn.sh/workload": "bad", "keptn.sh/container": "sidecar"}},
+        "spec": {"selector": {"matchLabels": {"app": "bad"}}, "template": {
+            "metadata": {"labels": {"app": "bad"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}}}}))
+        .expect("deployment");
+    let denied = Api::<Deployment>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &bad)
+        .await
+        .expect_err("denied by the webhook");
     assert!(
-        gated(&created),
-        "the webhook gated the pod: {:?}",
-        created.spec
+        denied.to_string().contains("denied the request") && denied.to_string().contains("sidecar"),
+        "{denied}"
     );
+    let td = json!({"apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnTaskDefinition",
+        "metadata": {"name": "check", "namespace": ns}, "spec": {"retries": 1}});
+    let out = cluster
+        .kubectl_apply(&td)
+        .await
+        .expect_err("denied by the webhook");
+    assert!(out.contains("Either Container, Python, or Deno"), "{out}");
 
     // Someone resets the bundles (an old chart's upgrade): restored within the check interval.
     let reset = Instant::now();
