@@ -11,9 +11,10 @@ pub mod inspect;
 pub mod manifest;
 pub mod pki;
 pub mod rotation;
+pub mod secret;
 pub mod state;
 pub mod validity;
 
 pub use error::CertError;
 pub use pki::{KeyAlgorithm, ServiceName};
-pub use rotation::{Action, Material, Policy, Rotation};
+pub use rotation::{Action, Material, Plan, Policy, Rotation};

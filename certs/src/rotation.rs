@@ -89,6 +89,8 @@ impl Policy {
 /// Why a CA or serving certificate was made, or an old CA dropped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
+    /// A first CA was made: there was none that could be read.
+    FirstCa,
     /// A new CA was made because the current one ends at `not_after`.
     NewCa {
         /// End of the replaced CA.
@@ -134,6 +136,8 @@ pub enum ServingReason {
     },
     /// `tls.key` is not the key of `tls.crt`.
     KeyMismatch,
+    /// There is none, or it cannot be read.
+    Missing,
 }
 
 /// RFC 3339, as Kubernetes writes times.
@@ -145,6 +149,7 @@ fn rfc3339(t: &OffsetDateTime) -> String {
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Action::FirstCa => write!(f, "new CA: there was none that could be read"),
             Action::NewCa { old_not_after } => write!(
                 f,
                 "new CA: the current CA expires at {}; it stays in the bundle until then",
@@ -185,6 +190,7 @@ impl fmt::Display for ServingReason {
                 want.join(", ")
             ),
             ServingReason::KeyMismatch => write!(f, "tls.key does not belong to tls.crt"),
+            ServingReason::Missing => write!(f, "there is none that can be read"),
         }
     }
 }
@@ -240,16 +246,7 @@ pub fn rotate(
     now: OffsetDateTime,
 ) -> Result<Rotation, CertError> {
     policy.check()?;
-    let bundle = parse_certificates("ca.crt", &current.ca_bundle_pem)?;
-    let ca_key = parse_key("ca.key", &current.ca_key_pem)?;
-    let ca_spki = key_spki(&ca_key);
-    let ca_index =
-        bundle
-            .iter()
-            .position(|c| c.spki == ca_spki)
-            .ok_or(CertError::CaKeyNotInBundle {
-                count: bundle.len(),
-            })?;
+    let (bundle, ca_index) = current_ca(current)?;
     let serving = parse_certificates("tls.crt", &current.cert_pem)?
         .into_iter()
         .next()
@@ -361,6 +358,126 @@ pub fn rotate(
             key_pem,
         },
         actions,
+    })
+}
+
+/// The CA bundle and the index in it of the certificate whose key is `ca.key`.
+fn current_ca(current: &Material) -> Result<(Vec<CertInfo>, usize), CertError> {
+    let bundle = parse_certificates("ca.crt", &current.ca_bundle_pem)?;
+    let ca_key = parse_key("ca.key", &current.ca_key_pem)?;
+    let ca_spki = key_spki(&ca_key);
+    let index =
+        bundle
+            .iter()
+            .position(|c| c.spki == ca_spki)
+            .ok_or(CertError::CaKeyNotInBundle {
+                count: bundle.len(),
+            })?;
+    Ok((bundle, index))
+}
+
+/// What a webhook that keeps its certificates in a Secret does next (decision A25): unlike
+/// [`rotate`], a serving certificate signed by a CA is only ever written once the API server
+/// trusts that CA, so a new CA is written alone first (the serving pair is kept) and its serving
+/// certificate follows on a later pass.
+#[derive(Clone, Debug)]
+pub enum Plan {
+    /// Nothing is due.
+    Keep,
+    /// A serving certificate is due, but the CA that would sign it is not yet trusted everywhere.
+    AwaitTrust,
+    /// Write this material; its actions say why.
+    Write(Rotation),
+}
+
+/// Decides [`Plan`] for the material read from the Secret (`None`: empty, or no CA that can be
+/// read). `ca_trusted` says that every `caBundle` the API server uses holds the current CA of
+/// `current` (the head of its bundle), and has for long enough to be in effect.
+///
+/// Unlike [`rotate`], unreadable CA material starts over with a new CA: the Secret belongs to
+/// the webhook alone, and without a CA it could never serve again. An unreadable serving pair is
+/// reissued by the current CA.
+pub fn plan(
+    current: Option<&Material>,
+    ca_trusted: bool,
+    names: &ServiceName,
+    policy: &Policy,
+    now: OffsetDateTime,
+) -> Result<Plan, CertError> {
+    policy.check()?;
+    let Some((current, (bundle, ca_index))) =
+        current.and_then(|m| current_ca(m).ok().map(|ca| (m, ca)))
+    else {
+        let fresh = create(names, policy, now)?;
+        return Ok(Plan::Write(Rotation {
+            material: Material {
+                cert_pem: String::new(),
+                key_pem: String::new(),
+                ..fresh
+            },
+            actions: vec![Action::FirstCa],
+        }));
+    };
+    let serving_readable = parse_certificates("tls.crt", &current.cert_pem)
+        .is_ok_and(|c| !c.is_empty())
+        && parse_key("tls.key", &current.key_pem).is_ok();
+    if !serving_readable {
+        if !ca_trusted {
+            return Ok(Plan::AwaitTrust);
+        }
+        let ca = Issued {
+            cert_pem: bundle[ca_index].pem(),
+            key_pem: current.ca_key_pem.clone(),
+        };
+        let issued = issue_serving(
+            &ca,
+            bundle[ca_index].not_after,
+            names,
+            policy.key_algorithm,
+            policy.validity,
+            now,
+        )?;
+        return Ok(Plan::Write(Rotation {
+            material: Material {
+                cert_pem: issued.cert_pem,
+                key_pem: issued.key_pem,
+                ..current.clone()
+            },
+            actions: vec![Action::NewServingCert {
+                reason: ServingReason::Missing,
+            }],
+        }));
+    }
+    let rotation = rotate(current, names, policy, now)?;
+    let new_ca = rotation
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::NewCa { .. }));
+    let new_serving = rotation
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::NewServingCert { .. }));
+    if new_serving && (new_ca || !ca_trusted) {
+        // The serving pair waits; what else changed (CA, bundle) is written now.
+        let material = Material {
+            cert_pem: current.cert_pem.clone(),
+            key_pem: current.key_pem.clone(),
+            ..rotation.material
+        };
+        if material == *current {
+            return Ok(Plan::AwaitTrust);
+        }
+        let actions = rotation
+            .actions
+            .into_iter()
+            .filter(|a| !matches!(a, Action::NewServingCert { .. }))
+            .collect();
+        return Ok(Plan::Write(Rotation { material, actions }));
+    }
+    Ok(if rotation.changed() {
+        Plan::Write(rotation)
+    } else {
+        Plan::Keep
     })
 }
 

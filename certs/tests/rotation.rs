@@ -155,6 +155,7 @@ fn ca_rotation_keeps_the_old_ca_trusted_during_the_overlap() {
                 Action::NewCa { .. } => new_cas += 1,
                 Action::DroppedExpiredCa { .. } => dropped += 1,
                 Action::NewServingCert { .. } => {}
+                Action::FirstCa => panic!("rotate never starts over"),
             }
         }
         m = r.material;

@@ -37,6 +37,7 @@ pub mod taskdefinition;
 pub mod workloads;
 
 pub mod caches;
+pub mod certificates;
 pub mod cli;
 pub mod cluster;
 #[cfg(any(test, feature = "fixtures"))]

@@ -5,6 +5,7 @@ use std::sync::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -50,6 +51,13 @@ pub struct ReloadLabels {
     pub outcome: &'static str,
 }
 
+/// Labels of a change the webhook made to its own certificates (A25).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RotationLabels {
+    /// `first_ca`, `new_ca`, `new_serving_cert` or `dropped_ca`.
+    pub action: &'static str,
+}
+
 /// All metrics and their registry.
 pub struct Metrics {
     registry: Registry,
@@ -61,6 +69,10 @@ pub struct Metrics {
     pub api_requests: Family<ApiLabels, Counter>,
     /// Certificate loads.
     pub certificate_loads: Family<ReloadLabels, Counter>,
+    /// Changes the webhook wrote to its certificate Secret (A25).
+    pub certificate_rotations: Family<RotationLabels, Counter>,
+    /// `notAfter` of the served certificate, Unix seconds.
+    pub certificate_not_after: Gauge,
     encode_lock: Mutex<()>,
 }
 
@@ -100,12 +112,26 @@ impl Metrics {
             "Serving certificate loads and reloads",
             certificate_loads.clone(),
         );
+        let certificate_rotations = Family::<RotationLabels, Counter>::default();
+        registry.register(
+            "certificate_rotations",
+            "Changes the webhook wrote to the certificate Secret it keeps, by action",
+            certificate_rotations.clone(),
+        );
+        let certificate_not_after = Gauge::default();
+        registry.register(
+            "certificate_not_after_seconds",
+            "End of validity of the served certificate, Unix time",
+            certificate_not_after.clone(),
+        );
         Self {
             registry,
             requests,
             duration,
             api_requests,
             certificate_loads,
+            certificate_rotations,
+            certificate_not_after,
             encode_lock: Mutex::new(()),
         }
     }
@@ -129,6 +155,17 @@ impl Metrics {
                 outcome,
             })
             .inc();
+    }
+
+    /// Records the `notAfter` of the served certificate chain's leaf (PEM).
+    pub fn serving_not_after(&self, cert_pem: Option<&[u8]>) {
+        let not_after = cert_pem
+            .and_then(|pem| std::str::from_utf8(pem).ok())
+            .and_then(|pem| certs::inspect::parse_certificates("tls.crt", pem).ok())
+            .and_then(|chain| chain.first().map(|leaf| leaf.not_after.unix_timestamp()));
+        if let Some(t) = not_after {
+            self.certificate_not_after.set(t);
+        }
     }
 
     /// Total API calls made so far (all labels).

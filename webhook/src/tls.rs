@@ -1,6 +1,7 @@
 //! The serving certificate: validated at start, reloaded without a restart when the PEM files
 //! change (Kubernetes swaps a Secret volume's `..data` symlink atomically, so the files are
-//! re-read by path and compared by content).
+//! re-read by path and compared by content), or set in memory by [`crate::certificates`] when
+//! the webhook keeps its certificates itself (A25).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -91,13 +92,25 @@ pub fn certified_key(
     Ok(certified)
 }
 
+/// Where the served certificate comes from.
+#[derive(Debug)]
+enum Source {
+    /// PEM files, re-read by [`Certificates::reload`].
+    Files {
+        cert_path: PathBuf,
+        key_path: PathBuf,
+    },
+    /// Set by [`Certificates::set`] (the Secret the webhook keeps itself).
+    Memory,
+}
+
 /// The current certificate, swapped in place on reload; rustls asks it on every handshake.
+/// Until one is loaded (in-memory source only) handshakes fail, so `/readyz` cannot answer.
 #[derive(Debug)]
 pub struct Certificates {
-    cert_path: PathBuf,
-    key_path: PathBuf,
+    source: Source,
     provider: Arc<CryptoProvider>,
-    current: RwLock<(Pem, Arc<CertifiedKey>)>,
+    current: RwLock<Option<(Pem, Arc<CertifiedKey>)>>,
 }
 
 impl Certificates {
@@ -113,43 +126,87 @@ impl Certificates {
         };
         let key = certified_key(&pem.cert, &pem.key, cert_path, key_path, &provider)?;
         Ok(Self {
-            cert_path: cert_path.to_owned(),
-            key_path: key_path.to_owned(),
+            source: Source::Files {
+                cert_path: cert_path.to_owned(),
+                key_path: key_path.to_owned(),
+            },
             provider,
-            current: RwLock::new((pem, Arc::new(key))),
+            current: RwLock::new(Some((pem, Arc::new(key)))),
         })
+    }
+
+    /// No certificate yet; [`Certificates::set`] provides it.
+    pub fn in_memory(provider: Arc<CryptoProvider>) -> Self {
+        Self {
+            source: Source::Memory,
+            provider,
+            current: RwLock::new(None),
+        }
+    }
+
+    /// Serves `cert_pem`/`key_pem` from now on, when valid and different from the current pair;
+    /// returns whether it changed. An invalid pair keeps the current one.
+    pub fn set(&self, cert_pem: &[u8], key_pem: &[u8]) -> Result<bool, TlsError> {
+        let pem = Pem {
+            cert: cert_pem.to_vec(),
+            key: key_pem.to_vec(),
+        };
+        self.swap(pem, Path::new("tls.crt"), Path::new("tls.key"))
+    }
+
+    fn swap(&self, pem: Pem, cert_path: &Path, key_path: &Path) -> Result<bool, TlsError> {
+        if self
+            .current
+            .read()
+            .is_ok_and(|current| current.as_ref().is_some_and(|c| c.0 == pem))
+        {
+            return Ok(false);
+        }
+        let key = certified_key(&pem.cert, &pem.key, cert_path, key_path, &self.provider)?;
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        *current = Some((pem, Arc::new(key)));
+        Ok(true)
     }
 
     /// Re-reads the files; swaps the certificate when they changed and are valid. Returns
     /// whether a new certificate is now served. An invalid new pair keeps the old one (a
-    /// half-written Secret update is retried on the next poll).
+    /// half-written Secret update is retried on the next poll). In memory: nothing to read.
     pub fn reload(&self) -> Result<bool, TlsError> {
-        let pem = Pem {
-            cert: read(&self.cert_path)?,
-            key: read(&self.key_path)?,
-        };
-        if self.current.read().is_ok_and(|current| current.0 == pem) {
+        let Source::Files {
+            cert_path,
+            key_path,
+        } = &self.source
+        else {
             return Ok(false);
-        }
-        let key = certified_key(
-            &pem.cert,
-            &pem.key,
-            &self.cert_path,
-            &self.key_path,
-            &self.provider,
-        )?;
-        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
-        *current = (pem, Arc::new(key));
-        Ok(true)
+        };
+        let pem = Pem {
+            cert: read(cert_path)?,
+            key: read(key_path)?,
+        };
+        self.swap(pem, cert_path, key_path)
     }
 
-    /// The certificate served now.
-    pub fn current(&self) -> Arc<CertifiedKey> {
+    /// The certificate served now, if any.
+    pub fn current(&self) -> Option<Arc<CertifiedKey>> {
         self.current
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .1
-            .clone()
+            .as_ref()
+            .map(|c| c.1.clone())
+    }
+
+    /// Whether a certificate is served.
+    pub fn loaded(&self) -> bool {
+        self.current().is_some()
+    }
+
+    /// The PEM certificate chain served now (for its `notAfter`).
+    pub fn current_cert_pem(&self) -> Option<Vec<u8>> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|c| c.0.cert.clone())
     }
 
     /// Polls the files every `interval` until the task is dropped.
@@ -168,7 +225,8 @@ impl Certificates {
                         .certificate_loads
                         .get_or_create(&ReloadLabels { outcome: "ok" })
                         .inc();
-                    tracing::info!(cert = %self.cert_path.display(), "serving certificate reloaded");
+                    metrics.serving_not_after(self.current_cert_pem().as_deref());
+                    tracing::info!("serving certificate reloaded from its files");
                 }
                 Err(err) => {
                     let text = err.to_string();
@@ -188,7 +246,7 @@ impl Certificates {
 
 impl ResolvesServerCert for Certificates {
     fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current())
+        self.current()
     }
 }
 
