@@ -47,7 +47,10 @@ enum Command {
     },
     /// Fill a manifest (file or stdin) with the certificates of --dir: caBundle of the webhooks
     /// that call the Service, and the data of the serving Secret.
-    /// Example: kubectl kustomize deploy/base | portcullis-certs patch --dir .certs | kubectl apply -f -
+    /// Example: helm template portcullis charts/portcullis -n portcullis-system
+    /// --set global.certManagerEnabled=false --set portcullis.certManagerIo.createCertificates=false
+    /// --show-only templates/webhook-configurations.yaml --show-only templates/crds.yaml
+    /// | portcullis-certs patch --dir .certs | kubectl apply -f -
     Patch {
         /// State directory (ca.crt, ca.key, tls.crt, tls.key).
         #[arg(long, env = "PORTCULLIS_CERTS_DIR")]

@@ -102,12 +102,14 @@ pub struct Install<'a> {
     pub material: &'a Material,
 }
 
-/// Fills a multi-document manifest (e.g. `kubectl kustomize deploy/base`) with the certificates:
-/// `clientConfig.caBundle` of every webhook in the Mutating- and ValidatingWebhookConfigurations
-/// and of every CRD's conversion webhook that calls `install.service`, and `tls.crt`, `tls.key`, `ca.crt` of the Secret
-/// `install.secret_name` in the Service's namespace. Everything else passes unchanged (comments
-/// are not kept). A manifest with neither, or whose webhooks all call other Services, is an
-/// error: the wrong file or `--service` was given.
+/// Fills a multi-document manifest (e.g. `deploy/portcullis.yaml` or a `helm template` of the
+/// chart) with the certificates: `clientConfig.caBundle` of every webhook in the Mutating- and
+/// ValidatingWebhookConfigurations and of every CRD's conversion webhook that calls
+/// `install.service`, and `tls.crt`, `tls.key`, `ca.crt` of the Secret `install.secret_name` in the
+/// Service's namespace. Everything else passes unchanged, except that comments are not kept and a
+/// YAML 1.1 octal such as `defaultMode: 0440` comes out as the string `'0440'`. A manifest with
+/// neither, or whose webhooks all call other Services, is an error: the wrong file or `--service`
+/// was given.
 pub fn patch_manifests(what: &str, yaml: &str, install: Install<'_>) -> Result<Patched, CertError> {
     let bad = |reason: String| CertError::Manifest {
         what: what.to_string(),

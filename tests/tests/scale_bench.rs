@@ -1175,7 +1175,7 @@ fn report(rows: &[Row]) -> String {
     }
     out.push_str(
         "\nReal control plane (kube-apiserver, etcd, controller-manager, scheduler; kwok nodes), release binaries, \
-         each process under its deploy/base ServiceAccount. *ready*: spawn → `/readyz` 200. *RSS*: VmRSS once ready and \
+         each process under its chart's ServiceAccount. *ready*: spawn → `/readyz` 200. *RSS*: VmRSS once ready and \
          stable. *listed at start*: growth of the API server's LIST response bytes and returned objects from spawn until \
          then. *Running*, *Completed*: from the first Deployment created. *req/pod*: the process's API requests received \
          during the rollout (audit log) per managed pod, the gate's Lease renewals not included, its Event creations included and also shown apart. *release*: \
