@@ -750,7 +750,7 @@ pub fn converting_crds() -> Vec<String> {
         .collect()
 }
 
-/// Registers `deploy/base`'s Mutating- and ValidatingWebhookConfiguration *without* `caBundle`,
+/// Registers the static install's Mutating- and ValidatingWebhookConfiguration *without* `caBundle`,
 /// as a chart that leaves the bundle to the webhook does; each hook's Service port is
 /// `port_of(hook name)`. The converting CRDs call the webhook at `conversion_port`, their
 /// `caBundle` removed.
@@ -759,7 +759,10 @@ pub async fn register_webhooks_without_ca(
     port_of: impl Fn(&str) -> u16,
     conversion_port: u16,
 ) {
-    for mut doc in deploy_documents("webhook-configurations.yaml") {
+    for mut doc in deploy_documents(&[
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+    ]) {
         for hook in doc["webhooks"].as_array_mut().expect("webhooks") {
             let port = port_of(hook["name"].as_str().expect("hook name"));
             hook["clientConfig"]["service"]["port"] = json!(port);
@@ -783,42 +786,12 @@ pub async fn register_webhooks_without_ca(
     }
 }
 
-/// `deploy/base`'s webhook RBAC for ServiceAccount `portcullis-webhook`, plus exactly the
-/// rules the interface of `--cert-secret` grants: the Secret by name (create unrestricted),
-/// the webhook configurations and the converting CRDs by name.
-pub async fn cert_keeper_rbac(cluster: &Cluster, secret: &str, configurations: &[&str]) {
-    for doc in deploy_documents("rbac-webhook.yaml") {
-        cluster.kubectl_apply(&doc).await.expect("webhook RBAC");
-    }
-    let sa = "portcullis-webhook";
-    let subjects = json!([{"kind": "ServiceAccount", "name": sa, "namespace": INSTALL_NS}]);
-    let name = "portcullis-webhook-certs";
-    for doc in [
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-        "metadata": {"name": name, "namespace": INSTALL_NS},
-        "rules": [
-            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [secret],
-             "verbs": ["get", "list", "watch", "update", "patch"]},
-            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
-        ]}),
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-            "metadata": {"name": name, "namespace": INSTALL_NS},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-            "subjects": subjects}),
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-        "metadata": {"name": name},
-        "rules": [
-            {"apiGroups": ["admissionregistration.k8s.io"],
-             "resources": ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"],
-             "resourceNames": configurations, "verbs": ["get", "list", "watch", "patch"]},
-            {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
-             "resourceNames": converting_crds(), "verbs": ["get", "list", "watch", "patch"]},
-        ]}),
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-            "metadata": {"name": name},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-            "subjects": subjects}),
-    ] {
-        cluster.kubectl_apply(&doc).await.expect("certificate RBAC");
+/// The static install's Namespace, ServiceAccounts and RBAC: with the chart's default
+/// (`global.certManagerEnabled: true`) the webhook's include exactly what `--cert-secret` needs —
+/// the Secret by name (create unrestricted), the webhook configurations and the converting CRDs
+/// by name — so the tests run the keeper under the RBAC users get.
+pub async fn cert_keeper_rbac(cluster: &Cluster) {
+    for doc in deploy_documents(RBAC_KINDS) {
+        cluster.kubectl_apply(&doc).await.expect("install RBAC");
     }
 }

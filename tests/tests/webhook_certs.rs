@@ -36,7 +36,7 @@ async fn install(
     cluster
         .route_service_to_localhost(INSTALL_NS, SERVICE)
         .await;
-    cert_keeper_rbac(&cluster, SECRET, &[CONFIG]).await;
+    cert_keeper_rbac(&cluster).await;
     let kubeconfig = cluster
         .service_account_kubeconfig(INSTALL_NS, "portcullis-webhook")
         .await;

@@ -209,6 +209,9 @@ pub struct Keeper {
     metrics: Arc<Metrics>,
     /// The `ca.crt` seen in every `caBundle`, and since when.
     trusted: Option<(String, Instant)>,
+    /// Whether this process has read the Secret: one that disappears afterwards was deleted
+    /// (`helm uninstall` deletes it, A26) and is not created again by a process about to stop.
+    seen_secret: bool,
 }
 
 impl Keeper {
@@ -228,6 +231,7 @@ impl Keeper {
             certificates,
             metrics,
             trusted: None,
+            seen_secret: false,
         }
     }
 
@@ -270,6 +274,12 @@ impl Keeper {
                 }
             }
             let secret = self.secrets.get_opt(&self.settings.secret).await?;
+            if secret.is_some() {
+                self.seen_secret = true;
+            } else if self.seen_secret {
+                tracing::warn!(secret = %self.settings.secret, "the certificate Secret was deleted; serving the certificate in memory, not creating the Secret again until restarted");
+                return Ok(self.settings.interval);
+            }
             let material = secret.as_ref().and_then(secret_material);
             if let Some(material) = &material
                 && !self.fill_bundles(&objects, material).await?
