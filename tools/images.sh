@@ -105,6 +105,9 @@ check() {
   for name in $(printf "%s\n" "${!versions[@]}" | sort); do
     [[ "$name" == portcullis-* ]] || continue
     want="$name ${versions[$name]}"
+    # `make images` builds all of them for debug; a release build has only the four in images.
+    [[ -x "${CARGO_TARGET_DIR:-target}/$profile/$name" || "$profile" != debug ]] || { echo "$name: not built" >&2; exit 1; }
+    [[ -x "${CARGO_TARGET_DIR:-target}/$profile/$name" ]] || { echo "$name: not built for $profile, skipped"; continue; }
     got="$("${CARGO_TARGET_DIR:-target}/$profile/$name" --version)" || { echo "$name --version failed" >&2; exit 1; }
     [[ "$got" == "$want" ]] || { echo "$name --version printed '$got', want '$want'" >&2; exit 1; }
     echo "$name --version: $got"
