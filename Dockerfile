@@ -7,6 +7,12 @@
 #   docker build --target certs   -t ghcr.io/portcullis/portcullis-certs:0.1.0 .
 # Without --target the last stage (webhook) is built. Needs BuildKit (cache mounts).
 #
+# No container engine? `make images` is the daemonless way: it builds the same four images (tags,
+# user, entrypoint, ports; one layer with the binary, its glibc libraries and CA certificates on an
+# empty base instead of distroless) as OCI archives in target/images/ with crane (tools/images.sh),
+# and `make test` runs each one's entrypoint in its unpacked root. Keep the EXPOSE, USER and
+# ENTRYPOINT lines below as they are read there.
+#
 # The binaries link glibc dynamically (ring builds C code; no musl toolchain needed), so the
 # runtime base is distroless/cc: glibc and libgcc, no shell, no package manager. The builder is
 # the same Debian release (bookworm) so the glibc the binaries were linked against is present.

@@ -12,6 +12,7 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(
     name = "portcullis-crdgen",
+    version,
     about = "Generate or check Portcullis's CRD manifests"
 )]
 struct Args {
