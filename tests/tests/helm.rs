@@ -270,7 +270,9 @@ fn definition(ns: &str, name: &str, outcome: &str) -> Value {
         "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnTaskDefinition",
         "metadata": {"name": name, "namespace": ns,
             "labels": {OUTCOME: outcome}, "annotations": {RUN_FOR: "300ms"}},
-        "spec": {"container": {"name": "check", "image": "busybox:1.36", "command": ["true"]}}
+        // No retries: a failed check fails its phase at once.
+        "spec": {"container": {"name": "check", "image": "busybox:1.36", "command": ["true"]},
+            "retries": 0}
     })
 }
 
@@ -408,6 +410,16 @@ async fn bundles_trust(c: &Client, ca: &str) {
     .await;
 }
 
+/// Waits until the webhook's Secret is filled, every hook trusts its CA and the webhook is
+/// ready, serving a certificate of that CA (what `kubectl rollout status` would wait for);
+/// returns the CA bundle.
+async fn trusted_and_ready(c: &Client, port: u16) -> String {
+    let ca = secret_ca(c).await;
+    bundles_trust(c, &ca).await;
+    wait_webhook_ready(&ca, port).await;
+    ca
+}
+
 async fn task_count(c: &Client, ns: &str) -> (usize, usize) {
     let tasks = Api::<KeptnTask>::namespaced(c.clone(), ns)
         .list(&ListParams::default())
@@ -490,8 +502,7 @@ async fn helm_install_upgrade_uninstall_and_reinstall() {
         );
     }
     let mut procs = start_release(&cluster, &helm, port).await;
-    let ca = secret_ca(&c).await;
-    bundles_trust(&c, &ca).await;
+    let ca = trusted_and_ready(&c, port).await;
 
     for ns in ["shop", "other", "ignored"] {
         apply(&cluster, definition(ns, "check", "succeed")).await;
@@ -527,6 +538,11 @@ async fn helm_install_upgrade_uninstall_and_reinstall() {
     bundles_trust(&c, &ca).await;
     stop(&mut procs).await;
     let mut procs = start_release(&cluster, &helm, port).await;
+    assert_eq!(
+        trusted_and_ready(&c, port).await,
+        ca,
+        "the upgrade kept the CA"
+    );
     apply(&cluster, deployment("shop", "late", "check")).await;
     runs_ungated(&c, "shop", "late").await;
     apply(&cluster, deployment("other", "api", "check")).await;
@@ -662,8 +678,7 @@ async fn helm_install_upgrade_uninstall_and_reinstall() {
     ])
     .await;
     let mut procs = start_release(&cluster, &helm, port).await;
-    let ca = secret_ca(&c).await;
-    bundles_trust(&c, &ca).await;
+    trusted_and_ready(&c, port).await;
     apply(&cluster, deployment("shop", "next", "check")).await;
     completes(&c, "shop", "next").await;
     let (tasks, jobs) = task_count(&c, "shop").await;
