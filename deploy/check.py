@@ -291,6 +291,11 @@ def check_gate_deployment(target, docs, crd_files):
     for name, key in (("FUNCTION_RUNNER_IMAGE", "functionRunnerImage"), ("PYTHON_RUNNER_IMAGE", "pythonRunnerImage")):
         want = val(f"lifecycleOperator.lifecycleOperator.env.{key}")
         expect(env_value(c, name).get("value") == want, f"gate: {name}={want}")
+    otel = val("lifecycleOperator.lifecycleOperator.env.otelCollectorUrl")
+    want = (otel if "://" in otel else f"http://{otel}") if otel else None
+    got = next((e.get("value") for e in c.get("env", []) if e["name"] == "OTEL_EXPORTER_OTLP_ENDPOINT"), None)
+    expect(got == want,
+           f"gate: OTEL_EXPORTER_OTLP_ENDPOINT={want} (Keptn's otelCollectorUrl)")
     want = "true" if val("lifecycleOperator.promotionTasksEnabled") else "false"
     expect(env_value(c, "PROMOTION_TASKS_ENABLED").get("value") == want, f"gate: PROMOTION_TASKS_ENABLED={want}")
     expect(env_value(c, "KEPTN_NAMESPACE").get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
