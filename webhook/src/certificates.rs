@@ -25,7 +25,9 @@
 //!
 //! Outside the invariant: someone else resetting a `caBundle` (an old chart's `helm upgrade`)
 //! breaks trust until the next check restores it ([`CertArgs::cert_check_interval`]), and a
-//! deleted or corrupted Secret starts over with a new CA.
+//! corrupted Secret starts over with a new CA. A Secret deleted while this process runs is not
+//! created again by it (`helm uninstall` deletes it, A26); a process that starts without one
+//! creates it.
 //!
 //! [`CertArgs::cert_check_interval`]: crate::cli::CertArgs::cert_check_interval
 
