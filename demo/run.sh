@@ -279,31 +279,20 @@ ports=("$WEBHOOK_PORT" "$GATE_PORT" "$KEPTN_PORT" "$PROM_PORT" "$METRICS_PORT")
   fail "no five distinct ports: $(cat "$WORK/ports.log")"
 
 # ---------------------------------------------------------------------------------------------
-step "Installing Portcullis: the chart rendered for local processes, certificates from portcullis-certs"
+step "Installing Portcullis with Helm: the chart, its values set for local processes"
 HELM="$(cd "$ROOT" && tools/release/build.sh)/helm" || fail "building helm failed (tools/release/build.sh)"
-show "$BIN/portcullis-certs" create --dir "$WORK/certs"
+export HELM_CONFIG_HOME="$WORK/helm/config" HELM_CACHE_HOME="$WORK/helm/cache" HELM_DATA_HOME="$WORK/helm/data"
+# helm from tools/release (v4, built from the Go module proxy), shown as plain `helm`.
+helm() { "$HELM" "$@"; }
 note "demo/local/values.yaml: the Service portcullis-webhook is an ExternalName Service for localhost,"
-note "on the local webhook's port, so the API server calls the local webhook through it. The three"
-note "Deployments and their PodDisruptionBudgets are dropped (the binaries run as local processes)."
-printf '    $ helm template portcullis charts/portcullis -n %s -f demo/local/values.yaml \\\n' "$SYSTEM_NS"
-printf '        --set portcullis.webhook.service.port=%s | <drop Deployments, PDBs> |\n' "$WEBHOOK_PORT"
-printf '        portcullis-certs patch --dir %s | kubectl apply -f -\n' "$WORK/certs"
-NAMESPACE_YAML="apiVersion: v1
+note "on the local webhook's port, so the API server calls the local webhook through it, and the"
+note "three Deployments have no replicas: the binaries run as local processes below, each as its"
+note "ServiceAccount. No certificate step: the webhook makes its own and fills every caBundle."
+show_apply "apiVersion: v1
 kind: Namespace
-metadata: {name: $SYSTEM_NS, labels: {pod-security.kubernetes.io/enforce: restricted}}
----"
-{ echo "$NAMESPACE_YAML"; "$HELM" template portcullis "$ROOT/charts/portcullis" -n "$SYSTEM_NS" \
-  -f "$DEMO/local/values.yaml" --set "portcullis.webhook.service.port=$WEBHOOK_PORT"; } |
-  python3 -c '
-import sys, yaml
-docs = [d for d in yaml.safe_load_all(sys.stdin) if d and d["kind"] not in ("Deployment", "PodDisruptionBudget")]
-yaml.safe_dump_all(docs, sys.stdout, sort_keys=False)' |
-  "$BIN/portcullis-certs" patch --dir "$WORK/certs" 2>"$WORK/patch.log" |
-  kubectl apply -f - >"$WORK/apply.log" || fail "the install failed: $(cat "$WORK/patch.log" "$WORK/apply.log")"
-sed 's/^ *INFO */      portcullis-certs: /' "$WORK/patch.log"
-# One line per kind: "12 customresourcedefinition.apiextensions.k8s.io created", ...
-awk '{ split($1, a, "/"); n[a[1] " " $2]++ } END { for (k in n) printf "      %2d %s\n", n[k], k }' \
-  "$WORK/apply.log" | sort -k2
+metadata: {name: $SYSTEM_NS, labels: {pod-security.kubernetes.io/enforce: restricted}}"
+show helm install portcullis "$ROOT/charts/portcullis" -n "$SYSTEM_NS" \
+  -f "$DEMO/local/values.yaml" --set "portcullis.webhook.service.port=$WEBHOOK_PORT"
 show kubectl get service portcullis-webhook -n "$SYSTEM_NS"
 wait_until "the CRDs to be established" 60 \
   kubectl wait --for=condition=Established crd --all --timeout=5s
@@ -343,18 +332,29 @@ KUBECONFIG
 }
 sa_kubeconfig portcullis-webhook
 sa_kubeconfig portcullis-gate
+# The chart's environment of the webhook: it keeps its certificates in the Secret (A25).
 start webhook env POD_NAME=portcullis-webhook-local POD_NAMESPACE="$SYSTEM_NS" \
-  KUBECONFIG="$WORK/portcullis-webhook.kubeconfig" \
-  "$BIN/portcullis-webhook" --listen "127.0.0.1:$WEBHOOK_PORT" \
-  --tls-cert "$WORK/certs/tls.crt" --tls-key "$WORK/certs/tls.key"
+  KUBECONFIG="$WORK/portcullis-webhook.kubeconfig" PORTCULLIS_CERT_SECRET=portcullis-webhook-tls \
+  PORTCULLIS_CERT_SERVICE=portcullis-webhook PORTCULLIS_WEBHOOK_CONFIGURATIONS=portcullis-webhook \
+  "$BIN/portcullis-webhook" --listen "127.0.0.1:$WEBHOOK_PORT"
 start gate env POD_NAMESPACE="$SYSTEM_NS" PROMOTION_TASKS_ENABLED=false \
   "$BIN/portcullis-gate" --kubeconfig "$WORK/portcullis-gate.kubeconfig" --leader-elect \
   --lease-namespace "$SYSTEM_NS" --keptn-namespace "$SYSTEM_NS" \
   --identity portcullis-gate-local --admin-address "127.0.0.1:$GATE_PORT" \
   --keptn-metrics-port "$KEPTN_PORT"
-wait_until "portcullis-webhook /readyz (HTTPS, verified with the demo CA)" 60 \
-  "${OBSERVE[@]}" probe "https://127.0.0.1:$WEBHOOK_PORT/readyz" "$WORK/certs/ca.crt" \
+wait_until "the webhook's CA in Secret portcullis-webhook-tls" 60 \
+  sh -c "kubectl get secret portcullis-webhook-tls -n $SYSTEM_NS -o jsonpath='{.data.ca\\.crt}' | base64 -d >'$WORK/ca.crt' && test -s '$WORK/ca.crt'"
+wait_until "portcullis-webhook /readyz (HTTPS, verified with the CA from that Secret)" 60 \
+  "${OBSERVE[@]}" probe "https://127.0.0.1:$WEBHOOK_PORT/readyz" "$WORK/ca.crt" \
   portcullis-webhook.portcullis-system.svc
+note "the caBundles the webhook wrote (the base64 of its CA, in every hook that calls it):"
+kubectl get mutatingwebhookconfiguration,validatingwebhookconfiguration portcullis-webhook -o json |
+  python3 -c 'import json, sys
+for c in json.load(sys.stdin)["items"]:
+    for w in c["webhooks"]:
+        n = len(w["clientConfig"].get("caBundle", ""))
+        print("      %s %s: caBundle of %d characters" % (c["kind"], w["name"], n))' ||
+  fail "reading the webhook configurations failed"
 note "portcullis-webhook ready on https://127.0.0.1:$WEBHOOK_PORT (log: webhook.log)"
 wait_until "portcullis-gate /readyz" 60 "${OBSERVE[@]}" probe "http://127.0.0.1:$GATE_PORT/readyz"
 note "portcullis-gate ready, admin on http://127.0.0.1:$GATE_PORT (/metrics), leader via Lease"
