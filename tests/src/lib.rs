@@ -614,12 +614,20 @@ impl Default for Processes {
 pub fn deploy_documents(kinds: &[&str]) -> Vec<serde_json::Value> {
     let path = format!("{}/deploy/portcullis.yaml", repo_root().display());
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_yaml::Deserializer::from_str(&text)
+    yaml_documents(&text)
+        .into_iter()
+        .filter(|v| v["kind"].as_str().is_some_and(|k| kinds.contains(&k)))
+        .collect()
+}
+
+/// The documents of a multi-document YAML text, as JSON; empty documents are skipped.
+pub fn yaml_documents(text: &str) -> Vec<serde_json::Value> {
+    serde_yaml::Deserializer::from_str(text)
         .map(|d| {
             let v: serde_yaml::Value = serde::Deserialize::deserialize(d).expect("yaml");
             serde_json::to_value(v).expect("json")
         })
-        .filter(|v: &serde_json::Value| v["kind"].as_str().is_some_and(|k| kinds.contains(&k)))
+        .filter(|v: &serde_json::Value| !v.is_null())
         .collect()
 }
 

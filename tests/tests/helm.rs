@@ -81,13 +81,7 @@ impl<'a> Helm<'a> {
         let text = self
             .must(&["get", "manifest", RELEASE, "-n", INSTALL_NS])
             .await;
-        serde_yaml::Deserializer::from_str(&text)
-            .map(|d| {
-                let v: serde_yaml::Value = serde::Deserialize::deserialize(d).expect("yaml");
-                serde_json::to_value(v).expect("json")
-            })
-            .filter(|v: &Value| !v.is_null())
-            .collect()
+        yaml_documents(&text)
     }
 
     fn write_values(&self, name: &str, yaml: &str) -> PathBuf {

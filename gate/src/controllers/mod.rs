@@ -516,16 +516,15 @@ pub async fn run(
         contexts.run(all(&client), slim).boxed(),
         kacrs.run(all(&client), slim).boxed(),
         workloads.run(all(&client), slim).boxed(),
-        scoped::prune(
-            kwv.store.clone(),
-            vec![
-                Box::new(move |keep: &HashSet<String>| replicasets.retain(keep)),
-                Box::new(move |keep: &HashSet<String>| statefulsets.retain(keep)),
-                Box::new(move |keep: &HashSet<String>| daemonsets.retain(keep)),
-            ],
-            SCOPE_PRUNE_INTERVAL,
-        )
-        .boxed(),
+        replicasets
+            .prune(kwv.store.clone(), SCOPE_PRUNE_INTERVAL)
+            .boxed(),
+        statefulsets
+            .prune(kwv.store.clone(), SCOPE_PRUNE_INTERVAL)
+            .boxed(),
+        daemonsets
+            .prune(kwv.store.clone(), SCOPE_PRUNE_INTERVAL)
+            .boxed(),
         pods.run_with(
             all(&client),
             watcher::Config::default().labels(&pods::gated_selector()),

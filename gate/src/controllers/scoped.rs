@@ -16,6 +16,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
+use shared::crd::KeptnWorkloadVersion;
 
 use super::SHARED_BUFFER;
 
@@ -91,8 +92,20 @@ where
         Some(store)
     }
 
+    /// Every `interval`, stops the watches of namespaces that no longer have a
+    /// KeptnWorkloadVersion (a reconcile that needs one again starts it again).
+    pub async fn prune(self, kwv: Store<KeptnWorkloadVersion>, interval: Duration) {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let keep: HashSet<String> = kwv.state().iter().filter_map(|v| v.namespace()).collect();
+            self.retain(&keep);
+        }
+    }
+
     /// Stops the watches of namespaces not in `keep`.
-    pub fn retain(&self, keep: &HashSet<String>) {
+    fn retain(&self, keep: &HashSet<String>) {
         if let Ok(mut scopes) = self.scopes.lock() {
             scopes.retain(|ns, _| {
                 let kept = keep.contains(ns);
@@ -133,26 +146,5 @@ where
             futures::future::join(forward, watch).await;
         });
         Scope { store, task }
-    }
-}
-
-/// Stops one kind's watches of namespaces outside a set.
-pub type Retain = Box<dyn Fn(&HashSet<String>) + Send + Sync>;
-
-/// Stops the scoped watches of namespaces that no longer have a KeptnWorkloadVersion, every
-/// `interval` (a reconcile that needs one again starts it again).
-pub async fn prune(
-    kwv: Store<shared::crd::KeptnWorkloadVersion>,
-    scopes: Vec<Retain>,
-    interval: Duration,
-) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let keep: HashSet<String> = kwv.state().iter().filter_map(|v| v.namespace()).collect();
-        for retain in &scopes {
-            retain(&keep);
-        }
     }
 }
