@@ -603,8 +603,18 @@ async fn tasks_created_after_tracing_is_turned_off_carry_no_traceparent() {
         }
     };
     let early = wait_for("the task of \"early\"", WAIT, task_of("early")).await;
-    let stored: KeptnWorkloadVersion = get(&c, ns, kwv_name).await.expect("kwv");
-    let entry = stored.status.expect("status").phase_trace_ids["WorkloadPreDeployTasks"].clone();
+    // The task is created before the version's status records the phase's trace: wait for both.
+    let entry = wait_for("the phase's trace on the version", WAIT, || {
+        let c = c.clone();
+        async move {
+            let kwv: KeptnWorkloadVersion = get(&c, ns, kwv_name).await?;
+            kwv.status?
+                .phase_trace_ids
+                .get("WorkloadPreDeployTasks")
+                .cloned()
+        }
+    })
+    .await;
     assert_eq!(
         early.spec.context.metadata.get("traceparent"),
         entry.get("traceparent"),
