@@ -73,6 +73,8 @@ pub struct Metrics {
     pub certificate_rotations: Family<RotationLabels, Counter>,
     /// `notAfter` of the served certificate, Unix seconds.
     pub certificate_not_after: Gauge,
+    /// Keptn-enabled namespaces whose apps/v1 metadata is cached (issue 18).
+    pub watched_namespaces: Gauge,
     encode_lock: Mutex<()>,
 }
 
@@ -124,6 +126,12 @@ impl Metrics {
             "End of validity of the served certificate, Unix time",
             certificate_not_after.clone(),
         );
+        let watched_namespaces = Gauge::default();
+        registry.register(
+            "watched_namespaces",
+            "Keptn-enabled namespaces whose ReplicaSets, Deployments, StatefulSets and DaemonSets are cached",
+            watched_namespaces.clone(),
+        );
         Self {
             registry,
             requests,
@@ -132,6 +140,7 @@ impl Metrics {
             certificate_loads,
             certificate_rotations,
             certificate_not_after,
+            watched_namespaces,
             encode_lock: Mutex::new(()),
         }
     }

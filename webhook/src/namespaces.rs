@@ -26,15 +26,15 @@ pub fn enablement(name: &str, snapshot: &(impl Snapshot + ?Sized)) -> Enablement
     match snapshot.namespace(name) {
         Cached::Unknown => Enablement::Unknown,
         Cached::Absent => Enablement::Disabled,
-        Cached::Found(ns) => {
-            let on = |map: &std::collections::BTreeMap<String, String>| {
-                map.get(ENABLEMENT_KEY).is_some_and(|v| v == ENABLED)
-            };
-            if on(ns.annotations()) || on(ns.labels()) {
-                Enablement::Enabled
-            } else {
-                Enablement::Disabled
-            }
-        }
+        Cached::Found(ns) if is_enabled(&*ns) => Enablement::Enabled,
+        Cached::Found(_) => Enablement::Disabled,
     }
+}
+
+/// A4 for a namespace at hand.
+pub fn is_enabled(namespace: &impl ResourceExt) -> bool {
+    let on = |map: &std::collections::BTreeMap<String, String>| {
+        map.get(ENABLEMENT_KEY).is_some_and(|v| v == ENABLED)
+    };
+    on(namespace.annotations()) || on(namespace.labels())
 }

@@ -65,7 +65,7 @@ pub async fn run(cli: Cli, provider: Arc<CryptoProvider>) -> anyhow::Result<()> 
     };
     let tls_config = tls::server_config(certificates.clone(), provider)
         .context("building the TLS configuration")?;
-    let caches = Caches::start(&client);
+    let caches = Caches::start(&client, &metrics);
     let cluster = KubeCluster::new(client, cli.client.pod_name.clone(), metrics.clone());
     let ready_caches = caches.clone();
     let ready_certificates = certificates.clone();
