@@ -17,7 +17,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use lifecycle::execution::definition::{
     ConfigMapAction, FunctionConfigMap, config_map_failed_event,
@@ -64,16 +63,15 @@ pub(crate) fn spec_changes<K: Resource + Send + Sync + 'static>(
     })
 }
 
-/// The KeptnTask controller: woken by spec changes and by its Jobs.
+/// The KeptnTask controller: woken by spec changes and by its Jobs (the scoped Job caches'
+/// objects, see `reconcile_task`).
 pub(super) async fn tasks(
     ctx: Arc<Context>,
     tasks: impl Stream<Item = Arc<KeptnTask>> + Send + 'static,
+    jobs: impl Stream<Item = Arc<Job>> + Send + 'static,
 ) {
     let controller = Controller::for_shared_stream(spec_changes(tasks), ctx.caches.tasks.clone())
-        .owns(
-            Api::<Job>::all(ctx.client.clone()),
-            watcher::Config::default(),
-        );
+        .owns_shared_stream(jobs);
     serve("keptntask", controller, reconcile_task, ctx).await;
 }
 
@@ -180,11 +178,17 @@ async fn reconcile_task(task: Arc<KeptnTask>, ctx: Arc<Context>) -> Result<Actio
     let status = task.status.clone().unwrap_or_default();
     let completed = status.status.is_completed();
 
-    // A direct read: "gone" must be true, not a cache that has not caught up.
+    // The namespace's Job cache is started by its first task, so that its Jobs' changes wake
+    // their tasks from then on.
+    let cached_jobs = ctx.caches.jobs.store(&namespace).await;
     let job = if completed || status.job_name.is_empty() {
         None
     } else {
-        timed(jobs.get_opt(&status.job_name)).await?
+        match cached_jobs.and_then(|s| s.get(&key(&status.job_name, &namespace))) {
+            Some(job) => Some(job),
+            // A direct read: "gone" must be true, not a cache that has not caught up.
+            None => timed(jobs.get_opt(&status.job_name)).await?.map(Arc::new),
+        }
     };
     let job_lookup = match (&job, status.job_name.is_empty()) {
         (Some(job), _) => JobLookup::Found(job),

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use futures::{Future, FutureExt, Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{DaemonSet, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -87,6 +88,8 @@ pub struct Caches {
     pub replicasets: ScopedCache<ReplicaSet>,
     pub statefulsets: ScopedCache<StatefulSet>,
     pub daemonsets: ScopedCache<DaemonSet>,
+    /// Scoped to the namespaces that have KeptnTasks.
+    pub jobs: ScopedCache<Job>,
     pub pods: Store<GatedPod>,
 }
 
@@ -315,6 +318,14 @@ fn slim<K: ResourceExt>(obj: &mut K) {
         .remove("kubectl.kubernetes.io/last-applied-configuration");
 }
 
+/// [`slim`], and a task Job's pod template: only its owners and status are read (B §5.3).
+fn slim_job(job: &mut Job) {
+    slim(job);
+    if let Some(spec) = job.spec.as_mut() {
+        spec.template = Default::default();
+    }
+}
+
 /// A shared watch cache: the store, subscriptions for the controllers, and the driving future.
 struct SharedCache<K: Resource + Clone + 'static>
 where
@@ -411,9 +422,11 @@ pub async fn run(
     let mut contexts = SharedCache::<KeptnAppContext>::new();
     let mut kacrs = SharedCache::<KeptnAppCreationRequest>::new();
     let mut workloads = SharedCache::<KeptnWorkload>::new();
-    let (replicasets, replicaset_triggers) = ScopedCache::<ReplicaSet>::new(client.clone());
-    let (statefulsets, statefulset_triggers) = ScopedCache::<StatefulSet>::new(client.clone());
-    let (daemonsets, daemonset_triggers) = ScopedCache::<DaemonSet>::new(client.clone());
+    let (replicasets, replicaset_triggers) = ScopedCache::new(client.clone(), slim::<ReplicaSet>);
+    let (statefulsets, statefulset_triggers) =
+        ScopedCache::new(client.clone(), slim::<StatefulSet>);
+    let (daemonsets, daemonset_triggers) = ScopedCache::new(client.clone(), slim::<DaemonSet>);
+    let (jobs, job_triggers) = ScopedCache::new(client.clone(), slim_job);
     let mut pods = SharedCache::<GatedPod>::new();
 
     let caches = Caches {
@@ -430,6 +443,7 @@ pub async fn run(
         replicasets: replicasets.clone(),
         statefulsets: statefulsets.clone(),
         daemonsets: daemonsets.clone(),
+        jobs: jobs.clone(),
         pods: pods.store.clone(),
     };
     observability
@@ -500,7 +514,7 @@ pub async fn run(
         pods::sweeper(ctx.clone()).boxed(),
         retention::run(ctx.clone(), || kav.subscribe(), || kwv.subscribe()),
         ungated::reporter(ctx.clone()).boxed(),
-        checks::tasks(ctx.clone(), tasks.subscribe()).boxed(),
+        checks::tasks(ctx.clone(), tasks.subscribe(), job_triggers).boxed(),
         checks::evaluations(ctx.clone(), evaluations.subscribe()).boxed(),
         checks::task_definitions(ctx.clone(), task_defs.subscribe()).boxed(),
     ]);
@@ -524,6 +538,8 @@ pub async fn run(
             .boxed(),
         daemonsets
             .prune(kwv.store.clone(), SCOPE_PRUNE_INTERVAL)
+            .boxed(),
+        jobs.prune(tasks.store.clone(), SCOPE_PRUNE_INTERVAL)
             .boxed(),
         pods.run_with(
             all(&client),

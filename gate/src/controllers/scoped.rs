@@ -1,24 +1,24 @@
-//! Watch caches of the objects workload versions observe (ReplicaSets, StatefulSets, DaemonSets),
-//! one per namespace that has a KeptnWorkloadVersion, started when a version first needs one.
+//! Watch caches of objects Portcullis reads but does not own the kind of, one per namespace where
+//! it manages something, started when a reconcile first needs one: the ReplicaSets, StatefulSets
+//! and DaemonSets workload versions observe (namespaces with KeptnWorkloadVersions), and the Jobs
+//! of KeptnTasks (namespaces with KeptnTasks).
 //!
-//! Deployment detection (B §3.9.1) needs these objects' status, so they cannot be metadata-only.
-//! Watching them cluster-wide made the gate's memory and start-up LIST grow with every
-//! ReplicaSet of the cluster; scoped to the namespaces Portcullis manages, the cost follows what
-//! it manages (README "Scale").
+//! Deployment detection (B §3.9.1) and task results (B §5.3) need these objects' status, so they
+//! cannot be metadata-only. Watching them cluster-wide made the gate's memory and start-up LIST
+//! grow with every ReplicaSet and Job of the cluster; scoped to the namespaces Portcullis manages,
+//! the cost follows what it manages (README "Scale").
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::SHARED_BUFFER;
 use futures::StreamExt;
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
-use shared::crd::KeptnWorkloadVersion;
-
-use super::SHARED_BUFFER;
 
 /// How long a reconcile waits for a namespace's first LIST before it tries again later.
 const SYNC_WAIT: Duration = Duration::from_secs(10);
@@ -41,6 +41,8 @@ pub struct ScopedCache<K: Resource<DynamicType = ()> + 'static> {
     client: Client,
     scopes: Arc<Mutex<HashMap<String, Scope<K>>>>,
     triggers: UnboundedSender<Arc<K>>,
+    /// Applied to every object before it is stored.
+    modify: fn(&mut K),
 }
 
 impl<K: Resource<DynamicType = ()> + 'static> Clone for ScopedCache<K> {
@@ -49,6 +51,7 @@ impl<K: Resource<DynamicType = ()> + 'static> Clone for ScopedCache<K> {
             client: self.client.clone(),
             scopes: self.scopes.clone(),
             triggers: self.triggers.clone(),
+            modify: self.modify,
         }
     }
 }
@@ -63,13 +66,15 @@ where
         + Sync
         + 'static,
 {
-    /// No namespace watched yet; the receiver yields every object any scope sees.
-    pub fn new(client: Client) -> (Self, UnboundedReceiver<Arc<K>>) {
+    /// No namespace watched yet; the receiver yields every object any scope sees, after
+    /// `modify`.
+    pub fn new(client: Client, modify: fn(&mut K)) -> (Self, UnboundedReceiver<Arc<K>>) {
         let (triggers, rx) = unbounded();
         let cache = ScopedCache {
             client,
             scopes: Arc::new(Mutex::new(HashMap::new())),
             triggers,
+            modify,
         };
         (cache, rx)
     }
@@ -92,14 +97,21 @@ where
         Some(store)
     }
 
-    /// Every `interval`, stops the watches of namespaces that no longer have a
-    /// KeptnWorkloadVersion (a reconcile that needs one again starts it again).
-    pub async fn prune(self, kwv: Store<KeptnWorkloadVersion>, interval: Duration) {
+    /// Every `interval`, stops the watches of namespaces that no longer have one of the
+    /// `owners` (a reconcile that needs one again starts it again).
+    pub async fn prune<P>(self, owners: Store<P>, interval: Duration)
+    where
+        P: Resource<DynamicType = ()> + Clone + 'static,
+    {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let keep: HashSet<String> = kwv.state().iter().filter_map(|v| v.namespace()).collect();
+            let keep: HashSet<String> = owners
+                .state()
+                .iter()
+                .filter_map(|o| o.namespace())
+                .collect();
             self.retain(&keep);
         }
     }
@@ -123,6 +135,7 @@ where
         let subscription = writer.subscribe();
         let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
         let triggers = self.triggers.clone();
+        let modify = self.modify;
         let task = tokio::spawn(async move {
             let forward = async move {
                 if let Some(s) = subscription {
@@ -136,7 +149,7 @@ where
             };
             let watch = watcher(api, watcher::Config::default().any_semantic())
                 .default_backoff()
-                .modify(|o: &mut K| super::slim(o))
+                .modify(modify)
                 .reflect_shared(writer)
                 .for_each(|ev| async move {
                     if let Err(e) = ev {
