@@ -632,12 +632,29 @@ async fn tasks_created_after_tracing_is_turned_off_carry_no_traceparent() {
     wait_gate_log(&env, "tracing off").await;
     quick_task(&c, ns, "later").await;
     let later = wait_for("the task of \"later\"", WAIT, task_of("later")).await;
-    let kwv: KeptnWorkloadVersion = get(&c, ns, kwv_name).await.expect("kwv");
+    // The pass that created the task writes the version's status after it: wait for that status
+    // (it lists the task), so the entry is checked as written with tracing off.
+    let later_name = later.metadata.name.clone().expect("task name");
+    let status = wait_for(
+        "the version's status listing the task of \"later\"",
+        WAIT,
+        || {
+            let c = c.clone();
+            let later_name = later_name.clone();
+            async move {
+                let kwv: KeptnWorkloadVersion = get(&c, ns, kwv_name).await?;
+                let status = kwv.status?;
+                status
+                    .pre_deployment_task_status
+                    .iter()
+                    .any(|t| t.name == later_name)
+                    .then_some(status)
+            }
+        },
+    )
+    .await;
     assert_eq!(
-        kwv.status
-            .expect("status")
-            .phase_trace_ids
-            .get("WorkloadPreDeployTasks"),
+        status.phase_trace_ids.get("WorkloadPreDeployTasks"),
         Some(&entry),
         "the entry written while tracing was on is still there"
     );

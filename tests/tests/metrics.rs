@@ -245,9 +245,17 @@ async fn evaluation_holds_the_rollout_until_the_series_improves() {
         s.evaluation_status["error-rate"].last_updated.is_some(),
         "the value's lastUpdated is recorded: {s:?}"
     );
-    let p = pods(&c, ns, "shop").await;
+    // The pod is the ReplicaSet controller's, created independently of the evaluation.
+    let p = wait_for("the pod", WAIT, || {
+        let c = c.clone();
+        async move {
+            let p = pods(&c, ns, "shop").await;
+            (p.len() == 1).then_some(p)
+        }
+    })
+    .await;
     assert!(
-        p.len() == 1 && p.iter().all(|p| !released(p)),
+        p.iter().all(|p| !released(p)),
         "held while the value is bad"
     );
 
