@@ -34,6 +34,12 @@
 //!    KeptnTask first seen `Succeeded` to the pod first seen without the scheduling gate, and from
 //!    the pod first seen (created) to the same. "Seen" is this test's own watches.
 //!
+//! 4. **Without Portcullis.** The webhook and the gate stopped and unregistered, the same number
+//!    of Deployments of 2 replicas and, per workload, a Job like its task's (kwok completes its
+//!    pod after 100 ms), all created at once in plain namespaces: time until every pod is
+//!    `Running` and every Job `Complete`. That is the control plane's floor for the rollout on
+//!    this machine (the managed rollout runs each Job before its pods).
+//!
 //! kwok plays 4 pod stages at once by default, ~50 pods a second here: `make bench-scale` sets
 //! `PORTCULLIS_KWOK_PARALLELISM=32`, which `tools/cluster.sh` passes on to kwok.
 //!
@@ -51,7 +57,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{ListParams, PostParams};
 use kube::core::{ApiResource, DynamicObject};
@@ -1000,6 +1008,175 @@ async fn rollout(cluster: &Cluster, c: &Client, workloads: usize, pids: (u32, u3
     }
 }
 
+// ---- the same objects without Portcullis ----
+
+/// The control plane's floor for the rollout: per workload the same Deployment of 2 pods and a
+/// Job like its task's, in plain namespaces, with no webhook and no gate, all created at once
+/// (the managed rollout runs the Job first and the pods after it).
+struct Baseline {
+    /// From the first create to every pod `Running`.
+    running: Duration,
+    /// From the first create to every Job `Complete`.
+    jobs: Duration,
+}
+
+/// When each object (namespace/name) was first seen `done`, from a watch of `K` selected by
+/// `labels`; `ready` counts the watch once its initial list is done.
+fn first_seen<K>(
+    client: &Client,
+    labels: &str,
+    ready: Arc<AtomicUsize>,
+    done: fn(&K) -> bool,
+) -> (
+    tokio::task::JoinHandle<()>,
+    Arc<Mutex<HashMap<String, Instant>>>,
+)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let out = seen.clone();
+    let api: Api<K> = Api::all(client.clone());
+    let config = watcher::Config::default().labels(labels);
+    let task = tokio::spawn(async move {
+        let mut events = watcher(api, config).default_backoff().boxed();
+        while let Some(event) = events.next().await {
+            let now = Instant::now();
+            match event {
+                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) if done(&o) => {
+                    seen.lock().expect("seen").entry(key(&o)).or_insert(now);
+                }
+                Ok(watcher::Event::InitDone) => {
+                    ready.fetch_add(1, Ordering::SeqCst);
+                }
+                Ok(_) => {}
+                Err(e) => eprintln!("  baseline watch: {e}"),
+            }
+        }
+    });
+    (task, out)
+}
+
+async fn baseline(c: &Client, workloads: usize) -> Baseline {
+    let spaces = ROLLOUT_NAMESPACES.min(workloads).max(1);
+    let ns = |i: usize| format!("baseline-{}", i % spaces);
+    for i in 0..spaces {
+        create(
+            &Api::<Namespace>::all(c.clone()),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns(i)}}),
+        )
+        .await;
+        e2e::default_service_account(c, &ns(i)).await;
+    }
+    let ready = Arc::new(AtomicUsize::new(0));
+    let (pod_watch, running) =
+        first_seen::<Pod>(c, &format!("{ROLE}=baseline"), ready.clone(), |p| {
+            p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+        });
+    let (job_watch, complete) =
+        first_seen::<Job>(c, &format!("{ROLE}=baseline"), ready.clone(), |j| {
+            j.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c.type_ == "Complete" && c.status == "True")
+                })
+        });
+    let r = ready.clone();
+    wait_for(
+        "the baseline's watches listed",
+        Duration::from_secs(60),
+        || {
+            let r = r.clone();
+            async move { (r.load(Ordering::SeqCst) >= 2).then_some(()) }
+        },
+    )
+    .await;
+
+    let t0 = Instant::now();
+    futures::stream::iter(0..workloads)
+        .map(|i| async move {
+            let name = format!("b{i}");
+            let (deployments, jobs) = (
+                Api::<Deployment>::namespaced(c.clone(), &ns(i)),
+                Api::<Job>::namespaced(c.clone(), &ns(i)),
+            );
+            let deployment = create(
+                &deployments,
+                json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": {"name": name},
+                    "spec": {"replicas": PODS_PER_WORKLOAD,
+                        "selector": {"matchLabels": {"app": name}},
+                        "template": {
+                            "metadata": {"labels": {"app": name, ROLE: "baseline"}},
+                            "spec": {"containers": [container(&format!("registry.example.com/baseline/{name}:1"))]}}}}),
+            );
+            let job = create(
+                &jobs,
+                json!({"apiVersion": "batch/v1", "kind": "Job",
+                    "metadata": {"name": format!("{name}-pre"), "labels": {ROLE: "baseline"}},
+                    "spec": {"backoffLimit": 0,
+                        "template": {
+                            "metadata": {"labels": {OUTCOME: "succeed"},
+                                "annotations": {RUN_FOR: TASK_RUN_FOR}},
+                            "spec": {"restartPolicy": "Never",
+                                "containers": [{"name": "pre", "image": "busybox:1.36",
+                                    "command": ["sh", "-c", "true"]}]}}}}),
+            );
+            futures::join!(deployment, job);
+        })
+        .buffer_unordered(ROLLOUT_PARALLELISM)
+        .collect::<Vec<_>>()
+        .await;
+
+    let pods = workloads * PODS_PER_WORKLOAD;
+    let timeout = Duration::from_secs(180) + Duration::from_millis(600 * workloads as u64);
+    let mut last_report = Instant::now();
+    loop {
+        let (r, j) = (
+            running.lock().expect("seen").len(),
+            complete.lock().expect("seen").len(),
+        );
+        if r >= pods && j >= workloads {
+            break;
+        }
+        let status = format!("{r}/{pods} pods Running, {j}/{workloads} Jobs Complete");
+        assert!(
+            t0.elapsed() < timeout,
+            "the baseline timed out after {:.0} s: {status}",
+            timeout.as_secs_f64()
+        );
+        if last_report.elapsed() >= Duration::from_secs(30) {
+            eprintln!(
+                "  baseline after {:.0} s: {status}",
+                t0.elapsed().as_secs_f64()
+            );
+            last_report = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    pod_watch.abort();
+    job_watch.abort();
+    let last = |m: &Mutex<HashMap<String, Instant>>| {
+        m.lock()
+            .expect("seen")
+            .values()
+            .map(|t| t.saturating_duration_since(t0))
+            .max()
+            .unwrap_or_default()
+    };
+    Baseline {
+        running: last(&running),
+        jobs: last(&complete),
+    }
+}
+
 // ---- one cluster size ----
 
 struct Row {
@@ -1009,6 +1186,7 @@ struct Row {
     webhook: Start,
     gate: Start,
     rollout: Rollout,
+    baseline: Baseline,
 }
 
 async fn run(pods: usize, workloads: usize) -> Row {
@@ -1124,7 +1302,21 @@ async fn run(pods: usize, workloads: usize) -> Row {
         rollout.running.as_secs_f64(),
         rollout.completed.as_secs_f64()
     );
+    // The floor: the same objects with Portcullis gone (its webhooks unregistered).
     drop(procs);
+    for mwc in deploy_documents(&["MutatingWebhookConfiguration"]) {
+        let name = mwc["metadata"]["name"].as_str().expect("name").to_owned();
+        Api::<MutatingWebhookConfiguration>::all(admin.clone())
+            .delete(&name, &Default::default())
+            .await
+            .expect("webhook configuration deleted");
+    }
+    let baseline = baseline(&admin, workloads).await;
+    eprintln!(
+        "  without Portcullis: all Running after {:.1} s, all Jobs Complete after {:.1} s",
+        baseline.running.as_secs_f64(),
+        baseline.jobs.as_secs_f64()
+    );
     drop(cluster);
     Row {
         sizes,
@@ -1133,22 +1325,23 @@ async fn run(pods: usize, workloads: usize) -> Row {
         webhook,
         gate,
         rollout,
+        baseline,
     }
 }
 
 fn report(rows: &[Row]) -> String {
     let mut out = String::new();
     out.push_str(
-        "| pods / ReplicaSets / Deployments | webhook ready | webhook RSS | webhook listed at start | gate ready | gate RSS | gate listed at start | rollout | all pods Running | all KWVs Completed | webhook req/pod | gate req/pod | release p50 / p99 (task Succeeded → ungated) | release p50 / p99 (pod created → ungated) |\n",
+        "| pods / ReplicaSets / Deployments | webhook ready | webhook RSS | webhook listed at start | gate ready | gate RSS | gate listed at start | rollout | all pods Running | all KWVs Completed | webhook req/pod | gate req/pod | release p50 / p99 (task Succeeded → ungated) | release p50 / p99 (pod created → ungated) | without Portcullis: all pods Running / all Jobs Complete |\n",
     );
     out.push_str(
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
     for r in rows {
         let ro = &r.rollout;
         let per_pod = |n: usize| n as f64 / ro.pods as f64;
         out.push_str(&format!(
-            "| {} / {} / {} | {:.2} s | {:.1} MiB | {:.1} MiB, {:.0} objects | {:.2} s | {:.1} MiB | {:.1} MiB, {:.0} objects | {} × {} pods | {:.1} s | {:.1} s | {:.2} | {:.2} ({:.2} Events) | {:.0} / {:.0} ms | {:.0} / {:.0} ms |\n",
+            "| {} / {} / {} | {:.2} s | {:.1} MiB | {:.1} MiB, {:.0} objects | {:.2} s | {:.1} MiB | {:.1} MiB, {:.0} objects | {} × {} pods | {:.1} s | {:.1} s | {:.2} | {:.2} ({:.2} Events) | {:.0} / {:.0} ms | {:.0} / {:.0} ms | {:.1} / {:.1} s |\n",
             r.sizes.pods,
             r.sizes.replica_sets,
             r.sizes.deployments,
@@ -1171,6 +1364,8 @@ fn report(rows: &[Row]) -> String {
             ms(ro.from_task.1),
             ms(ro.from_created.0),
             ms(ro.from_created.1),
+            r.baseline.running.as_secs_f64(),
+            r.baseline.jobs.as_secs_f64(),
         ));
     }
     out.push_str(
@@ -1180,7 +1375,9 @@ fn report(rows: &[Row]) -> String {
          then. *Running*, *Completed*: from the first Deployment created. *req/pod*: the process's API requests received \
          during the rollout (audit log) per managed pod, the gate's Lease renewals not included, its Event creations included and also shown apart. *release*: \
          per pod, from the pod's pre-deployment KeptnTask seen Succeeded, or from the pod seen created, to the pod seen \
-         without `keptn-prechecks-gate` (the benchmark's own watches).\n",
+         without `keptn-prechecks-gate` (the benchmark's own watches). *without Portcullis*: afterwards, with the webhook and \
+         the gate stopped and unregistered, the same Deployments and one Job per workload like its task's, all created at \
+         once in plain namespaces: the control plane's floor for the rollout.\n",
     );
     for r in rows {
         let ro = &r.rollout;
