@@ -1177,6 +1177,37 @@ async fn baseline(c: &Client, workloads: usize) -> Baseline {
     }
 }
 
+/// The webhook's admission time during the rollout: the number of reviews of `path` and the
+/// upper bounds of the histogram buckets (`portcullis_webhook_request_duration_seconds`) that
+/// hold their median and 99th percentile.
+fn admission_quantiles(metrics: &str, path: &str) -> (f64, String, String) {
+    let mut buckets: Vec<(f64, String, f64)> = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("portcullis_webhook_request_duration_seconds_bucket{")
+                && l.contains(&format!("path=\"{path}\""))
+        })
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?.to_owned();
+            let bound = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((bound, le, l.rsplit(' ').next()?.parse().ok()?))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last().map_or(0.0, |b| b.2);
+    let at = |q: f64| {
+        buckets
+            .iter()
+            .find(|b| b.2 >= q * total)
+            .map_or_else(|| "-".to_owned(), |b| format!("≤ {} s", b.1))
+    };
+    (total, at(0.5), at(0.99))
+}
+
 // ---- one cluster size ----
 
 struct Row {
@@ -1186,6 +1217,8 @@ struct Row {
     webhook: Start,
     gate: Start,
     rollout: Rollout,
+    /// Reviews, p50 and p99 bucket of the webhook's pod and workload admissions.
+    admissions: Vec<(&'static str, (f64, String, String))>,
     baseline: Baseline,
 }
 
@@ -1302,6 +1335,18 @@ async fn run(pods: usize, workloads: usize) -> Row {
         rollout.running.as_secs_f64(),
         rollout.completed.as_secs_f64()
     );
+    let metrics = https
+        .get(format!("https://{SERVICE}.{INSTALL_NS}.svc:{port}/metrics"))
+        .send()
+        .await
+        .expect("webhook metrics")
+        .text()
+        .await
+        .expect("webhook metrics body");
+    let admissions = ["/mutate-v1-pod", "/mutate-workloads"]
+        .into_iter()
+        .map(|path| (path, admission_quantiles(&metrics, path)))
+        .collect();
     // The floor: the same objects with Portcullis gone (its webhooks unregistered).
     drop(procs);
     for mwc in deploy_documents(&["MutatingWebhookConfiguration"]) {
@@ -1325,6 +1370,7 @@ async fn run(pods: usize, workloads: usize) -> Row {
         webhook,
         gate,
         rollout,
+        admissions,
         baseline,
     }
 }
@@ -1394,6 +1440,11 @@ fn report(rows: &[Row]) -> String {
             ro.gate_rss_kib as f64 / 1024.0,
             ro.gate_lease_requests,
         ));
+        for (path, (reviews, p50, p99)) in &r.admissions {
+            out.push_str(&format!(
+                "- webhook admission time during the rollout, {path}: {reviews:.0} reviews, p50 {p50}, p99 {p99}\n"
+            ));
+        }
         for line in &ro.breakdown {
             out.push_str(&format!("- requests during the rollout, {line}\n"));
         }
