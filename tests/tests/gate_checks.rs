@@ -413,7 +413,15 @@ async fn task_over_its_timeout_fails_with_deadline_exceeded() {
         "KWV failed",
     )
     .await;
-    assert!(pods(&c, ns, "web").await.iter().all(gated));
+    let p = wait_for("the pod", WAIT, || {
+        let c = c.clone();
+        async move {
+            let p = pods(&c, ns, "web").await;
+            (p.len() == 1).then_some(p)
+        }
+    })
+    .await;
+    assert!(p.iter().all(gated));
 }
 
 /// B §6.2, §3.6: an app pre-deployment evaluation whose KeptnMetric satisfies the target
@@ -652,7 +660,10 @@ async fn restarted_gate_never_runs_a_task_twice() {
     );
     wait_for("pod released", WAIT, || {
         let c = c.clone();
-        async move { pods(&c, ns, "db").await.iter().all(released).then_some(()) }
+        async move {
+            let p = pods(&c, ns, "db").await;
+            (p.len() == 1 && p.iter().all(released)).then_some(())
+        }
     })
     .await;
     wait_for("the Job removed by its TTL", WAIT, || {

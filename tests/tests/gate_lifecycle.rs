@@ -506,6 +506,12 @@ async fn gate_killed_mid_rollout_standby_takes_over() {
     let second = env.start_gate(&lease);
     task_definition(&c, ns, "migrate").await;
     let rs = gated_deployment(&c, ns, "db", "db", "5", 3, json!({})).await;
+    // All the pods exist before anything could release them, so the check below sees each.
+    wait_for("the three pods", WAIT, || {
+        let c = c.clone();
+        async move { (pods(&c, ns, "db").await.len() == 3).then_some(()) }
+    })
+    .await;
     workload_objects(&c, ns, "db", "db", "5", &rs, &["migrate"]).await;
     creation_request(&c, ns, "db", true).await;
     let task = wait_for("the pre-deployment KeptnTask", WAIT, || {
@@ -526,6 +532,7 @@ async fn gate_killed_mid_rollout_standby_takes_over() {
     // The task finishes while no gate process leads.
     finish_task(&c, ns, &task.name_any(), "Succeeded").await;
     let p = pods(&c, ns, "db").await;
+    assert_eq!(p.len(), 3);
     assert!(p.iter().all(gated), "nothing released while nobody leads");
     wait_for("gate-1 leads", WAIT, || {
         let leases = leases.clone();
@@ -661,6 +668,12 @@ async fn non_blocking_failed_task_becomes_warning_and_releases() {
     env.start_gate(&[]);
     task_definition(&c, ns, "smoke").await;
     let rs = gated_deployment(&c, ns, "web", "web", "2", 1, json!({})).await;
+    // The pod exists before anything could release it, so the check below sees it.
+    wait_for("the pod", WAIT, || {
+        let c = c.clone();
+        async move { (pods(&c, ns, "web").await.len() == 1).then_some(()) }
+    })
+    .await;
     workload_objects(&c, ns, "web", "web", "2", &rs, &["smoke"]).await;
     creation_request(&c, ns, "web", true).await;
     let task = wait_for("the pre-deployment KeptnTask", WAIT, || {
@@ -668,10 +681,9 @@ async fn non_blocking_failed_task_becomes_warning_and_releases() {
         async move { tasks(&c, ns).await.into_iter().next() }
     })
     .await;
-    assert!(
-        pods(&c, ns, "web").await.iter().all(gated),
-        "gated while the task runs"
-    );
+    let p = pods(&c, ns, "web").await;
+    assert_eq!(p.len(), 1);
+    assert!(p.iter().all(gated), "gated while the task runs");
     finish_task(&c, ns, &task.name_any(), "Failed").await;
     wait_for("pod released", WAIT, || {
         let c = c.clone();
@@ -715,6 +727,12 @@ async fn gate_restarted_at_many_moments_of_a_rollout() {
     task_definition(&c, ns, "notify").await;
     let mut gate = env.start_gate(&[]);
     let rs = gated_deployment(&c, ns, "svc", "svc", "9", 3, json!({})).await;
+    // All the pods exist before anything could release them, so the check below sees each.
+    wait_for("the three pods", WAIT, || {
+        let c = c.clone();
+        async move { (pods(&c, ns, "svc").await.len() == 3).then_some(()) }
+    })
+    .await;
     let wl: KeptnWorkload = serde_json::from_value(json!({
         "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnWorkload",
         "metadata": {"name": "svc-svc",
@@ -746,8 +764,10 @@ async fn gate_restarted_at_many_moments_of_a_rollout() {
     for delay in [10, 80] {
         gate = bounce(&mut env, gate, Duration::from_millis(delay)).await;
     }
+    let p = pods(&c, ns, "svc").await;
+    assert_eq!(p.len(), 3);
     assert!(
-        pods(&c, ns, "svc").await.iter().all(gated),
+        p.iter().all(gated),
         "no pod released before its pre-deployment task succeeded"
     );
     finish_task(&c, ns, &pre.name_any(), "Succeeded").await;

@@ -497,8 +497,16 @@ async fn a_stale_value_is_refused_by_an_evaluation() {
         "says when it was last fetched: {}",
         item.message
     );
+    let p = wait_for("the pod", WAIT, || {
+        let c = c.clone();
+        async move {
+            let p = pods(&c, ns, "shop").await;
+            (p.len() == 1).then_some(p)
+        }
+    })
+    .await;
     assert!(
-        pods(&c, ns, "shop").await.iter().all(|p| !released(p)),
+        p.iter().all(|p| !released(p)),
         "the stale value held the rollout"
     );
 }
