@@ -1284,9 +1284,11 @@ async fn run(pods: usize, workloads: usize) -> Row {
     .await;
     e2e::register_webhooks(&admin, &ca, port, None).await;
     eprintln!(
-        "  webhook ready after {:.2} s, {:.1} MiB",
+        "  webhook ready after {:.2} s, {:.1} MiB; listed {:.1} MiB, {:.0} objects",
         webhook.ready.as_secs_f64(),
-        webhook.rss_kib as f64 / 1024.0
+        webhook.rss_kib as f64 / 1024.0,
+        mib(webhook.listed.bytes),
+        webhook.listed.objects
     );
 
     // Then the gate alone, as deployed (leader election).
@@ -1324,9 +1326,11 @@ async fn run(pods: usize, workloads: usize) -> Row {
     )
     .await;
     eprintln!(
-        "  gate ready after {:.2} s, {:.1} MiB",
+        "  gate ready after {:.2} s, {:.1} MiB; listed {:.1} MiB, {:.0} objects",
         gate.ready.as_secs_f64(),
-        gate.rss_kib as f64 / 1024.0
+        gate.rss_kib as f64 / 1024.0,
+        mib(gate.listed.bytes),
+        gate.listed.objects
     );
 
     let rollout = rollout(&cluster, &admin, workloads, (webhook_pid, gate_pid)).await;
