@@ -325,6 +325,16 @@ pub async fn pods(client: &Client, ns: &str, app: &str) -> Vec<Pod> {
         .unwrap_or_default()
 }
 
+/// Waits until `app` has `n` pods in `ns` (they are the ReplicaSet controller's, created
+/// independently of what a test waited for before); returns them.
+pub async fn wait_pods(client: &Client, ns: &str, app: &str, n: usize) -> Vec<Pod> {
+    wait_for(&format!("{n} pods of {ns}/{app}"), WAIT, || async move {
+        let p = pods(client, ns, app).await;
+        (p.len() == n).then_some(p)
+    })
+    .await
+}
+
 pub fn gated(p: &Pod) -> bool {
     p.spec
         .as_ref()

@@ -413,14 +413,7 @@ async fn task_over_its_timeout_fails_with_deadline_exceeded() {
         "KWV failed",
     )
     .await;
-    let p = wait_for("the pod", WAIT, || {
-        let c = c.clone();
-        async move {
-            let p = pods(&c, ns, "web").await;
-            (p.len() == 1).then_some(p)
-        }
-    })
-    .await;
+    let p = wait_pods(&c, ns, "web", 1).await;
     assert!(p.iter().all(gated));
 }
 
@@ -529,14 +522,7 @@ async fn app_pre_evaluation_fails_after_its_retries() {
         assert_eq!(*v, KeptnState::Deprecated, "{field}");
     }
     // The pod is the ReplicaSet controller's, created independently of the evaluation.
-    let p = wait_for("the pod", WAIT, || {
-        let c = c.clone();
-        async move {
-            let p = pods(&c, ns, "shop").await;
-            (p.len() == 1).then_some(p)
-        }
-    })
-    .await;
+    let p = wait_pods(&c, ns, "shop", 1).await;
     assert!(
         p.iter().all(gated),
         "a failed app evaluation keeps the pod gated"

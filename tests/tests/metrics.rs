@@ -246,14 +246,7 @@ async fn evaluation_holds_the_rollout_until_the_series_improves() {
         "the value's lastUpdated is recorded: {s:?}"
     );
     // The pod is the ReplicaSet controller's, created independently of the evaluation.
-    let p = wait_for("the pod", WAIT, || {
-        let c = c.clone();
-        async move {
-            let p = pods(&c, ns, "shop").await;
-            (p.len() == 1).then_some(p)
-        }
-    })
-    .await;
+    let p = wait_pods(&c, ns, "shop", 1).await;
     assert!(
         p.iter().all(|p| !released(p)),
         "held while the value is bad"
@@ -497,14 +490,7 @@ async fn a_stale_value_is_refused_by_an_evaluation() {
         "says when it was last fetched: {}",
         item.message
     );
-    let p = wait_for("the pod", WAIT, || {
-        let c = c.clone();
-        async move {
-            let p = pods(&c, ns, "shop").await;
-            (p.len() == 1).then_some(p)
-        }
-    })
-    .await;
+    let p = wait_pods(&c, ns, "shop", 1).await;
     assert!(
         p.iter().all(|p| !released(p)),
         "the stale value held the rollout"

@@ -876,7 +876,6 @@ async fn rollout(cluster: &Cluster, c: &Client, workloads: usize, pids: (u32, u3
 
     let pods = workloads * PODS_PER_WORKLOAD;
     let timeout = Duration::from_secs(180) + Duration::from_millis(600 * workloads as u64);
-    let deadline = t0 + timeout;
     let mut last_report = Instant::now();
     loop {
         {
@@ -903,18 +902,7 @@ async fn rollout(cluster: &Cluster, c: &Client, workloads: usize, pids: (u32, u3
             if s.running.len() >= pods && s.completed.len() >= workloads {
                 break;
             }
-            assert!(
-                Instant::now() < deadline,
-                "the rollout timed out after {:.0} s: {status}",
-                timeout.as_secs_f64()
-            );
-            if last_report.elapsed() >= Duration::from_secs(30) {
-                eprintln!(
-                    "  rollout after {:.0} s: {status}",
-                    t0.elapsed().as_secs_f64()
-                );
-                last_report = Instant::now();
-            }
+            progress("rollout", t0, timeout, &mut last_report, &status);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -1005,6 +993,22 @@ async fn rollout(cluster: &Cluster, c: &Client, workloads: usize, pids: (u32, u3
         breakdown,
         webhook_rss_kib,
         gate_rss_kib,
+    }
+}
+
+/// Fails once `timeout` has passed since `t0`; otherwise prints `status` every 30 s.
+fn progress(what: &str, t0: Instant, timeout: Duration, last_report: &mut Instant, status: &str) {
+    assert!(
+        t0.elapsed() < timeout,
+        "the {what} timed out after {:.0} s: {status}",
+        timeout.as_secs_f64()
+    );
+    if last_report.elapsed() >= Duration::from_secs(30) {
+        eprintln!(
+            "  {what} after {:.0} s: {status}",
+            t0.elapsed().as_secs_f64()
+        );
+        *last_report = Instant::now();
     }
 }
 
@@ -1147,18 +1151,7 @@ async fn baseline(c: &Client, workloads: usize) -> Baseline {
             break;
         }
         let status = format!("{r}/{pods} pods Running, {j}/{workloads} Jobs Complete");
-        assert!(
-            t0.elapsed() < timeout,
-            "the baseline timed out after {:.0} s: {status}",
-            timeout.as_secs_f64()
-        );
-        if last_report.elapsed() >= Duration::from_secs(30) {
-            eprintln!(
-                "  baseline after {:.0} s: {status}",
-                t0.elapsed().as_secs_f64()
-            );
-            last_report = Instant::now();
-        }
+        progress("baseline", t0, timeout, &mut last_report, &status);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     pod_watch.abort();
