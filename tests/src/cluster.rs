@@ -260,12 +260,38 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.keep_logs();
+        }
         let _ = std::process::Command::new(repo_root().join("tools/cluster.sh"))
             .arg("down")
             .arg(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+impl Cluster {
+    /// Copies the components' logs (not the audit log, which can be GiBs) to
+    /// `target/failed-clusters/<cluster directory>/` before a failed test's cluster is removed.
+    fn keep_logs(&self) {
+        let logs = self.dir.path().join("kwok/clusters/portcullis/logs");
+        let name = self.dir.path().file_name().unwrap_or_default();
+        let kept = repo_root().join("target/failed-clusters").join(name);
+        let Ok(entries) = std::fs::read_dir(&logs) else {
+            return;
+        };
+        if std::fs::create_dir_all(&kept).is_err() {
+            return;
+        }
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            if file != "audit.log" {
+                let _ = std::fs::copy(entry.path(), kept.join(&file));
+            }
+        }
+        eprintln!("control plane logs kept in {}", kept.display());
     }
 }
 
