@@ -4,6 +4,7 @@
 pub mod checks;
 pub mod cli;
 pub mod crd;
+pub mod enablement;
 pub mod gate;
 pub mod logging;
 pub mod resolve;

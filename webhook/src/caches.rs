@@ -200,7 +200,7 @@ async fn follow_namespaces(
             Ok(watcher::Event::Init) => listed.clear(),
             Ok(watcher::Event::InitApply(ns) | watcher::Event::Apply(ns)) => {
                 let name = ns.name_any();
-                if is_enabled(&ns) {
+                if is_enabled(&ns.metadata) {
                     scopes.start(&client, &name);
                     listed.insert(name);
                 } else {

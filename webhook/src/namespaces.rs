@@ -1,14 +1,9 @@
 //! Namespace enablement (A4): the annotation `keptn.sh/lifecycle-toolkit: enabled` (Keptn) or a
 //! label with the same key and value.
 
-use kube::ResourceExt;
+pub use shared::enablement::{ENABLED, ENABLEMENT_KEY, is_enabled};
 
 use crate::snapshot::{Cached, Snapshot};
-
-/// The enablement key.
-pub const ENABLEMENT_KEY: &str = "keptn.sh/lifecycle-toolkit";
-/// The value that enables.
-pub const ENABLED: &str = "enabled";
 
 /// Whether a namespace takes part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,15 +21,7 @@ pub fn enablement(name: &str, snapshot: &(impl Snapshot + ?Sized)) -> Enablement
     match snapshot.namespace(name) {
         Cached::Unknown => Enablement::Unknown,
         Cached::Absent => Enablement::Disabled,
-        Cached::Found(ns) if is_enabled(&*ns) => Enablement::Enabled,
+        Cached::Found(ns) if is_enabled(&ns.metadata) => Enablement::Enabled,
         Cached::Found(_) => Enablement::Disabled,
     }
-}
-
-/// A4 for a namespace at hand.
-pub fn is_enabled(namespace: &impl ResourceExt) -> bool {
-    let on = |map: &std::collections::BTreeMap<String, String>| {
-        map.get(ENABLEMENT_KEY).is_some_and(|v| v == ENABLED)
-    };
-    on(namespace.annotations()) || on(namespace.labels())
 }

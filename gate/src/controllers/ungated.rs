@@ -35,10 +35,8 @@ use crate::error::Error;
 use lifecycle::events::{Note, NoteTarget};
 use lifecycle::release::adoption_operations;
 use operator::api::timed;
+use shared::enablement::is_enabled;
 use shared::gate::{GATE, GATED_LABEL, GATED_VALUE, is_gated, is_marked_removed};
-
-/// Namespace enablement key (A4), as annotation or label.
-const ENABLED: &str = "keptn.sh/lifecycle-toolkit";
 
 /// What the decisions read of a pod.
 #[derive(Debug, Default)]
@@ -50,16 +48,6 @@ pub struct PodFacts<'a> {
     /// Kinds of the pod's owners.
     pub owner_kinds: Vec<&'a str>,
     pub terminating: bool,
-}
-
-/// Whether a namespace is Keptn-enabled (A4: annotation or label `keptn.sh/lifecycle-toolkit:
-/// enabled`).
-pub fn namespace_enabled(ns: &ObjectMeta) -> bool {
-    let is = |m: Option<&BTreeMap<String, String>>| {
-        m.and_then(|m| m.get(ENABLED))
-            .is_some_and(|v| v == "enabled")
-    };
-    is(ns.annotations.as_ref()) || is(ns.labels.as_ref())
 }
 
 /// The metadata-only decision: a pod of an annotated workload (`keptn.sh/workload` or
@@ -183,7 +171,7 @@ pub(super) async fn reporter(ctx: Arc<Context>) {
                     Ok(watcher::Event::Init) => listed.clear(),
                     Ok(watcher::Event::InitApply(ns) | watcher::Event::Apply(ns)) => {
                         let name = ns.name_any();
-                        if namespace_enabled(&ns.metadata) {
+                        if is_enabled(&ns.metadata) {
                             listed.insert(name.clone());
                             scope.start(&ctx, &name);
                         } else {
@@ -423,23 +411,5 @@ mod tests {
             ..Default::default()
         };
         assert!(!should_report(&static_pod), "mirror pods are never gated");
-    }
-
-    #[test]
-    fn enablement_by_annotation_or_label() {
-        let ns = |annotations: Option<BTreeMap<String, String>>,
-                  labels: Option<BTreeMap<String, String>>| ObjectMeta {
-            annotations,
-            labels,
-            ..Default::default()
-        };
-        let on = map(&[(ENABLED, "enabled")]);
-        assert!(namespace_enabled(&ns(Some(on.clone()), None)));
-        assert!(namespace_enabled(&ns(None, Some(on))));
-        assert!(!namespace_enabled(&ns(
-            Some(map(&[(ENABLED, "disabled")])),
-            None
-        )));
-        assert!(!namespace_enabled(&ns(None, None)));
     }
 }
