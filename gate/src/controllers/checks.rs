@@ -178,9 +178,13 @@ async fn reconcile_task(task: Arc<KeptnTask>, ctx: Arc<Context>) -> Result<Actio
     let status = task.status.clone().unwrap_or_default();
     let completed = status.status.is_completed();
 
-    // The namespace's Job cache is started by its first task, so that its Jobs' changes wake
-    // their tasks from then on.
-    let cached_jobs = ctx.caches.jobs.store(&namespace).await;
+    // The namespace's Job cache is started by its first unfinished task, so that its Jobs'
+    // changes wake their tasks from then on; a finished task reads no Job.
+    let cached_jobs = if completed {
+        None
+    } else {
+        ctx.caches.jobs.store(&namespace).await
+    };
     let job = if completed || status.job_name.is_empty() {
         None
     } else {
