@@ -492,13 +492,8 @@ pub fn certificates(dir: &Path) -> String {
 /// Waits until the webhook on loopback `port` serves `/readyz` over TLS with the CA `ca`, reached
 /// by its Service host name as the API server would call it.
 pub async fn wait_webhook_ready(ca: &str, port: u16) {
-    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-    let https = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).expect("ca"))
-        .resolve(&format!("{SERVICE}.{INSTALL_NS}.svc"), addr)
-        .build()
-        .expect("https client");
-    let url = format!("https://{SERVICE}.{INSTALL_NS}.svc:{port}/readyz");
+    let https = webhook_https(ca, port).build().expect("https client");
+    let url = webhook_url(port, "/readyz");
     wait_for("webhook ready", WAIT, || {
         let https = https.clone();
         let url = url.clone();
@@ -508,6 +503,22 @@ pub async fn wait_webhook_ready(ca: &str, port: u16) {
         }
     })
     .await;
+}
+
+/// An HTTPS client for the webhook on loopback `port`, trusting only `ca` and reaching it by its
+/// Service host name, as the API server does.
+pub fn webhook_https(ca: &str, port: u16) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).expect("ca"))
+        .resolve(
+            &format!("{SERVICE}.{INSTALL_NS}.svc"),
+            ([127, 0, 0, 1], port).into(),
+        )
+}
+
+/// The URL of `path` on the webhook at `port`, for a [`webhook_https`] client.
+pub fn webhook_url(port: u16, path: &str) -> String {
+    format!("https://{SERVICE}.{INSTALL_NS}.svc:{port}{path}")
 }
 
 /// A binary of the workspace (`portcullis-gate`, `portcullis-webhook`, ...), built by the same

@@ -760,6 +760,18 @@ struct Rollout {
     gate_rss_kib: u64,
 }
 
+/// A Deployment of [`PODS_PER_WORKLOAD`] pods labelled `ROLE=role`, with `annotations` on its pod
+/// template.
+fn deployment(name: &str, role: &str, annotations: Value) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {"replicas": PODS_PER_WORKLOAD,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name, ROLE: role}, "annotations": annotations},
+                "spec": {"containers": [container(&format!("registry.example.com/{role}/{name}:1"))]}}}})
+}
+
 async fn rollout(cluster: &Cluster, c: &Client, workloads: usize, pids: (u32, u32)) -> Rollout {
     let spaces = ROLLOUT_NAMESPACES.min(workloads).max(1);
     let ns = |i: usize| format!("rollout-{}", i % spaces);
@@ -857,15 +869,12 @@ async fn rollout(cluster: &Cluster, c: &Client, workloads: usize, pids: (u32, u3
             let name = format!("w{i}");
             create(
                 &Api::<Deployment>::namespaced(c.clone(), &ns(i)),
-                json!({"apiVersion": "apps/v1", "kind": "Deployment",
-                    "metadata": {"name": name},
-                    "spec": {"replicas": PODS_PER_WORKLOAD,
-                        "selector": {"matchLabels": {"app": name}},
-                        "template": {
-                            "metadata": {"labels": {"app": name, ROLE: "rollout"},
-                                "annotations": {"keptn.sh/workload": name, "keptn.sh/version": "1",
-                                    "keptn.sh/pre-deployment-tasks": "pre"}},
-                            "spec": {"containers": [container(&format!("registry.example.com/rollout/{name}:1"))]}}}}),
+                deployment(
+                    &name,
+                    "rollout",
+                    json!({"keptn.sh/workload": name, "keptn.sh/version": "1",
+                        "keptn.sh/pre-deployment-tasks": "pre"}),
+                ),
             )
             .await;
         })
@@ -1111,16 +1120,7 @@ async fn baseline(c: &Client, workloads: usize) -> Baseline {
                 Api::<Deployment>::namespaced(c.clone(), &ns(i)),
                 Api::<Job>::namespaced(c.clone(), &ns(i)),
             );
-            let deployment = create(
-                &deployments,
-                json!({"apiVersion": "apps/v1", "kind": "Deployment",
-                    "metadata": {"name": name},
-                    "spec": {"replicas": PODS_PER_WORKLOAD,
-                        "selector": {"matchLabels": {"app": name}},
-                        "template": {
-                            "metadata": {"labels": {"app": name, ROLE: "baseline"}},
-                            "spec": {"containers": [container(&format!("registry.example.com/baseline/{name}:1"))]}}}}),
-            );
+            let deployment = create(&deployments, deployment(&name, "baseline", json!({})));
             let job = create(
                 &jobs,
                 json!({"apiVersion": "batch/v1", "kind": "Job",
@@ -1253,12 +1253,7 @@ async fn run(pods: usize, workloads: usize) -> Row {
     let spawned = Instant::now();
     procs.spawn_webhook("webhook", port, &webhook_kc, LOG_FILTER);
     let webhook_pid = procs.children[0].id().expect("webhook pid");
-    let https = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).expect("ca"))
-        .resolve(
-            &format!("{SERVICE}.{INSTALL_NS}.svc"),
-            ([127, 0, 0, 1], port).into(),
-        )
+    let https = e2e::webhook_https(&ca, port)
         .timeout(Duration::from_secs(5))
         .build()
         .expect("https client");
@@ -1270,7 +1265,7 @@ async fn run(pods: usize, workloads: usize) -> Row {
         before,
         spawned,
         &https,
-        &format!("https://{SERVICE}.{INSTALL_NS}.svc:{port}/readyz"),
+        &e2e::webhook_url(port, "/readyz"),
         ready_timeout,
         webhook_pid,
     )
@@ -1333,7 +1328,7 @@ async fn run(pods: usize, workloads: usize) -> Row {
         rollout.completed.as_secs_f64()
     );
     let metrics = https
-        .get(format!("https://{SERVICE}.{INSTALL_NS}.svc:{port}/metrics"))
+        .get(e2e::webhook_url(port, "/metrics"))
         .send()
         .await
         .expect("webhook metrics")

@@ -5,7 +5,8 @@
 
 use e2e::{
     Cluster, INSTALL_NS, Processes, SERVICE, WAIT, certificates, default_service_account,
-    free_port, gated, pods, register_webhooks, wait_for, wait_webhook_ready,
+    free_port, gated, pods, register_webhooks, wait_for, wait_webhook_ready, webhook_https,
+    webhook_url,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
@@ -21,15 +22,9 @@ struct Metrics {
 
 impl Metrics {
     fn new(ca: &str, port: u16) -> Metrics {
-        let host = format!("{SERVICE}.{INSTALL_NS}.svc");
-        let https = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).expect("ca"))
-            .resolve(&host, ([127, 0, 0, 1], port).into())
-            .build()
-            .expect("https client");
         Metrics {
-            https,
-            url: format!("https://{host}:{port}/metrics"),
+            https: webhook_https(ca, port).build().expect("https client"),
+            url: webhook_url(port, "/metrics"),
         }
     }
 
