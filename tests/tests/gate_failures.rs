@@ -582,8 +582,8 @@ async fn succeeded_at(successes: &Successes, task: &str) -> u64 {
 }
 
 /// The one pre-deployment KeptnTask of workload `wl`.
-async fn pre_task(client: &Client, ns: &str, wl: &str) -> KeptnTask {
-    wait_for(&format!("the pre-deployment task of {wl}"), WAIT, || {
+async fn pre_task(client: &Client, ns: &str, wl: &str, timeout: Duration) -> KeptnTask {
+    wait_for(&format!("the pre-deployment task of {wl}"), timeout, || {
         let c = client.clone();
         async move {
             list::<KeptnTask>(&c, ns)
@@ -724,7 +724,11 @@ async fn gate_killed_at_twenty_random_points_of_a_multi_workload_rollout() {
     }
     let mut tasks = Vec::new();
     for app in apps {
-        tasks.push(pre_task(&c, ns, &format!("{app}-{app}")).await.name_any());
+        tasks.push(
+            pre_task(&c, ns, &format!("{app}-{app}"), WAIT)
+                .await
+                .name_any(),
+        );
     }
     bounce(&mut env, &mut rng, 2).await;
     for task in &tasks {
@@ -811,7 +815,10 @@ async fn api_errors_and_dropped_watches_are_retried_without_duplicates() {
     assert!(proxy.injected() > 0, "the set-up writes met faults");
     let mut tasks = Vec::new();
     for app in apps {
-        let task = pre_task(&c, ns, &format!("{app}-{app}")).await.name_any();
+        // Under the injected faults the gate's retries back off 5, 10, 20, 40 s: more than WAIT.
+        let task = pre_task(&c, ns, &format!("{app}-{app}"), FAULTY_WAIT)
+            .await
+            .name_any();
         proxy.close_watches();
         finish_task(&faulty, ns, &task, FAULTY_WAIT).await;
         tokio::time::sleep(rng.millis(50, 300)).await;
