@@ -298,6 +298,9 @@ def check_gate_deployment(target, docs, crd_files):
            f"gate: OTEL_EXPORTER_OTLP_ENDPOINT={want} (Keptn's otelCollectorUrl)")
     want = "true" if val("lifecycleOperator.promotionTasksEnabled") else "false"
     expect(env_value(c, "PROMOTION_TASKS_ENABLED").get("value") == want, f"gate: PROMOTION_TASKS_ENABLED={want}")
+    want = val("portcullis.gate.kubernetesEvents")
+    expect(want in ("all", "warnings") and env_value(c, "KUBERNETES_EVENTS").get("value") == want,
+           f"gate: KUBERNETES_EVENTS={want}")
     expect(env_value(c, "KEPTN_NAMESPACE").get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
            == "metadata.namespace", "gate: the Keptn namespace is the install namespace")
     admin = [a for a in c.get("args", []) if a.startswith("--admin-address=")]

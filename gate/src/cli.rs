@@ -7,6 +7,8 @@ use clap::{Args, Parser};
 use operator::cli::ElectionDefaults;
 use shared::cli::LogDefaults;
 
+use crate::observability::EventLevel;
+
 /// Portcullis gate service: KeptnApp/KeptnWorkload lifecycle controllers and the release of the
 /// `keptn-prechecks-gate` scheduling gate.
 #[derive(Debug, Parser)]
@@ -59,6 +61,11 @@ pub struct LifecycleArgs {
     /// workload; older ones are deleted with their tasks and evaluations. 0 keeps all.
     #[arg(long, env = "RETAINED_VERSIONS", default_value_t = lifecycle::retention::DEFAULT_RETAINED)]
     pub retained_versions: usize,
+    /// Which Kubernetes Events to create: `all` (Keptn's), or `warnings` only, which leaves out
+    /// the `Normal` phase events (about half of the gate's writes in a rollout). CloudEvents are
+    /// sent for every event either way.
+    #[arg(long, env = "KUBERNETES_EVENTS", value_enum, default_value_t = EventLevel::All)]
+    pub kubernetes_events: EventLevel,
 }
 
 impl LifecycleArgs {
@@ -120,8 +127,11 @@ mod tests {
             "127.0.0.1:9",
             "--log-format",
             "json",
+            "--kubernetes-events",
+            "warnings",
         ])
         .expect("parses");
+        assert_eq!(cli.lifecycle.kubernetes_events, EventLevel::Warnings);
         assert!(cli.election.leader_elect);
         assert_eq!(cli.election.lease_namespace, "ns");
         assert!(cli.lifecycle.promotion_tasks_enabled);

@@ -99,8 +99,14 @@ async fn serve(cli: Cli, traces: Arc<Traces>) -> anyhow::Result<()> {
         retained_versions: cli.lifecycle.retained_versions,
         images: RunnerImages::from_env(),
     };
-    let observability =
-        Observability::new(&client, &settings.identity, config.clone(), metrics, traces);
+    let observability = Observability::new(
+        &client,
+        &settings.identity,
+        cli.lifecycle.kubernetes_events,
+        config.clone(),
+        metrics,
+        traces,
+    );
     let controllers = controllers::run(
         client.clone(),
         settings,

@@ -291,3 +291,76 @@ async fn unreachable_endpoint_does_not_stop_the_lifecycle() {
     })
     .await;
 }
+
+/// `--kubernetes-events warnings` (docs/decisions.md, "Kubernetes Events"): the lifecycle's
+/// `Normal` events still go out as CloudEvents but are not created as Kubernetes Events;
+/// `Warning` events are both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warnings_only_leaves_normal_events_to_cloudevents() {
+    let (url, log) = receiver().await;
+    let mut env = start_env().await;
+    let c = env.client.clone();
+    let ns = "warnings-only";
+    env.namespace(ns).await;
+    env.config(ns, json!({"cloudEventsEndpoint": format!("{url}/events")}))
+        .await;
+    env.start_gate(&["--kubernetes-events", "warnings"]);
+    complete_single_service(&c, ns, "calm").await;
+    let kav = "calm-0.4-6b86b273";
+    let normal = wait_for_cloud_event(&log, "App Completed.Finished", kav).await;
+    assert_eq!(normal.body["type"], "Normal");
+
+    // A Warning, published after every event of the completed lifecycle.
+    let task: KeptnTask = serde_json::from_value(json!({
+        "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnTask",
+        "metadata": {"name": "orphan-task"},
+        "spec": {"taskDefinition": "no-such-definition", "checkType": "pre",
+                 "context": {"appName": "calm", "appVersion": "0.4", "workloadName": "calm-calm",
+                             "workloadVersion": "0.4", "objectType": "Workload", "taskType": "pre"}}
+    }))
+    .expect("task");
+    Api::<KeptnTask>::namespaced(c.clone(), ns)
+        .create(&PostParams::default(), &task)
+        .await
+        .expect("task created");
+    let warning = k8s_event(&c, ns, "CreateTaskNotFound", "orphan-task").await;
+    assert_eq!(warning.type_.as_deref(), Some("Warning"));
+    let received = wait_for_cloud_event(&log, "Create Task.NotFound", "orphan-task").await;
+    assert_mirrors(&received, &warning, "KeptnTask", "orphan-task", ns, "0.4");
+
+    // The CloudEvents of the lifecycle's Normal events arrived; none of them is a Kubernetes
+    // Event (the other reporters in the namespace, the Job and ReplicaSet controllers and the
+    // scheduler, are not the gate's).
+    let sent: Vec<String> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.body["type"] == "Normal")
+        .filter_map(|r| r.headers.get("ce-type").cloned())
+        .collect();
+    for ce_type in [
+        "Workload Deployment.Started",
+        "Workload Completed.Finished",
+        "App Deployment.Finished",
+    ] {
+        assert!(
+            sent.iter().any(|t| t == ce_type),
+            "{ce_type} sent: {sent:?}"
+        );
+    }
+    let gate_normal: Vec<String> = events(&c, ns)
+        .await
+        .into_iter()
+        .filter(|e| e.type_.as_deref() == Some("Normal"))
+        .filter(|e| {
+            e.reporting_controller
+                .as_deref()
+                .is_some_and(|r| r.starts_with("keptn") || r.starts_with("portcullis"))
+        })
+        .filter_map(|e| e.reason)
+        .collect();
+    assert!(
+        gate_normal.is_empty(),
+        "Normal events created: {gate_normal:?}"
+    );
+}

@@ -1,24 +1,115 @@
 //! Kubernetes Events (B §7.1) with Keptn's annotations, each also sent as a CloudEvent
 //! (B §7.2): one publisher per reporting controller, as Keptn names them (B §0.4).
+//!
+//! All publishers hand their Events to one [`EventSink`]: a bounded queue drained by a few
+//! concurrent creates, so a burst of Events (a thousand workloads rolling out at once) never
+//! floods the API server the status writes and releases go through, nor grows the gate's
+//! memory without bound. A full queue drops the new Event, counted in
+//! `portcullis_gate_events_dropped_total` (docs/decisions.md, "Kubernetes Events").
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::Event;
 use kube::api::PostParams;
 use kube::{Api, Client};
 use lifecycle::events::Note;
 use lifecycle::execution::CheckEvent;
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::{Semaphore, mpsc};
 
 use super::cloudevents::CloudEventSender;
 use operator::api::timed;
+
+/// Events waiting to be created; beyond that, new ones are dropped.
+const QUEUE: usize = 4096;
+/// Event creations in flight at once.
+const SENDERS: usize = 8;
+
+/// Which Kubernetes Events the gate creates (`--kubernetes-events`). CloudEvents are sent for
+/// every event either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum EventLevel {
+    /// Every event Keptn emits (B §7.1).
+    #[default]
+    All,
+    /// Only `Warning` events: about half of the gate's writes in a rollout are `Normal` phase
+    /// events (`…Started`, `…Finished`).
+    Warnings,
+}
+
+impl EventLevel {
+    /// Whether an event of this kind is created as a Kubernetes Event.
+    pub fn creates(self, warning: bool) -> bool {
+        warning || self == EventLevel::All
+    }
+}
+
+/// The gate's one queue of Events to create; cheap to clone.
+#[derive(Clone)]
+pub struct EventSink {
+    queue: mpsc::Sender<Event>,
+    level: EventLevel,
+    dropped: Counter,
+}
+
+impl EventSink {
+    /// Starts the sender in the background (it ends when the last clone is dropped); Events
+    /// dropped on a full queue are counted in `dropped`.
+    pub fn start(client: &Client, level: EventLevel, dropped: Counter) -> Self {
+        let (queue, events) = mpsc::channel(QUEUE);
+        tokio::spawn(drain(client.clone(), events));
+        EventSink {
+            queue,
+            level,
+            dropped,
+        }
+    }
+
+    fn push(&self, event: Event) {
+        if let Err(error) = self.queue.try_send(event) {
+            let event = match &error {
+                mpsc::error::TrySendError::Full(e) | mpsc::error::TrySendError::Closed(e) => e,
+            };
+            self.dropped.inc();
+            tracing::warn!(
+                reason = event.reason.as_deref().unwrap_or_default(),
+                namespace = event.metadata.namespace.as_deref().unwrap_or_default(),
+                "event dropped: the queue is full"
+            );
+        }
+    }
+}
+
+/// Creates the queued Events, at most [`SENDERS`] at a time; failures are only logged.
+async fn drain(client: Client, mut events: mpsc::Receiver<Event>) {
+    let senders = Arc::new(Semaphore::new(SENDERS));
+    while let Some(event) = events.recv().await {
+        let Ok(permit) = senders.clone().acquire_owned().await else {
+            return;
+        };
+        let api: Api<Event> = match &event.metadata.namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::default_namespaced(client.clone()),
+        };
+        tokio::spawn(async move {
+            let _permit = permit;
+            let reason = event.reason.clone().unwrap_or_default();
+            if let Err(error) = timed(api.create(&PostParams::default(), &event)).await {
+                tracing::warn!(%reason, %error, "could not publish event");
+            }
+        });
+    }
+}
 
 /// Publishes events.k8s.io/v1 Events for one reporting controller, with B §7.1's annotations
 /// (kube's recorder cannot set annotations), and each also as a CloudEvent (B §7.2) when given a
 /// sender. The gate's one publisher: the lifecycle controllers use it too.
 #[derive(Clone)]
 pub struct EventPublisher {
-    client: Client,
+    sink: EventSink,
     controller: &'static str,
     instance: String,
     /// Also sends each event as a CloudEvent (B §7.2) when set.
@@ -26,10 +117,10 @@ pub struct EventPublisher {
 }
 
 impl EventPublisher {
-    /// A publisher reporting as `controller` from `instance`.
-    pub fn new(client: &Client, controller: &'static str, instance: String) -> Self {
+    /// A publisher reporting as `controller` from `instance` through `sink`.
+    pub fn new(sink: &EventSink, controller: &'static str, instance: String) -> Self {
         EventPublisher {
-            client: client.clone(),
+            sink: sink.clone(),
             controller,
             instance,
             cloud_events: None,
@@ -53,8 +144,8 @@ impl EventPublisher {
         self.send(event.into(), regarding, annotations);
     }
 
-    /// Publishes `note` about `regarding` in the background: the Event, and the CloudEvent when
-    /// configured. Never waits; failures are only logged.
+    /// Publishes `note` about `regarding` in the background: the Event (when the sink's level
+    /// creates it), and the CloudEvent when configured. Never waits; failures are only logged.
     pub fn send(
         &self,
         note: lifecycle::events::Published<'_>,
@@ -64,6 +155,9 @@ impl EventPublisher {
         if let Some(sender) = &self.cloud_events {
             sender.send(note, &regarding, &annotations);
         }
+        if !self.sink.level.creates(note.warning) {
+            return;
+        }
         let object = lifecycle::events::published_event(
             &note,
             regarding,
@@ -72,16 +166,7 @@ impl EventPublisher {
             &self.instance,
             Timestamp::now(),
         );
-        let api: Api<k8s_openapi::api::events::v1::Event> = match &object.metadata.namespace {
-            Some(ns) => Api::namespaced(self.client.clone(), ns),
-            None => Api::default_namespaced(self.client.clone()),
-        };
-        tokio::spawn(async move {
-            let reason = object.reason.clone().unwrap_or_default();
-            if let Err(error) = timed(api.create(&PostParams::default(), &object)).await {
-                tracing::warn!(%reason, %error, "could not publish event");
-            }
-        });
+        self.sink.push(object);
     }
 }
 
@@ -112,11 +197,11 @@ pub struct Recorders {
 }
 
 impl Recorders {
-    /// Publishers reporting from `instance`, each also sending CloudEvents through `cloud_events`
-    /// when given.
-    pub fn new(client: &Client, instance: &str, cloud_events: Option<CloudEventSender>) -> Self {
+    /// Publishers reporting from `instance` through `sink`, each also sending CloudEvents
+    /// through `cloud_events` when given.
+    pub fn new(sink: &EventSink, instance: &str, cloud_events: Option<CloudEventSender>) -> Self {
         let recorder = |controller: &'static str| {
-            let publisher = EventPublisher::new(client, controller, instance.to_owned());
+            let publisher = EventPublisher::new(sink, controller, instance.to_owned());
             match &cloud_events {
                 Some(sender) => publisher.with_cloud_events(sender.clone()),
                 None => publisher,
@@ -132,5 +217,19 @@ impl Recorders {
             task_definition: recorder("keptntaskdefinition-controller"),
             gate: recorder("portcullis-gate"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EventLevel;
+
+    #[test]
+    fn warnings_only_skips_normal_events() {
+        assert!(EventLevel::All.creates(false));
+        assert!(EventLevel::All.creates(true));
+        assert!(!EventLevel::Warnings.creates(false));
+        assert!(EventLevel::Warnings.creates(true));
+        assert_eq!(EventLevel::default(), EventLevel::All);
     }
 }

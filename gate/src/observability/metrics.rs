@@ -54,6 +54,8 @@ pub struct Metrics {
     pub hold_duration: Histogram,
     /// CloudEvents not delivered (B §7.2 failures are otherwise only logged).
     pub cloud_events_failures: Counter,
+    /// Kubernetes Events dropped because the gate's event queue was full.
+    pub events_dropped: Counter,
     /// Keptn's task and evaluation metrics (B §7.3), unprefixed (A21).
     pub checks: super::checks::CheckMetrics,
     /// Keptn's app/workload version counters and histograms (B §7.3), unprefixed (A21).
@@ -83,6 +85,7 @@ impl Metrics {
         let leader = Gauge::default();
         let hold_duration = Histogram::new(HOLD_BUCKETS);
         let cloud_events_failures = Counter::default();
+        let events_dropped = Counter::default();
         registry.register(
             "gate_reconciles",
             "Reconciles by controller",
@@ -138,6 +141,11 @@ impl Metrics {
             "CloudEvents not delivered: dropped, unsent, refused, timed out or answered non-2xx",
             cloud_events_failures.clone(),
         );
+        registry.register(
+            "gate_events_dropped",
+            "Kubernetes Events dropped because the queue of Events to create was full",
+            events_dropped.clone(),
+        );
         // Keptn's metrics come from the OTel meter `keptn/task` (no version) through the OTel
         // Prometheus exporter, which labels every series with its scope (B §7.3).
         let mut keptn_registry = Registry::with_labels(
@@ -169,6 +177,7 @@ impl Metrics {
             dora_source,
             hold_duration,
             cloud_events_failures,
+            events_dropped,
             keptn_registry,
             reconciles,
             failures,

@@ -11,7 +11,7 @@ pub mod metrics;
 pub mod traces;
 
 pub use checks::CheckMetrics;
-pub use events::{EventPublisher, Recorders};
+pub use events::{EventLevel, EventPublisher, EventSink, Recorders};
 pub use metrics::Metrics;
 pub use traces::Traces;
 
@@ -30,11 +30,13 @@ pub struct Observability {
 }
 
 impl Observability {
-    /// Events reported from `instance`, each also sent as a CloudEvent to the KeptnConfig's
-    /// `cloudEventsEndpoint` (read per event from `config`); undelivered ones are counted.
+    /// Events reported from `instance` (Kubernetes Events of `level`), each also sent as a
+    /// CloudEvent to the KeptnConfig's `cloudEventsEndpoint` (read per event from `config`);
+    /// undelivered ones are counted.
     pub fn new(
         client: &Client,
         instance: &str,
+        level: EventLevel,
         config: Arc<RwLock<RuntimeConfig>>,
         metrics: Arc<Metrics>,
         traces: Arc<Traces>,
@@ -42,7 +44,11 @@ impl Observability {
         let cloud_events = cloudevents::CloudEventSender::new(config)
             .counting_failures(metrics.cloud_events_failures.clone());
         Observability {
-            recorders: Recorders::new(client, instance, Some(cloud_events)),
+            recorders: Recorders::new(
+                &EventSink::start(client, level, metrics.events_dropped.clone()),
+                instance,
+                Some(cloud_events),
+            ),
             metrics,
             traces,
         }

@@ -23,7 +23,7 @@ use lifecycle::config::RuntimeConfig;
 use lifecycle::execution::RunnerImages;
 
 use crate::controllers::{Settings, run};
-use crate::observability::{Metrics, Observability, Recorders, Traces};
+use crate::observability::{EventLevel, EventSink, Metrics, Observability, Recorders, Traces};
 
 const NS: &str = "app";
 const INSTALL_NS: &str = "keptn-system";
@@ -78,7 +78,11 @@ impl Controllers {
         let observability = Observability {
             metrics,
             traces: Arc::new(Traces::new(None)),
-            recorders: Recorders::new(client, "test", None),
+            recorders: Recorders::new(
+                &EventSink::start(client, EventLevel::All, Default::default()),
+                "test",
+                None,
+            ),
         };
         let config = Arc::new(std::sync::RwLock::new(RuntimeConfig::default()));
         let (config_changed, _) = tokio::sync::watch::channel(());
