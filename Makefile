@@ -145,13 +145,16 @@ bench-gate:
 ## bench-scale: the webhook and the gate on a big cluster (tests/tests/scale_bench.rs): for each pod count of
 ## BENCH_PODS (default 10000,100000; 30 % as many ReplicaSets, 10 % Deployments), RSS, bytes and objects listed and
 ## time to ready at start, then a managed rollout of BENCH_WORKLOADS (default 1000) workloads x 2 pods: time to all
-## Running and Completed, API requests per pod, release latency. Table in target/bench-scale.md. Not in `make test`.
+## Running and Completed, API requests per pod, release latency (BENCH_KUBERNETES_EVENTS=warnings: the gate's
+## --kubernetes-events). Table in target/bench-scale.md. Not in `make test`.
 BENCH_PODS ?= 10000,100000
 BENCH_WORKLOADS ?= 1000
+BENCH_KUBERNETES_EVENTS ?= all
 .PHONY: bench-scale
 bench-scale: control-plane
 	$(CARGO) build --release --locked -p webhook -p gate --bins
-	BENCH_PODS="$(BENCH_PODS)" BENCH_WORKLOADS="$(BENCH_WORKLOADS)" PORTCULLIS_KWOK_PARALLELISM=32 \
+	BENCH_PODS="$(BENCH_PODS)" BENCH_WORKLOADS="$(BENCH_WORKLOADS)" BENCH_KUBERNETES_EVENTS="$(BENCH_KUBERNETES_EVENTS)" \
+		PORTCULLIS_KWOK_PARALLELISM=32 \
 		$(CARGO) test -p e2e --release --locked --test scale_bench -- --ignored --nocapture
 
 ## bench-webhook (webhook owner): criterion bench of the pod handler, then a load run of the release

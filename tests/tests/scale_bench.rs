@@ -40,6 +40,9 @@
 //!    `Running` and every Job `Complete`. That is the control plane's floor for the rollout on
 //!    this machine (the managed rollout runs each Job before its pods).
 //!
+//! `BENCH_KUBERNETES_EVENTS` (default `all`) is the gate's `--kubernetes-events`: `warnings`
+//! measures the rollout without the `Normal` phase Events.
+//!
 //! kwok plays 4 pod stages at once by default, ~50 pods a second here: `make bench-scale` sets
 //! `PORTCULLIS_KWOK_PARALLELISM=32`, which `tools/cluster.sh` passes on to kwok.
 //!
@@ -1215,6 +1218,11 @@ struct Row {
     baseline: Baseline,
 }
 
+/// The gate's `--kubernetes-events` for the rollout (`BENCH_KUBERNETES_EVENTS`).
+fn kubernetes_events() -> String {
+    std::env::var("BENCH_KUBERNETES_EVENTS").unwrap_or_else(|_| "all".to_owned())
+}
+
 async fn run(pods: usize, workloads: usize) -> Row {
     let sizes = Sizes::of(pods);
     eprintln!(
@@ -1291,6 +1299,7 @@ async fn run(pods: usize, workloads: usize) -> Row {
             "--keptn-metrics-port=0".to_owned(),
             "--leader-elect".to_owned(),
             "--identity=gate-0".to_owned(),
+            format!("--kubernetes-events={}", kubernetes_events()),
         ],
         &gate_kc,
         LOG_FILTER,
@@ -1421,12 +1430,13 @@ fn report(rows: &[Row]) -> String {
         let ro = &r.rollout;
         out.push_str(&format!(
             "\n{} pods: filler created in {:.1} s, all Running after {:.1} s; webhook {} LISTs, gate {} LISTs at start; \
-             rollout created in {:.1} s; RSS after the rollout: webhook {:.1} MiB, gate {:.1} MiB; gate Lease requests during the rollout: {}\n",
+             gate --kubernetes-events={}; rollout created in {:.1} s; RSS after the rollout: webhook {:.1} MiB, gate {:.1} MiB; gate Lease requests during the rollout: {}\n",
             r.sizes.pods,
             r.created.as_secs_f64(),
             r.filled.as_secs_f64(),
             r.webhook.own_lists,
             r.gate.own_lists,
+            kubernetes_events(),
             ro.applied.as_secs_f64(),
             ro.webhook_rss_kib as f64 / 1024.0,
             ro.gate_rss_kib as f64 / 1024.0,
