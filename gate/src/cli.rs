@@ -62,8 +62,8 @@ pub struct LifecycleArgs {
     #[arg(long, env = "RETAINED_VERSIONS", default_value_t = lifecycle::retention::DEFAULT_RETAINED)]
     pub retained_versions: usize,
     /// Which Kubernetes Events to create: `all` (Keptn's), or `warnings` only, which leaves out
-    /// the `Normal` phase events (about half of the gate's writes in a rollout). CloudEvents are
-    /// sent for every event either way.
+    /// the `Normal` ones (about half of the gate's writes in a rollout). CloudEvents are sent for
+    /// every event either way.
     #[arg(long, env = "KUBERNETES_EVENTS", value_enum, default_value_t = EventLevel::All)]
     pub kubernetes_events: EventLevel,
 }

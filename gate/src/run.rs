@@ -36,6 +36,7 @@ async fn serve(cli: Cli, traces: Arc<Traces>) -> anyhow::Result<()> {
         lease_namespace = %cli.election.lease_namespace,
         keptn_namespace = %cli.lifecycle.keptn_namespace,
         promotion_tasks_enabled = cli.lifecycle.promotion_tasks_enabled,
+        kubernetes_events = ?cli.lifecycle.kubernetes_events,
         "starting"
     );
     let client = cli.client.client().await?;

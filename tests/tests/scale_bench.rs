@@ -1215,6 +1215,8 @@ struct Row {
     rollout: Rollout,
     /// Reviews, p50 and p99 bucket of the webhook's pod and workload admissions.
     admissions: Vec<(&'static str, (f64, String, String))>,
+    /// The gate's `portcullis_gate_kubernetes_events_dropped_total` after the rollout.
+    events_dropped: f64,
     baseline: Baseline,
 }
 
@@ -1344,6 +1346,19 @@ async fn run(pods: usize, workloads: usize) -> Row {
         .text()
         .await
         .expect("webhook metrics body");
+    let gate_metrics = http
+        .get(format!("http://127.0.0.1:{admin_port}/metrics"))
+        .send()
+        .await
+        .expect("gate metrics")
+        .text()
+        .await
+        .expect("gate metrics body");
+    let events_dropped = gate_metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("portcullis_gate_kubernetes_events_dropped_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("portcullis_gate_kubernetes_events_dropped_total");
     let admissions = ["/mutate-v1-pod", "/mutate-workloads"]
         .into_iter()
         .map(|path| (path, admission_quantiles(&metrics, path)))
@@ -1372,6 +1387,7 @@ async fn run(pods: usize, workloads: usize) -> Row {
         gate,
         rollout,
         admissions,
+        events_dropped,
         baseline,
     }
 }
@@ -1388,10 +1404,14 @@ fn report(rows: &[Row]) -> String {
         let ro = &r.rollout;
         let per_pod = |n: usize| n as f64 / ro.pods as f64;
         out.push_str(&format!(
-            "| {} / {} / {} | {:.2} s | {:.1} MiB | {:.1} MiB, {:.0} objects | {:.2} s | {:.1} MiB | {:.1} MiB, {:.0} objects | {} × {} pods | {:.1} s | {:.1} s | {:.2} | {:.2} ({:.2} Events) | {:.0} / {:.0} ms | {:.0} / {:.0} ms | {:.1} / {:.1} s |\n",
+            "| {} / {} / {}{} | {:.2} s | {:.1} MiB | {:.1} MiB, {:.0} objects | {:.2} s | {:.1} MiB | {:.1} MiB, {:.0} objects | {} × {} pods | {:.1} s | {:.1} s | {:.2} | {:.2} ({:.2} Events) | {:.0} / {:.0} ms | {:.0} / {:.0} ms | {:.1} / {:.1} s |\n",
             r.sizes.pods,
             r.sizes.replica_sets,
             r.sizes.deployments,
+            match kubernetes_events().as_str() {
+                "all" => String::new(),
+                other => format!(", gate --kubernetes-events={other}"),
+            },
             r.webhook.ready.as_secs_f64(),
             r.webhook.rss_kib as f64 / 1024.0,
             mib(r.webhook.listed.bytes),
@@ -1430,13 +1450,14 @@ fn report(rows: &[Row]) -> String {
         let ro = &r.rollout;
         out.push_str(&format!(
             "\n{} pods: filler created in {:.1} s, all Running after {:.1} s; webhook {} LISTs, gate {} LISTs at start; \
-             gate --kubernetes-events={}; rollout created in {:.1} s; RSS after the rollout: webhook {:.1} MiB, gate {:.1} MiB; gate Lease requests during the rollout: {}\n",
+             gate --kubernetes-events={}, Events dropped: {}; rollout created in {:.1} s; RSS after the rollout: webhook {:.1} MiB, gate {:.1} MiB; gate Lease requests during the rollout: {}\n",
             r.sizes.pods,
             r.created.as_secs_f64(),
             r.filled.as_secs_f64(),
             r.webhook.own_lists,
             r.gate.own_lists,
             kubernetes_events(),
+            r.events_dropped,
             ro.applied.as_secs_f64(),
             ro.webhook_rss_kib as f64 / 1024.0,
             ro.gate_rss_kib as f64 / 1024.0,

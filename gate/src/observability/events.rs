@@ -2,14 +2,14 @@
 //! (B §7.2): one publisher per reporting controller, as Keptn names them (B §0.4).
 //!
 //! All publishers hand their Events to one [`EventSink`]: a bounded queue drained by a few
-//! concurrent creates, so a burst of Events (a thousand workloads rolling out at once) never
-//! floods the API server the status writes and releases go through, nor grows the gate's
-//! memory without bound. A full queue drops the new Event, counted in
-//! `portcullis_gate_events_dropped_total` (docs/decisions.md, "Kubernetes Events").
+//! concurrent creates, which bounds what a burst of Events (a thousand workloads rolling out at
+//! once) adds to the API server the status writes and releases go through, and the gate's
+//! memory. A full queue drops the new Event, counted in
+//! `portcullis_gate_kubernetes_events_dropped_total` (docs/decisions.md, "Kubernetes Events").
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
+use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event;
@@ -18,7 +18,8 @@ use kube::{Api, Client};
 use lifecycle::events::Note;
 use lifecycle::execution::CheckEvent;
 use prometheus_client::metrics::counter::Counter;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 
 use super::cloudevents::CloudEventSender;
 use operator::api::timed;
@@ -35,8 +36,8 @@ pub enum EventLevel {
     /// Every event Keptn emits (B §7.1).
     #[default]
     All,
-    /// Only `Warning` events: about half of the gate's writes in a rollout are `Normal` phase
-    /// events (`…Started`, `…Finished`).
+    /// Only `Warning` events: the `Normal` ones (phase `…Started` and `…Finished`, task and
+    /// evaluation `…StatusChanged`) are about half of the gate's writes in a rollout.
     Warnings,
 }
 
@@ -56,8 +57,12 @@ pub struct EventSink {
 }
 
 impl EventSink {
-    /// Starts the sender in the background (it ends when the last clone is dropped); Events
-    /// dropped on a full queue are counted in `dropped`.
+    /// Starts the sender in the background; Events dropped on a full queue are counted in
+    /// `dropped`. Events still queued when the process exits are lost, as with Keptn's
+    /// recorder.
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime.
     pub fn start(client: &Client, level: EventLevel, dropped: Counter) -> Self {
         let (queue, events) = mpsc::channel(QUEUE);
         tokio::spawn(drain(client.clone(), events));
@@ -69,39 +74,42 @@ impl EventSink {
     }
 
     fn push(&self, event: Event) {
-        if let Err(error) = self.queue.try_send(event) {
-            let event = match &error {
-                mpsc::error::TrySendError::Full(e) | mpsc::error::TrySendError::Closed(e) => e,
-            };
-            self.dropped.inc();
+        let (event, why) = match self.queue.try_send(event) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(e)) => (e, "the queue is full"),
+            Err(mpsc::error::TrySendError::Closed(e)) => (e, "the sender has stopped"),
+        };
+        self.dropped.inc();
+        // One line for the first drop of a burst and one per thousand after it: the counter
+        // has the exact figure.
+        let total = self.dropped.get();
+        if total == 1 || total.is_multiple_of(1000) {
             tracing::warn!(
                 reason = event.reason.as_deref().unwrap_or_default(),
                 namespace = event.metadata.namespace.as_deref().unwrap_or_default(),
-                "event dropped: the queue is full"
+                dropped_total = total,
+                "event dropped: {why}"
             );
         }
     }
 }
 
 /// Creates the queued Events, at most [`SENDERS`] at a time; failures are only logged.
-async fn drain(client: Client, mut events: mpsc::Receiver<Event>) {
-    let senders = Arc::new(Semaphore::new(SENDERS));
-    while let Some(event) = events.recv().await {
-        let Ok(permit) = senders.clone().acquire_owned().await else {
-            return;
-        };
-        let api: Api<Event> = match &event.metadata.namespace {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::default_namespaced(client.clone()),
-        };
-        tokio::spawn(async move {
-            let _permit = permit;
-            let reason = event.reason.clone().unwrap_or_default();
-            if let Err(error) = timed(api.create(&PostParams::default(), &event)).await {
-                tracing::warn!(%reason, %error, "could not publish event");
+async fn drain(client: Client, events: mpsc::Receiver<Event>) {
+    ReceiverStream::new(events)
+        .for_each_concurrent(SENDERS, |event| {
+            let api: Api<Event> = match &event.metadata.namespace {
+                Some(ns) => Api::namespaced(client.clone(), ns),
+                None => Api::default_namespaced(client.clone()),
+            };
+            async move {
+                if let Err(error) = timed(api.create(&PostParams::default(), &event)).await {
+                    let reason = event.reason.as_deref().unwrap_or_default();
+                    tracing::warn!(%reason, %error, "could not publish event");
+                }
             }
-        });
-    }
+        })
+        .await;
 }
 
 /// Publishes events.k8s.io/v1 Events for one reporting controller, with B §7.1's annotations
@@ -222,7 +230,41 @@ impl Recorders {
 
 #[cfg(test)]
 mod tests {
-    use super::EventLevel;
+    use super::*;
+
+    fn event(reason: &str) -> Event {
+        Event {
+            reason: Some(reason.to_owned()),
+            ..Event::default()
+        }
+    }
+
+    /// A sink whose queue nobody drains: what a stalled API server looks like to it.
+    #[test]
+    fn a_full_queue_drops_and_counts() {
+        let (queue, mut waiting) = mpsc::channel(2);
+        let dropped = Counter::default();
+        let sink = EventSink {
+            queue,
+            level: EventLevel::All,
+            dropped: dropped.clone(),
+        };
+        for reason in ["A", "B", "C", "D"] {
+            sink.push(event(reason));
+        }
+        assert_eq!(dropped.get(), 2);
+        assert_eq!(
+            waiting.try_recv().ok().and_then(|e| e.reason),
+            Some("A".into())
+        );
+        assert_eq!(
+            waiting.try_recv().ok().and_then(|e| e.reason),
+            Some("B".into())
+        );
+        drop(waiting);
+        sink.push(event("E"));
+        assert_eq!(dropped.get(), 3, "a stopped sender drops too");
+    }
 
     #[test]
     fn warnings_only_skips_normal_events() {

@@ -54,7 +54,7 @@ pub struct Metrics {
     pub hold_duration: Histogram,
     /// CloudEvents not delivered (B §7.2 failures are otherwise only logged).
     pub cloud_events_failures: Counter,
-    /// Kubernetes Events dropped because the gate's event queue was full.
+    /// Kubernetes Events dropped because the gate's queue of Events was full.
     pub events_dropped: Counter,
     /// Keptn's task and evaluation metrics (B §7.3), unprefixed (A21).
     pub checks: super::checks::CheckMetrics,
@@ -142,7 +142,7 @@ impl Metrics {
             cloud_events_failures.clone(),
         );
         registry.register(
-            "gate_events_dropped",
+            "gate_kubernetes_events_dropped",
             "Kubernetes Events dropped because the queue of Events to create was full",
             events_dropped.clone(),
         );
@@ -327,5 +327,20 @@ mod tests {
             "{text}"
         );
         assert!(!m.encode_keptn().contains("cloudevents"));
+    }
+
+    #[test]
+    fn dropped_kubernetes_events_are_ours_not_keptns() {
+        let m = Metrics::new();
+        assert!(
+            m.encode()
+                .contains("\nportcullis_gate_kubernetes_events_dropped_total 0\n")
+        );
+        m.events_dropped.inc();
+        assert!(
+            m.encode()
+                .contains("\nportcullis_gate_kubernetes_events_dropped_total 1\n")
+        );
+        assert!(!m.encode_keptn().contains("events_dropped"));
     }
 }

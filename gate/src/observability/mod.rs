@@ -33,6 +33,9 @@ impl Observability {
     /// Events reported from `instance` (Kubernetes Events of `level`), each also sent as a
     /// CloudEvent to the KeptnConfig's `cloudEventsEndpoint` (read per event from `config`);
     /// undelivered ones are counted.
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime (the Events are sent by a background task).
     pub fn new(
         client: &Client,
         instance: &str,

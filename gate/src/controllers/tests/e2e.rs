@@ -75,14 +75,11 @@ impl Controllers {
             retained_versions: lifecycle::retention::DEFAULT_RETAINED,
             images: RunnerImages::default(),
         };
+        let sink = EventSink::start(client, EventLevel::All, metrics.events_dropped.clone());
         let observability = Observability {
             metrics,
             traces: Arc::new(Traces::new(None)),
-            recorders: Recorders::new(
-                &EventSink::start(client, EventLevel::All, Default::default()),
-                "test",
-                None,
-            ),
+            recorders: Recorders::new(&sink, "test", None),
         };
         let config = Arc::new(std::sync::RwLock::new(RuntimeConfig::default()));
         let (config_changed, _) = tokio::sync::watch::channel(());
