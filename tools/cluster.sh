@@ -38,8 +38,10 @@ up)
   # The components kwokctl starts inherit the descriptor: unlock explicitly, also on failure.
   trap 'flock -u 8 2>/dev/null || true' EXIT
   # Opt-in (the scale benchmark, tests/tests/scale_bench.rs): how many pod and node stages kwok
-  # plays at once (kwok's default, 4, ran ~50 pods a second here: too few to start 100,000). The
-  # file replaces kwok's defaults of the other options, so they are repeated (the pod CIDR larger).
+  # plays at once (kwok's default, 4, ran ~50 pods a second here), and pods labelled
+  # kwok.portcullis.dev/status=external left to their creator (the benchmark writes its filler
+  # pods' status itself). The file replaces kwok's defaults of the other options, so they are
+  # repeated (the pod CIDR larger).
   extra=()
   if [[ -n "${PORTCULLIS_KWOK_PARALLELISM:-}" ]]; then
     printf '%s\n' "apiVersion: config.kwok.x-k8s.io/v1alpha1" "kind: KwokConfiguration" "options:" \
@@ -47,7 +49,8 @@ up)
       "  nodePlayStageParallelism: $PORTCULLIS_KWOK_PARALLELISM" \
       "  nodeLeaseParallelism: 4" "  podsOnNodeSyncParallelism: 1" "  cidr: 10.0.0.0/12" \
       "  enableDebuggingHandlers: true" "  enableProfilingHandler: true" \
-      "  enablePodsOnNodeSyncListPager: true" >"$dir/kwok-parallelism.yaml"
+      "  enablePodsOnNodeSyncListPager: true" \
+      "  disregardStatusWithLabelSelector: kwok.portcullis.dev/status=external" >"$dir/kwok-parallelism.yaml"
     extra+=(--config "$dir/kwok-parallelism.yaml")
   fi
   kwokctl create cluster --name "$name" --runtime binary \

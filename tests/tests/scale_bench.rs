@@ -7,9 +7,12 @@
 //! 1. **Filler.** N unrelated pods, 0.3·N ReplicaSets and 0.1·N Deployments in `fill-*`
 //!    namespaces (one per 1,000 pods, 10 to 100), created 48 at a time by the admin. The pods are
 //!    bare objects bound (`spec.nodeName`) to tainted kwok nodes of their own (`filler-*`, 4,000
-//!    pods each, within the nodes' 5,000-pod capacity), so the scheduler is not in the way, and
-//!    kwok runs them: the benchmark waits until every one is `Running` (podIP, conditions,
-//!    container statuses: the size of a real running pod). The ReplicaSets have `replicas: 0`,
+//!    pods each, within the nodes' 5,000-pod capacity), so the scheduler is not in the way. The
+//!    benchmark writes each one's `Running` status (podIP, conditions, container statuses: the
+//!    size of a real running pod) right after creating it, and kwok, which keeps the nodes alive,
+//!    leaves them alone: played by kwok, 100,000 pods took 40 minutes, and kwok was still
+//!    replaying stale updates of them when the rollout began, so no task's Job pod started.
+//!    It then waits until every one is `Running`. The ReplicaSets have `replicas: 0`,
 //!    the Deployments `replicas: 0` and `paused: true` (so the deployment controller creates no
 //!    ReplicaSet for them); both carry a full pod template.
 //! 2. **Start.** the static install's (`deploy/portcullis.yaml`) RBAC, then the release webhook alone, then the release gate
@@ -64,7 +67,7 @@ use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
-use kube::api::{ListParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, DynamicObject};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -80,6 +83,9 @@ const WEBHOOK_SA: &str = "portcullis-webhook";
 const GATE_SA: &str = "portcullis-gate";
 /// Marks the filler objects and nodes.
 const FILLER: &str = "bench.portcullis.dev/filler";
+/// A pod label kwok is told to leave alone (`tools/cluster.sh`, with
+/// `PORTCULLIS_KWOK_PARALLELISM`): the benchmark writes the filler pods' status itself.
+const KWOK_STATUS: &str = "kwok.portcullis.dev/status";
 /// Marks the rollout's pods.
 const ROLE: &str = "bench.portcullis.dev/role";
 /// Filler creations in flight at once.
@@ -297,13 +303,62 @@ async fn create_filler(c: &Client, s: &Sizes, which: Filler) {
             pod["kind"] = json!("Pod");
             pod["metadata"]["name"] = json!(format!("{app}-5d8f7b9c4-{i}"));
             pod["metadata"]["labels"]["pod-template-hash"] = json!("5d8f7b9c4");
-            pod["spec"]["nodeName"] = json!(format!("filler-{}", i % s.nodes));
-            create(&Api::<Pod>::namespaced(c.clone(), &ns(i)), pod).await;
+            pod["metadata"]["labels"][KWOK_STATUS] = json!("external");
+            let node = i % s.nodes;
+            pod["spec"]["nodeName"] = json!(format!("filler-{node}"));
+            let name = pod["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let api = Api::<Pod>::namespaced(c.clone(), &ns(i));
+            create(&api, pod).await;
+            set_running(&api, &name, i, node).await;
         }
     }
 }
 
-/// Creates the filler and waits until kwok runs every filler pod; returns (created in, all
+/// Writes the status kwok's `pod-running` stage would (`tools/kwok-stages.yaml`): Running and
+/// Ready, IPs, one running container. kwok leaves filler pods alone (`KWOK_STATUS`): it plays
+/// about 70 pods a second here, and after 100,000 filler pods it was still replaying stale
+/// updates of them when the rollout began, which left every task's Job pod Pending.
+async fn set_running(api: &Api<Pod>, name: &str, i: usize, node: usize) {
+    let now = jiff::Timestamp::now().to_string();
+    // 10.64.0.0/10, apart from kwok's pod CIDR (10.0.0.0/12).
+    let ip = format!("10.{}.{}.{}", 64 + (i >> 16), (i >> 8) & 255, i & 255);
+    let host = format!("10.250.{}.{}", node >> 8, node & 255);
+    let app = name.rsplitn(3, '-').nth(2).unwrap_or(name);
+    let conditions: Vec<Value> = ["PodScheduled", "Initialized", "ContainersReady", "Ready"]
+        .map(|t| json!({"type": t, "status": "True", "lastTransitionTime": now}))
+        .into();
+    let status = json!({"status": {
+        "phase": "Running",
+        "conditions": conditions,
+        "hostIP": host, "hostIPs": [{"ip": host}],
+        "podIP": ip, "podIPs": [{"ip": ip}],
+        "startTime": now,
+        "containerStatuses": [{"name": "app", "image": format!("registry.example.com/{app}:1.4.2"),
+            "imageID": "", "ready": true, "restartCount": 0, "started": true,
+            "state": {"running": {"startedAt": now}}}]
+    }});
+    let mut attempt = 0;
+    loop {
+        match api
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+        {
+            Ok(_) => return,
+            Err(e) if attempt < 8 => {
+                attempt += 1;
+                eprintln!("status of {name} (attempt {attempt}): {e}");
+                tokio::time::sleep(Duration::from_millis(250 * attempt)).await;
+            }
+            Err(e) => panic!("status of {name}: {e}"),
+        }
+    }
+}
+
+/// Creates the filler (filler pods with their `Running` status) and waits until every filler
+/// pod reads `Running`; returns (created in, all
 /// Running after), both from the start.
 async fn fill(c: &Client, s: &Sizes) -> (Duration, Duration) {
     let started = Instant::now();
@@ -388,7 +443,7 @@ async fn fill(c: &Client, s: &Sizes) -> (Duration, Duration) {
     progress.abort();
     let created = started.elapsed();
     eprintln!(
-        "  filler: {total} objects created in {:.1} s ({:.0}/s); waiting for kwok to run the pods",
+        "  filler: {total} objects created in {:.1} s ({:.0}/s); checking that every pod is Running",
         created.as_secs_f64(),
         total as f64 / created.as_secs_f64().max(1e-9)
     );
@@ -410,7 +465,7 @@ async fn fill(c: &Client, s: &Sizes) -> (Duration, Duration) {
         }
         assert!(
             Instant::now() < deadline,
-            "timed out after {:.0} s waiting for kwok to run the {} filler pods",
+            "timed out after {:.0} s waiting for the {} filler pods to be Running",
             timeout.as_secs_f64(),
             s.pods
         );
@@ -699,6 +754,15 @@ struct Seen {
     version_of: HashMap<String, String>,
     completed: HashMap<String, Instant>,
     failed: BTreeMap<String, String>,
+    /// Workload version first seen.
+    version_seen: HashMap<String, Instant>,
+    /// Workload version -> its pre-deployment KeptnTask first seen.
+    task_seen: HashMap<String, Instant>,
+    /// KeptnTask (`ns/name`) -> its workload version.
+    task_version: HashMap<String, String>,
+    /// Workload version -> its task's Job first seen, and first seen Complete.
+    job_seen: HashMap<String, Instant>,
+    job_complete: HashMap<String, Instant>,
 }
 
 fn key<K: ResourceExt>(o: &K) -> String {
@@ -759,6 +823,8 @@ struct Rollout {
     from_task: (Duration, Duration),
     from_created: (Duration, Duration),
     breakdown: Vec<String>,
+    /// Per-stage latency of a workload ([`stages`]).
+    stages: Vec<String>,
     webhook_rss_kib: u64,
     gate_rss_kib: u64,
 }
@@ -834,14 +900,39 @@ async fn rollout(cluster: &Cluster, c: &Client, workloads: usize, pids: (u32, u3
                 .owner_references()
                 .iter()
                 .find(|o| o.kind == "KeptnWorkloadVersion")
-                && succeeded
             {
                 let kwv = format!("{}/{}", t.namespace().unwrap_or_default(), o.name);
-                s.task_done.entry(kwv).or_insert(now);
+                s.task_seen.entry(kwv.clone()).or_insert(now);
+                s.task_version.insert(key(t), kwv.clone());
+                if succeeded {
+                    s.task_done.entry(kwv).or_insert(now);
+                }
+            }
+        }),
+        watch::<Job, _>(c, None, ready.clone(), seen.clone(), |j, s, now| {
+            let Some(task) = j.owner_references().iter().find(|o| o.kind == "KeptnTask") else {
+                return;
+            };
+            let task = format!("{}/{}", j.namespace().unwrap_or_default(), task.name);
+            let Some(kwv) = s.task_version.get(&task).cloned() else {
+                return;
+            };
+            s.job_seen.entry(kwv.clone()).or_insert(now);
+            let complete = j
+                .status
+                .as_ref()
+                .and_then(|st| st.conditions.as_ref())
+                .is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c.type_ == "Complete" && c.status == "True")
+                });
+            if complete {
+                s.job_complete.entry(kwv).or_insert(now);
             }
         }),
         watch::<KeptnWorkloadVersion, _>(c, None, ready.clone(), seen.clone(), |w, s, now| {
             let k = key(w);
+            s.version_seen.entry(k.clone()).or_insert(now);
             s.version_of
                 .insert(w.spec.workload.resource_reference.uid.clone(), k.clone());
             if let Some(st) = &w.status {
@@ -860,7 +951,7 @@ async fn rollout(cluster: &Cluster, c: &Client, workloads: usize, pids: (u32, u3
         Duration::from_secs(60),
         || {
             let r = r.clone();
-            async move { (r.load(Ordering::SeqCst) >= 3).then_some(()) }
+            async move { (r.load(Ordering::SeqCst) >= 4).then_some(()) }
         },
     )
     .await;
@@ -948,6 +1039,7 @@ async fn rollout(cluster: &Cluster, c: &Client, workloads: usize, pids: (u32, u3
     }
     from_task.sort();
     from_created.sort();
+    let stages = stages(&s);
 
     // The webhook's and the gate's requests received during the rollout.
     let mut by: BTreeMap<(String, String), usize> = BTreeMap::new();
@@ -1003,9 +1095,74 @@ async fn rollout(cluster: &Cluster, c: &Client, workloads: usize, pids: (u32, u3
             percentile(&from_created, 0.99),
         ),
         breakdown,
+        stages,
         webhook_rss_kib,
         gate_rss_kib,
     }
+}
+
+/// Where a workload's time goes, stage by stage: p50 / p99 over the workload versions of the
+/// time from one event (as this test's watches saw it) to the next. A workload's pods count
+/// from its first pod created, released and Running to its last.
+fn stages(s: &Seen) -> Vec<String> {
+    let mut pods_of: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (pod, rs) in &s.owner {
+        if let Some(kwv) = s.version_of.get(rs) {
+            pods_of.entry(kwv.as_str()).or_default().push(pod.as_str());
+        }
+    }
+    let first = |m: &HashMap<String, Instant>, pods: &[&str]| {
+        pods.iter().filter_map(|p| m.get(*p)).min().copied()
+    };
+    let last = |m: &HashMap<String, Instant>, pods: &[&str]| {
+        let all: Vec<Instant> = pods.iter().filter_map(|p| m.get(*p)).copied().collect();
+        (all.len() == pods.len())
+            .then(|| all.into_iter().max())
+            .flatten()
+    };
+    type Stage = (&'static str, Vec<Duration>);
+    let mut out: Vec<Stage> = [
+        "first pod created → workload version",
+        "workload version → task",
+        "task → Job",
+        "Job → Job Complete",
+        "Job Complete → task Succeeded",
+        "task Succeeded → last pod released",
+        "last pod released → last pod Running",
+        "last pod Running → workload version Completed",
+    ]
+    .into_iter()
+    .map(|name| (name, Vec::new()))
+    .collect();
+    for (kwv, pods) in &pods_of {
+        let at = [
+            first(&s.created, pods),
+            s.version_seen.get(*kwv).copied(),
+            s.task_seen.get(*kwv).copied(),
+            s.job_seen.get(*kwv).copied(),
+            s.job_complete.get(*kwv).copied(),
+            s.task_done.get(*kwv).copied(),
+            last(&s.released, pods),
+            last(&s.running, pods),
+            s.completed.get(*kwv).copied(),
+        ];
+        for (i, pair) in at.windows(2).enumerate() {
+            if let [Some(a), Some(b)] = pair {
+                out[i].1.push(b.saturating_duration_since(*a));
+            }
+        }
+    }
+    out.into_iter()
+        .map(|(name, mut d)| {
+            d.sort();
+            format!(
+                "{name}: p50 {:.0} ms, p99 {:.0} ms ({} workloads)",
+                ms(percentile(&d, 0.5)),
+                ms(percentile(&d, 0.99)),
+                d.len()
+            )
+        })
+        .collect()
 }
 
 /// Fails once `timeout` has passed since `t0`; otherwise prints `status` every 30 s.
@@ -1217,6 +1374,8 @@ struct Row {
     admissions: Vec<(&'static str, (f64, String, String))>,
     /// The gate's `portcullis_gate_kubernetes_events_dropped_total` after the rollout.
     events_dropped: f64,
+    /// The gate's failed reconciles by controller and error (`portcullis_gate_reconcile_failures_total`).
+    failures: Vec<String>,
     baseline: Baseline,
 }
 
@@ -1359,6 +1518,13 @@ async fn run(pods: usize, workloads: usize) -> Row {
         .find_map(|l| l.strip_prefix("portcullis_gate_kubernetes_events_dropped_total "))
         .and_then(|v| v.trim().parse().ok())
         .expect("portcullis_gate_kubernetes_events_dropped_total");
+    let failures = gate_metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("portcullis_gate_reconcile_failures_total{"))
+        .filter_map(|l| l.split_once("} "))
+        .filter(|(_, n)| n.trim() != "0")
+        .map(|(labels, n)| format!("{} {}", labels.replace('"', ""), n.trim()))
+        .collect();
     let admissions = ["/mutate-v1-pod", "/mutate-workloads"]
         .into_iter()
         .map(|path| (path, admission_quantiles(&metrics, path)))
@@ -1388,6 +1554,7 @@ async fn run(pods: usize, workloads: usize) -> Row {
         rollout,
         admissions,
         events_dropped,
+        failures,
         baseline,
     }
 }
@@ -1468,8 +1635,17 @@ fn report(rows: &[Row]) -> String {
                 "- webhook admission time during the rollout, {path}: {reviews:.0} reviews, p50 {p50}, p99 {p99}\n"
             ));
         }
+        for line in &ro.stages {
+            out.push_str(&format!("- a workload's stages, {line}\n"));
+        }
         for line in &ro.breakdown {
             out.push_str(&format!("- requests during the rollout, {line}\n"));
+        }
+        if !r.failures.is_empty() {
+            out.push_str(&format!(
+                "- gate reconciles failed (retried): {}\n",
+                r.failures.join(", ")
+            ));
         }
         for note in [r.webhook.note("webhook"), r.gate.note("gate")]
             .into_iter()

@@ -26,6 +26,10 @@ const SYNC_WAIT: Duration = Duration::from_secs(10);
 /// One namespace's cache and the task that keeps it.
 struct Scope<K: Resource<DynamicType = ()> + 'static> {
     store: Store<K>,
+    /// True once the store has listed. Reconciles wait on this, not on
+    /// `Store::wait_until_ready`: kube-runtime's readiness wakes only the last of several
+    /// concurrent waiters, so the others slept until [`SYNC_WAIT`] ran out.
+    listed: tokio::sync::watch::Receiver<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -82,15 +86,14 @@ where
     /// The synced cache of `namespace`, its watch started if this is the first use; `None` while
     /// its first LIST has not finished within [`SYNC_WAIT`].
     pub async fn store(&self, namespace: &str) -> Option<Store<K>> {
-        let store = {
+        let (store, mut listed) = {
             let mut scopes = self.scopes.lock().ok()?;
-            scopes
+            let scope = scopes
                 .entry(namespace.to_owned())
-                .or_insert_with(|| self.start(namespace))
-                .store
-                .clone()
+                .or_insert_with(|| self.start(namespace));
+            (scope.store.clone(), scope.listed.clone())
         };
-        tokio::time::timeout(SYNC_WAIT, store.wait_until_ready())
+        tokio::time::timeout(SYNC_WAIT, listed.wait_for(|l| *l))
             .await
             .ok()?
             .ok()?;
@@ -136,6 +139,16 @@ where
         let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
         let triggers = self.triggers.clone();
         let modify = self.modify;
+        let (listed_tx, listed) = tokio::sync::watch::channel(false);
+        let announce = {
+            // The one waiter on the store's own readiness.
+            let store = store.clone();
+            async move {
+                if store.wait_until_ready().await.is_ok() {
+                    let _ = listed_tx.send(true);
+                }
+            }
+        };
         let task = tokio::spawn(async move {
             let forward = async move {
                 if let Some(s) = subscription {
@@ -156,8 +169,12 @@ where
                         tracing::warn!(error = %e, "watch error");
                     }
                 });
-            futures::future::join(forward, watch).await;
+            futures::future::join3(forward, watch, announce).await;
         });
-        Scope { store, task }
+        Scope {
+            store,
+            listed,
+            task,
+        }
     }
 }

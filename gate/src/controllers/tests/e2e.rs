@@ -506,3 +506,32 @@ async fn e2e_evaluations_compare_metrics_and_give_up_after_retries() {
     controllers.stop().await;
     drop(cluster);
 }
+
+/// Several reconciles that first need a namespace's Job cache at the same moment all get it as
+/// soon as it has listed; none waits out the sync deadline (kube-runtime's own readiness wakes
+/// only the last of several concurrent waiters; the others got the store 10 s late).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_concurrent_first_readers_of_a_scoped_cache_all_get_it() {
+    let (_cluster, client) = start_cluster().await;
+    let (cache, _triggers) =
+        crate::controllers::scoped::ScopedCache::<Job>::new(client.clone(), |_| {});
+    let mut readers: futures::stream::FuturesUnordered<_> = (0..4)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.store(NS).await.is_some() })
+        })
+        .collect();
+    let first = futures::StreamExt::next(&mut readers)
+        .await
+        .expect("a reader")
+        .expect("reader");
+    assert!(first, "the first reader got no store");
+    // The store has listed: the others are woken now, not when their sync deadline runs out.
+    let rest = tokio::time::timeout(
+        Duration::from_secs(5),
+        futures::StreamExt::collect::<Vec<_>>(readers),
+    )
+    .await
+    .expect("the other readers got the store within 5 s of the first");
+    assert!(rest.into_iter().all(|r| r.expect("reader")));
+}
