@@ -110,6 +110,23 @@ async fn complete_single_service(c: &kube::Client, ns: &str, name: &str) {
     .await;
 }
 
+/// Creates the KeptnTask `orphan-task` of `app`'s workload at `version`, whose definition does
+/// not exist: the task controller reports it with a Warning (`CreateTaskNotFound`).
+async fn orphan_task(c: &kube::Client, ns: &str, app: &str, version: &str) {
+    let task: KeptnTask = serde_json::from_value(json!({
+        "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnTask",
+        "metadata": {"name": "orphan-task"},
+        "spec": {"taskDefinition": "no-such-definition", "checkType": "pre",
+                 "context": {"appName": app, "appVersion": "0.4", "workloadName": format!("{app}-{app}"),
+                             "workloadVersion": version, "objectType": "Workload", "taskType": "pre"}}
+    }))
+    .expect("task");
+    Api::<KeptnTask>::namespaced(c.clone(), ns)
+        .create(&PostParams::default(), &task)
+        .await
+        .expect("task created");
+}
+
 /// Checks one received CloudEvent against B §7.2 and the Kubernetes Event it mirrors.
 fn assert_mirrors(r: &Received, k8s: &Event, kind: &str, name: &str, ns: &str, version: &str) {
     assert_eq!(r.path, "/events");
@@ -185,18 +202,7 @@ async fn lifecycle_events_are_sent_as_cloudevents_while_configured() {
         assert_mirrors(&received, &k8s, kind, name, ns, "0.4");
     }
     // The task controller's events go the same way: a KeptnTask whose definition is missing.
-    let task: KeptnTask = serde_json::from_value(json!({
-        "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnTask",
-        "metadata": {"name": "orphan-task"},
-        "spec": {"taskDefinition": "no-such-definition", "checkType": "pre",
-                 "context": {"appName": "waiter", "appVersion": "0.4", "workloadName": "waiter-waiter",
-                             "workloadVersion": "0.5", "objectType": "Workload", "taskType": "pre"}}
-    }))
-    .expect("task");
-    Api::<KeptnTask>::namespaced(c.clone(), ns)
-        .create(&PostParams::default(), &task)
-        .await
-        .expect("task created");
+    orphan_task(&c, ns, "waiter", "0.5").await;
     let received = wait_for("CloudEvent Create Task.NotFound", WAIT, || {
         let found = log
             .lock()
@@ -311,18 +317,7 @@ async fn warnings_only_leaves_normal_events_to_cloudevents() {
     assert_eq!(normal.body["type"], "Normal");
 
     // A Warning, published after every event of the completed lifecycle.
-    let task: KeptnTask = serde_json::from_value(json!({
-        "apiVersion": "lifecycle.keptn.sh/v1", "kind": "KeptnTask",
-        "metadata": {"name": "orphan-task"},
-        "spec": {"taskDefinition": "no-such-definition", "checkType": "pre",
-                 "context": {"appName": "calm", "appVersion": "0.4", "workloadName": "calm-calm",
-                             "workloadVersion": "0.4", "objectType": "Workload", "taskType": "pre"}}
-    }))
-    .expect("task");
-    Api::<KeptnTask>::namespaced(c.clone(), ns)
-        .create(&PostParams::default(), &task)
-        .await
-        .expect("task created");
+    orphan_task(&c, ns, "calm", "0.4").await;
     let warning = k8s_event(&c, ns, "CreateTaskNotFound", "orphan-task").await;
     assert_eq!(warning.type_.as_deref(), Some("Warning"));
     let received = wait_for_cloud_event(&log, "Create Task.NotFound", "orphan-task").await;

@@ -35,7 +35,11 @@
 //!    log, by user, requests received during the rollout; the gate's Lease renewals are counted
 //!    apart); and the gate's release latency, p50/p99 over all pods, twice: from the pod's
 //!    KeptnTask first seen `Succeeded` to the pod first seen without the scheduling gate, and from
-//!    the pod first seen (created) to the same. "Seen" is this test's own watches.
+//!    the pod first seen (created) to the same. "Seen" is this test's own watches. Where a
+//!    workload's time goes: p50/p99 over the workloads of each stage (first pod created →
+//!    workload version → task → Job → Job Complete → task Succeeded → last pod released → last
+//!    pod Running → workload version Completed), and the gate's failed (retried) reconciles and
+//!    dropped Events, from its `/metrics`.
 //!
 //! 4. **Without Portcullis.** The webhook and the gate stopped and unregistered, the same number
 //!    of Deployments of 2 replicas and, per workload, a Job like its task's (kwok completes its
