@@ -172,26 +172,57 @@ async fn settled_rss_kib(pid: u32, timeout: Duration) -> (u64, bool) {
     }
 }
 
-/// Creates `value` as a `K`; a transient failure (the API server or etcd overloaded) is retried,
-/// and an AlreadyExists after a retry means the earlier attempt got through.
+/// Runs `op` (given the attempt number, from 0) until it succeeds, retrying a transient failure
+/// (the API server or etcd overloaded) up to 8 times with a growing pause; panics after that.
+async fn retried<F, Fut>(what: &str, mut op: F)
+where
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = Result<(), kube::Error>>,
+{
+    let mut attempt = 0;
+    loop {
+        match op(attempt).await {
+            Ok(()) => return,
+            Err(e) if attempt < 8 => {
+                attempt += 1;
+                eprintln!("{what} (attempt {attempt}): {e}");
+                tokio::time::sleep(Duration::from_millis(250 * attempt)).await;
+            }
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
+}
+
+/// Creates `value` as a `K`, [`retried`]; an AlreadyExists after a retry means the earlier
+/// attempt got through.
 async fn create<K>(api: &Api<K>, value: Value)
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
 {
     let obj: K = serde_json::from_value(value).expect("object");
-    let mut attempt = 0;
-    loop {
-        match api.create(&PostParams::default(), &obj).await {
-            Ok(_) => return,
-            Err(kube::Error::Api(e)) if e.code == 409 && attempt > 0 => return,
-            Err(e) if attempt < 8 => {
-                attempt += 1;
-                eprintln!("creating {} (attempt {attempt}): {e}", obj.name_any());
-                tokio::time::sleep(Duration::from_millis(250 * attempt)).await;
+    let obj = &obj;
+    retried(
+        &format!("creating {}", obj.name_any()),
+        |attempt| async move {
+            match api.create(&PostParams::default(), obj).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(e)) if e.code == 409 && attempt > 0 => Ok(()),
+                Err(e) => Err(e),
             }
-            Err(e) => panic!("creating {}: {e}", obj.name_any()),
-        }
-    }
+        },
+    )
+    .await;
+}
+
+/// Whether a Job has completed.
+fn job_complete(j: &Job) -> bool {
+    j.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == "Complete" && c.status == "True")
+        })
 }
 
 // ---- the filler ----
@@ -344,21 +375,13 @@ async fn set_running(api: &Api<Pod>, name: &str, i: usize, node: usize) {
             "imageID": "", "ready": true, "restartCount": 0, "started": true,
             "state": {"running": {"startedAt": now}}}]
     }});
-    let mut attempt = 0;
-    loop {
-        match api
-            .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+    let status = &status;
+    retried(&format!("status of {name}"), |_| async move {
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
             .await
-        {
-            Ok(_) => return,
-            Err(e) if attempt < 8 => {
-                attempt += 1;
-                eprintln!("status of {name} (attempt {attempt}): {e}");
-                tokio::time::sleep(Duration::from_millis(250 * attempt)).await;
-            }
-            Err(e) => panic!("status of {name}: {e}"),
-        }
-    }
+            .map(|_| ())
+    })
+    .await;
 }
 
 /// Creates the filler (filler pods with their `Running` status) and waits until every filler
@@ -922,15 +945,7 @@ async fn rollout(cluster: &Cluster, c: &Client, workloads: usize, pids: (u32, u3
                 return;
             };
             s.job_seen.entry(kwv.clone()).or_insert(now);
-            let complete = j
-                .status
-                .as_ref()
-                .and_then(|st| st.conditions.as_ref())
-                .is_some_and(|c| {
-                    c.iter()
-                        .any(|c| c.type_ == "Complete" && c.status == "True")
-                });
-            if complete {
+            if job_complete(j) {
                 s.job_complete.entry(kwv).or_insert(now);
             }
         }),
@@ -1256,15 +1271,7 @@ async fn baseline(c: &Client, workloads: usize) -> Baseline {
             p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
         });
     let (job_watch, complete) =
-        first_seen::<Job>(c, &format!("{ROLE}=baseline"), ready.clone(), |j| {
-            j.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| {
-                    cs.iter()
-                        .any(|c| c.type_ == "Complete" && c.status == "True")
-                })
-        });
+        first_seen::<Job>(c, &format!("{ROLE}=baseline"), ready.clone(), job_complete);
     let r = ready.clone();
     wait_for(
         "the baseline's watches listed",

@@ -26,7 +26,7 @@ const SYNC_WAIT: Duration = Duration::from_secs(10);
 /// One namespace's cache and the task that keeps it.
 struct Scope<K: Resource<DynamicType = ()> + 'static> {
     store: Store<K>,
-    /// True once the store has listed. Reconciles wait on this, not on
+    /// True once the watch has listed, set from its stream. Reconciles wait on this, not on
     /// `Store::wait_until_ready`: kube-runtime's readiness wakes only the last of several
     /// concurrent waiters, so the others slept until [`SYNC_WAIT`] ran out.
     listed: tokio::sync::watch::Receiver<bool>,
@@ -140,15 +140,6 @@ where
         let triggers = self.triggers.clone();
         let modify = self.modify;
         let (listed_tx, listed) = tokio::sync::watch::channel(false);
-        let announce = {
-            // The one waiter on the store's own readiness.
-            let store = store.clone();
-            async move {
-                if store.wait_until_ready().await.is_ok() {
-                    let _ = listed_tx.send(true);
-                }
-            }
-        };
         let task = tokio::spawn(async move {
             let forward = async move {
                 if let Some(s) = subscription {
@@ -164,12 +155,18 @@ where
                 .default_backoff()
                 .modify(modify)
                 .reflect_shared(writer)
-                .for_each(|ev| async move {
-                    if let Err(e) = ev {
-                        tracing::warn!(error = %e, "watch error");
+                .for_each(|ev| {
+                    match ev {
+                        // The reflector has applied the list before passing this on.
+                        Ok(watcher::Event::InitDone) => {
+                            listed_tx.send_replace(true);
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "watch error"),
                     }
+                    futures::future::ready(())
                 });
-            futures::future::join3(forward, watch, announce).await;
+            futures::future::join(forward, watch).await;
         });
         Scope {
             store,
